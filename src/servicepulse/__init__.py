@@ -1,0 +1,1 @@
+"""ServicePulse: trusted service-quality KPIs and reports."""

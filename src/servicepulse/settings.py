@@ -1,0 +1,212 @@
+"""The one typed settings module.
+
+Settings come from a YAML file and are overridden by environment variables named
+``SERVICEPULSE__<SECTION>__<KEY>`` (double underscores separate levels). Secrets are
+never read from YAML: the PostgreSQL password comes from ``SERVICEPULSE_PG_PASSWORD``
+(or an Airflow connection in a deployment) and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_PREFIX = "SERVICEPULSE__"
+CONFIG_ENV_VAR = "SERVICEPULSE_CONFIG"
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "demo.yaml"
+LOCALES = ("zh-CN", "en")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who edits the file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PostgresSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str = "servicepulse"
+    user: str = "postgres"
+
+    @property
+    def password(self) -> str:
+        return os.environ.get("SERVICEPULSE_PG_PASSWORD", "")
+
+    def dsn(self) -> str:
+        parts = [f"host={self.host}", f"port={self.port}", f"dbname={self.dbname}",
+                 f"user={self.user}"]
+        if self.password:
+            parts.append(f"password={self.password}")
+        return " ".join(parts)
+
+
+class WarehouseSettings(_Section):
+    kind: Literal["duckdb", "postgres"] = "duckdb"
+    duckdb_path: Path = Path("output/warehouse.duckdb")
+    postgres: PostgresSettings = PostgresSettings()
+    # Prepended to every schema (raw, staging, marts, ...) so that several
+    # environments or test runs can share one PostgreSQL database.
+    schema_prefix: str = ""
+
+    @field_validator("schema_prefix")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z_][a-z0-9_]*", value):
+            raise ValueError("must be lower-case letters, digits and underscores")
+        return value
+
+    def schema(self, name: str) -> str:
+        return f"{self.schema_prefix}{name}"
+
+
+class SourcesSettings(_Section):
+    directory: Path = Path("data/demo")
+    # The file each source is delivered as, relative to ``directory``.
+    files: dict[str, str] = {
+        "crm_customers": "crm_customers.csv",
+        "crm_tickets": "crm_tickets.csv",
+        "complaints": "complaints.csv",
+        "survey_responses": "surveys.csv",
+        "audits": "audits.csv",
+    }
+    # Time zone of timestamps that arrive without a UTC offset.
+    naive_timestamp_timezone: str | None = None
+
+
+class Recipient(_Section):
+    email: EmailStr
+    name: str
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    department: str | None = None  # None: the whole organisation
+
+
+class DeliverySettings(_Section):
+    sender: EmailStr = "servicepulse@example.com"
+    weekly: list[Recipient] = []
+
+
+class QualitySettings(_Section):
+    # Expectation name -> severity; any expectation not listed is critical.
+    severities: dict[str, Literal["critical", "warning"]] = {}
+
+
+class Settings(_Section):
+    reporting_timezone: str = "Asia/Shanghai"
+    output_dir: Path = Path("output")
+    warehouse: WarehouseSettings = WarehouseSettings()
+    sources: SourcesSettings = SourcesSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    quality: QualitySettings = QualitySettings()
+    airflow_home: Path = Path(".airflow")
+    # Where relative paths in the file are resolved; set by ``load_settings``.
+    base_dir: Path = PROJECT_ROOT
+    config_file: Path | None = None
+
+    @field_validator("reporting_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.reporting_timezone)
+
+    def path(self, value: Path) -> Path:
+        return value if value.is_absolute() else (self.base_dir / value).resolve()
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.path(self.warehouse.duckdb_path)
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.path(self.sources.directory)
+
+    @property
+    def output_path(self) -> Path:
+        return self.path(self.output_dir)
+
+    @property
+    def airflow_home_path(self) -> Path:
+        return self.path(self.airflow_home)
+
+    def today(self) -> date:
+        """Only for choosing defaults on the command line; pipelines use their interval."""
+        from datetime import datetime
+
+        return datetime.now(self.tz).date()
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__")]
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name}: {key!r} is not a section")
+        node[keys[-1]] = yaml.safe_load(value) if value else value
+    return raw
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling; see config/demo.yaml)"
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) else f", got {got!r}"
+    return f"{key}: {error['msg']}{shown}"
+
+
+def load_settings(config_file: Path | str | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``config_file`` (or $SERVICEPULSE_CONFIG, or the demo config)."""
+    environ = dict(os.environ if environ is None else environ)
+    chosen = config_file or environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG
+    path = Path(chosen).resolve()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    for forbidden in ("password", "secret", "token"):
+        if _has_key(raw, forbidden):
+            raise ConfigError(
+                f"config file {path}: key containing {forbidden!r} found; secrets belong in "
+                "environment variables or Airflow connections (see .env.example)")
+    raw = _apply_env_overrides(raw, environ)
+    raw.setdefault("base_dir", str(path.parent))
+    raw["config_file"] = str(path)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"config file {path}: {problems}") from None
+
+
+def _has_key(node: Any, word: str) -> bool:
+    if isinstance(node, dict):
+        return any(word in str(k).lower() or _has_key(v, word) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_key(item, word) for item in node)
+    return False

@@ -1,0 +1,1 @@
+"""Source systems: their contracts and how their deliveries are read."""

@@ -1,0 +1,147 @@
+"""The warehouse: DuckDB (embedded default) or PostgreSQL (production), one interface.
+
+Only what the Python side needs lives here: run SQL, read a frame, and replace a
+slice of a table atomically. Everything analytical is dbt's job.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from contextlib import contextmanager
+from typing import Any, Iterator, Protocol
+
+import pandas as pd
+
+from servicepulse.settings import Settings
+
+
+class Warehouse(Protocol):
+    kind: str
+
+    def execute(self, sql: str, params: tuple | list | None = None) -> None: ...
+
+    def fetch_frame(self, sql: str, params: tuple | list | None = None) -> pd.DataFrame: ...
+
+    def table_exists(self, schema: str, table: str) -> bool: ...
+
+    def replace_slice(self, schema: str, table: str, ddl_columns: list[tuple[str, str]],
+                      frame: pd.DataFrame, delete_where: str, params: list) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBWarehouse:
+    kind = "duckdb"
+
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        import duckdb
+
+        self._con = duckdb.connect(path, read_only=read_only)
+        self._con.execute("SET TimeZone = 'UTC'")
+
+    def execute(self, sql, params=None):
+        self._con.execute(sql, params or [])
+
+    def fetch_frame(self, sql, params=None):
+        return self._con.execute(sql, params or []).df()
+
+    def table_exists(self, schema, table):
+        return bool(self._con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?", [schema, table]).fetchone()[0])
+
+    def replace_slice(self, schema, table, ddl_columns, frame, delete_where, params):
+        columns = ", ".join(f'"{name}"' for name, _ in ddl_columns)
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._con.execute(_create_table_sql(schema, table, ddl_columns))
+            self._con.execute(f'DELETE FROM "{schema}"."{table}" WHERE {delete_where}', params)
+            self._con.register("incoming_slice", frame)
+            self._con.execute(f'INSERT INTO "{schema}"."{table}" ({columns}) '
+                              f'SELECT {columns} FROM incoming_slice')
+            self._con.unregister("incoming_slice")
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+
+    def close(self):
+        self._con.close()
+
+
+class PostgresWarehouse:
+    kind = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg2
+
+        self._con = psycopg2.connect(dsn)
+        self._con.autocommit = True
+
+    def execute(self, sql, params=None):
+        with self._con.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params or None)
+
+    def fetch_frame(self, sql, params=None):
+        with self._con.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params or None)
+            names = [d[0] for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=names)
+
+    def table_exists(self, schema, table):
+        frame = self.fetch_frame("select count(*) as n from information_schema.tables "
+                                 "where table_schema = ? and table_name = ?", [schema, table])
+        return bool(frame["n"].iloc[0])
+
+    def replace_slice(self, schema, table, ddl_columns, frame, delete_where, params):
+        columns = ", ".join(f'"{name}"' for name, _ in ddl_columns)
+        buffer = io.StringIO()
+        frame[[name for name, _ in ddl_columns]].to_csv(
+            buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="\\N",
+            date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+        buffer.seek(0)
+        self._con.autocommit = False
+        try:
+            with self._con.cursor() as cur:
+                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                cur.execute(_create_table_sql(schema, table, ddl_columns))
+                cur.execute(f'DELETE FROM "{schema}"."{table}" WHERE '
+                            + delete_where.replace("?", "%s"), params)
+                cur.copy_expert(f'COPY "{schema}"."{table}" ({columns}) FROM STDIN '
+                                "WITH (FORMAT csv, NULL '\\N')", buffer)
+            self._con.commit()
+        except BaseException:
+            self._con.rollback()
+            raise
+        finally:
+            self._con.autocommit = True
+
+    def close(self):
+        self._con.close()
+
+
+def _create_table_sql(schema: str, table: str, ddl_columns: list[tuple[str, str]]) -> str:
+    body = ", ".join(f'"{name}" {sql_type}' for name, sql_type in ddl_columns)
+    return f'CREATE TABLE IF NOT EXISTS "{schema}"."{table}" ({body})'
+
+
+def open_warehouse(settings: Settings, read_only: bool = False) -> Warehouse:
+    if settings.warehouse.kind == "duckdb":
+        settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        return DuckDBWarehouse(str(settings.duckdb_path), read_only=read_only)
+    return PostgresWarehouse(settings.warehouse.postgres.dsn())
+
+
+@contextmanager
+def connected(settings: Settings, read_only: bool = False) -> Iterator[Warehouse]:
+    warehouse = open_warehouse(settings, read_only=read_only)
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
+
+
+def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dict(orient="records")

@@ -1,0 +1,39 @@
+{#- Sums and percentiles of KPI observations for one cut of the data. Each KPI's
+    value is derived from these in kpi_value(); nothing else computes a KPI. -#}
+{% macro aggregate_kpi_observations(observations, dimension_name, dimension_column) %}
+    select
+        week_start,
+        '{{ dimension_name }}' as dimension,
+        {{ dimension_column }} as dimension_value,
+        kpi_id,
+        sum(numerator) as numerator,
+        sum(denominator) as denominator,
+        percentile_cont(0.5) within group (order by measure) as median_measure,
+        percentile_cont(0.9) within group (order by measure) as p90_measure
+    from {{ observations }}
+    group by 1, 2, 3, 4
+{% endmacro %}
+
+{#- The value of a KPI from its aggregated observations, by the KPI's kind. A KPI
+    with nothing to measure is null, never 0. -#}
+{% macro kpi_value(kind, numerator, denominator, median_measure, p90_measure) -%}
+    case
+        when coalesce({{ denominator }}, 0) = 0 then null
+        when {{ kind }} in ('ratio', 'mean') then {{ numerator }} / {{ denominator }}
+        when {{ kind }} = 'nps' then 100.0 * {{ numerator }} / {{ denominator }}
+        when {{ kind }} = 'median' then {{ median_measure }}
+        when {{ kind }} = 'p90' then {{ p90_measure }}
+    end
+{%- endmacro %}
+
+{#- green: meets the target; amber: misses it by no more than the band; red: worse. -#}
+{% macro kpi_status(value, target, amber_band, direction) -%}
+    case
+        when {{ value }} is null or {{ target }} is null then null
+        when {{ direction }} = 'higher' and {{ value }} >= {{ target }} then 'green'
+        when {{ direction }} = 'lower' and {{ value }} <= {{ target }} then 'green'
+        when {{ direction }} = 'higher' and {{ value }} >= {{ target }} - {{ amber_band }} then 'amber'
+        when {{ direction }} = 'lower' and {{ value }} <= {{ target }} + {{ amber_band }} then 'amber'
+        else 'red'
+    end
+{%- endmacro %}

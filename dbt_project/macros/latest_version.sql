@@ -1,0 +1,15 @@
+{#- Reduce a raw table to the latest version of each key: the largest version column
+    wins; a tie (the same row delivered twice) goes to the latest load, then the
+    last line of the delivery, so the choice is deterministic. -#}
+{% macro latest_version(relation, key, version_column='updated_at') %}
+    select * from (
+        select
+            *,
+            row_number() over (
+                partition by {{ key }}
+                order by {{ version_column }} desc, _loaded_at desc, _source_row desc
+            ) as _version_rank
+        from {{ relation }}
+    ) as versions
+    where _version_rank = 1
+{% endmacro %}

@@ -1,0 +1,23 @@
+with latest as (
+    {{ latest_version(source('raw', 'complaints'), 'complaint_id') }}
+)
+
+select
+    complaint_id,
+    ticket_id,
+    customer_id,
+    category,
+    severity,
+    department,
+    status,
+    escalated_to,
+    received_at,
+    classified_at,
+    dispatched_at,
+    solution_at,
+    resolved_at,
+    callback_at,
+    {{ to_reporting_tz('received_at') }} as received_at_local,
+    {{ to_reporting_tz('resolved_at') }} as resolved_at_local,
+    updated_at
+from latest

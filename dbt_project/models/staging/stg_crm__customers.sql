@@ -1,0 +1,15 @@
+with latest as (
+    {{ latest_version(source('raw', 'crm_customers'), 'customer_id') }}
+)
+
+select
+    customer_id,
+    name as customer_name,
+    phone as customer_phone,
+    customer_type,
+    service_level,
+    region,
+    created_at,
+    {{ to_reporting_tz('created_at') }} as created_at_local,
+    updated_at
+from latest

@@ -1,0 +1,21 @@
+with latest as (
+    {{ latest_version(source('raw', 'survey_responses'), 'response_id') }}
+)
+
+select
+    response_id,
+    ticket_id,
+    complaint_id,
+    customer_id,
+    sent_at,
+    answered_at,
+    {{ to_reporting_tz('answered_at') }} as answered_at_local,
+    cast(satisfaction as integer) as satisfaction,
+    cast(nps_score as integer) as nps_score,
+    cast(attitude_score as integer) as attitude_score,
+    cast(speed_score as integer) as speed_score,
+    cast(professionalism_score as integer) as professionalism_score,
+    -- Free text may hold personal data; marts and reports never select it.
+    comment as comment_text,
+    updated_at
+from latest

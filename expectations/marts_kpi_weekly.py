@@ -1,0 +1,24 @@
+from expectations._helpers import no_rows, not_null, suite
+
+SCHEMA, TABLE = "marts", "kpi_weekly"
+
+
+def build_suite():
+    return suite(
+        "marts_kpi_weekly",
+        not_null("week_start"),
+        not_null("kpi_id"),
+        not_null("denominator"),
+        no_rows("rates_within_0_1",
+                "select * from {batch} where unit = 'fraction' and (value < 0 or value > 1)",
+                "Every rate is a fraction in [0, 1]."),
+        no_rows("csi_within_0_100",
+                "select * from {batch} where unit = 'index' and (value < 0 or value > 100)",
+                "CSI is on a 0-100 scale."),
+        no_rows("numerator_not_above_denominator",
+                "select * from {batch} where unit = 'fraction' and numerator > denominator",
+                "A rate's numerator never exceeds its denominator."),
+        no_rows("null_value_only_without_data",
+                "select * from {batch} where value is null and denominator > 0",
+                "A KPI is null only when there is nothing to measure."),
+    )

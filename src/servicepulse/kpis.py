@@ -1,0 +1,123 @@
+"""Read KPIs from the marts. Nothing here computes a KPI: kpi_weekly is the definition."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from servicepulse.settings import Settings
+from servicepulse.warehouse import Warehouse
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class PeriodError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Period:
+    kind: str          # "week" or "month"
+    start: date        # first day (inclusive)
+    end: date          # last day (inclusive)
+    label: str         # 2026-W47 or 2026-11
+
+    @classmethod
+    def parse(cls, text: str) -> "Period":
+        if match := _WEEK.match(text):
+            year, week = int(match[1]), int(match[2])
+            try:
+                start = date.fromisocalendar(year, week, 1)
+            except ValueError:
+                raise PeriodError(f"{text!r}: ISO year {year} has no week {week}") from None
+            return cls("week", start, start + timedelta(days=6), text)
+        if match := _MONTH.match(text):
+            year, month = int(match[1]), int(match[2])
+            if not 1 <= month <= 12:
+                raise PeriodError(f"{text!r}: month must be 01-12")
+            start = date(year, month, 1)
+            following = date(year + (month == 12), month % 12 + 1, 1)
+            return cls("month", start, following - timedelta(days=1), text)
+        raise PeriodError(f"{text!r}: expected an ISO week like 2026-W47 or a month like 2026-11")
+
+    @classmethod
+    def week_of(cls, day: date) -> "Period":
+        year, week, _ = day.isocalendar()
+        return cls.parse(f"{year}-W{week:02d}")
+
+    @classmethod
+    def last_complete_week(cls, today: date) -> "Period":
+        return cls.week_of(today - timedelta(days=today.isoweekday()))
+
+    def previous(self, count: int = 1) -> "Period":
+        if self.kind == "week":
+            return Period.week_of(self.start - timedelta(days=7 * count))
+        month_index = self.start.year * 12 + self.start.month - 1 - count
+        return Period.parse(f"{month_index // 12}-{month_index % 12 + 1:02d}")
+
+
+def _clean(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value
+
+
+def weekly_rows(settings: Settings, warehouse: Warehouse, first_week: date, last_week: date,
+                department: str | None = None) -> list[dict[str, Any]]:
+    """kpi_weekly rows for the organisation or one department, oldest week first."""
+    dimension, value = ("department", department) if department else ("organisation", "all")
+    table = f'"{settings.warehouse.schema("marts")}"."kpi_weekly"'
+    frame = warehouse.fetch_frame(
+        f"select week_start, kpi_id, display_order, name_zh, name_en, unit, direction, "
+        f"numerator, denominator, value, target, status, previous_value from {table} "
+        f"where dimension = ? and dimension_value = ? and week_start between ? and ? "
+        f"order by week_start, display_order", [dimension, value, first_week, last_week])
+    records = []
+    for record in frame.to_dict(orient="records"):
+        record = {k: _clean(v) for k, v in record.items()}
+        if hasattr(record["week_start"], "date"):
+            record["week_start"] = record["week_start"].date()
+        records.append(record)
+    return records
+
+
+def departments(settings: Settings, warehouse: Warehouse) -> list[str]:
+    table = f'"{settings.warehouse.schema("marts")}"."dim_departments"'
+    return list(warehouse.fetch_frame(f"select department from {table} order by 1")["department"])
+
+
+def kpi_document(settings: Settings, warehouse: Warehouse, period: Period,
+                 department: str | None = None) -> dict[str, Any]:
+    """The KPIs of one period in the stable JSON shape of `servicepulse kpis`."""
+    if period.kind != "week":
+        raise PeriodError(f"{period.label}: monthly KPI marts are not built yet; "
+                          "ask for an ISO week such as 2026-W47")
+    if department and department not in departments(settings, warehouse):
+        raise PeriodError(f"unknown department {department!r}; known: "
+                          + ", ".join(departments(settings, warehouse)))
+    rows = weekly_rows(settings, warehouse, period.start, period.start, department)
+    if not rows:
+        raise PeriodError(f"no KPI rows for {period.label}: the marts cover other weeks")
+    return {
+        "period": period.label,
+        "department": department,
+        "kpis": {
+            row["kpi_id"]: {
+                "value": row["value"],
+                "numerator": row["numerator"],
+                "denominator": row["denominator"],
+                "target": row["target"],
+                "status": row["status"],
+                "previous": row["previous_value"],
+                "unit": row["unit"],
+            } for row in rows
+        },
+    }

@@ -1,0 +1,1 @@
+"""Data-quality checks with Great Expectations, run inside the warehouse."""

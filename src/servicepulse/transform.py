@@ -1,0 +1,76 @@
+"""Run dbt against the configured warehouse.
+
+dbt runs as a subprocess of the same virtualenv: its global state (flags, adapters,
+logging) then cannot leak between runs inside a long-lived Airflow worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from servicepulse.settings import PROJECT_ROOT, Settings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+class TransformError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    command: list[str]
+    returncode: int
+    output: str
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    pg = settings.warehouse.postgres
+    env.update({
+        "SERVICEPULSE_DBT_TARGET": settings.warehouse.kind,
+        "SERVICEPULSE_DUCKDB_PATH": str(settings.duckdb_path),
+        "SERVICEPULSE_PG_HOST": pg.host,
+        "SERVICEPULSE_PG_PORT": str(pg.port),
+        "SERVICEPULSE_PG_USER": pg.user,
+        "SERVICEPULSE_PG_DBNAME": pg.dbname,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    })
+    return env
+
+
+def dbt_vars(settings: Settings) -> dict[str, str]:
+    return {"reporting_timezone": settings.reporting_timezone,
+            "schema_prefix": settings.warehouse.schema_prefix}
+
+
+def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResult:
+    dbt = Path(sys.executable).with_name("dbt")
+    # Keep compiled artefacts per warehouse so a DuckDB and a PostgreSQL build
+    # of the same checkout do not overwrite each other's manifest.
+    target_dir = settings.output_path / "dbt" / f"{settings.warehouse.kind}-target"
+    command = [str(dbt), *arguments, "--project-dir", str(DBT_PROJECT_DIR),
+               "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_dir),
+               "--log-path", str(settings.output_path / "dbt" / "logs"),
+               "--vars", json.dumps(dbt_vars(settings))]
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    completed = subprocess.run(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR,
+                               capture_output=True, text=True)
+    output = completed.stdout + completed.stderr
+    result = DbtResult(command, completed.returncode, output)
+    if check and completed.returncode != 0:
+        failures = [line for line in output.splitlines()
+                    if "ERROR" in line or "FAIL" in line or "Error" in line]
+        raise TransformError(f"dbt {' '.join(arguments)} failed (exit {completed.returncode}):\n"
+                             + "\n".join(failures[-30:] or output.splitlines()[-30:]))
+    return result
+
+
+def build(settings: Settings) -> DbtResult:
+    """Seeds, models and their tests, in dependency order (dbt build)."""
+    return run_dbt(settings, "build")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 from duckdb_engine import ConnectionWrapper, CursorWrapper, Dialect
 from sqlalchemy.dialects import registry
 
@@ -72,8 +73,12 @@ class BufferedDuckDBDialect(Dialect):
     supports_statement_cache = True  # SQL compilation is duckdb_engine's, unchanged
 
     def connect(self, *cargs: Any, **cparams: Any):
-        wrapper = super().connect(*cargs, **cparams)
-        return BufferedConnection(wrapper._ConnectionWrapper__c)
+        # Only the URL's own settings: duckdb_engine adds a user agent, and DuckDB
+        # refuses a second connection to a file open in this process with another
+        # configuration (the pipeline's own connection has none).
+        config = dict(cparams.pop("config", {}))
+        config.update(cparams.pop("url_config", {}))
+        return BufferedConnection(duckdb.connect(*cargs, config=config, **cparams))
 
 
 def register() -> None:

@@ -1,0 +1,1 @@
+"""Getting reports to people: e-mail messages and the local outbox."""

@@ -1,0 +1,52 @@
+"""RFC 5322 messages with the report attached, written to a local outbox.
+
+The embedded default does not talk to a mail server: each message is an ``.eml``
+file that any mail client opens. One file per (report, period, recipient), so a
+re-run replaces a message instead of queuing a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formataddr, formatdate
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "pdf"
+
+
+def build_message(sender: str, recipient_name: str, recipient_email: str, subject: str,
+                  html_body: str, text_body: str, attachment: Attachment,
+                  identity: str) -> EmailMessage:
+    message = EmailMessage(policy=SMTP)
+    message["From"] = formataddr(("ServicePulse", sender))
+    message["To"] = formataddr((recipient_name, recipient_email))
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    digest = hashlib.sha256(identity.encode() + attachment.content).hexdigest()[:32]
+    message["Message-ID"] = f"<{digest}@servicepulse.local>"
+    message.set_content(text_body)
+    message.add_alternative(html_body, subtype="html")
+    message.add_attachment(attachment.content, maintype=attachment.maintype,
+                           subtype=attachment.subtype, filename=attachment.filename)
+    return message
+
+
+def write_to_outbox(outbox: Path, report: str, period: str, recipient_email: str,
+                    message: EmailMessage) -> Path:
+    folder = outbox / report / period
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', recipient_email)}.eml"
+    temporary = path.with_suffix(".eml.tmp")
+    temporary.write_bytes(message.as_bytes())
+    temporary.replace(path)  # a reader never sees half a message
+    return path

@@ -1,0 +1,1 @@
+"""Report building (pure functions) and rendering (Jinja2 + WeasyPrint)."""

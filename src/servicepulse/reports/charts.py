@@ -1,0 +1,65 @@
+"""Small vector (SVG) charts for the PDF. One palette, readable in greyscale:
+the series is a solid dark line with point markers, the target a dashed mid-grey
+line, so neither depends on colour."""
+
+from __future__ import annotations
+
+from html import escape
+
+SERIES_COLOUR = "#1f4e79"
+TARGET_COLOUR = "#8c8c8c"
+GRID_COLOUR = "#d9d9d9"
+
+
+def trend_svg(values: list[float | None], labels: list[str], target: float | None,
+              target_label: str, width: int = 240, height: int = 96) -> str:
+    """A line chart of ``values`` (None leaves a gap) with an optional target line."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                f'viewBox="0 0 {width} {height}"></svg>')
+    low = min(known + ([target] if target is not None else []))
+    high = max(known + ([target] if target is not None else []))
+    if high == low:
+        high, low = high + 1, low - 1
+    pad = (high - low) * 0.12
+    low, high = low - pad, high + pad
+    left, right, top, bottom = 4, width - 4, 6, height - 16
+    step = (right - left) / max(1, len(values) - 1)
+
+    def y(value: float) -> float:
+        return bottom - (value - low) / (high - low) * (bottom - top)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-size="8">',
+             f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" '
+             f'stroke="{GRID_COLOUR}" stroke-width="0.8"/>']
+    if target is not None:
+        ty = y(target)
+        parts.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{right}" y2="{ty:.1f}" '
+                     f'stroke="{TARGET_COLOUR}" stroke-width="1" stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{right}" y="{ty - 2:.1f}" text-anchor="end" '
+                     f'fill="{TARGET_COLOUR}">{escape(target_label)}</text>')
+    segment: list[str] = []
+    segments = []
+    for index, value in enumerate(values):
+        if value is None:
+            if segment:
+                segments.append(segment)
+            segment = []
+            continue
+        segment.append(f"{left + index * step:.1f},{y(value):.1f}")
+    if segment:
+        segments.append(segment)
+    for points in segments:
+        parts.append(f'<polyline fill="none" stroke="{SERIES_COLOUR}" stroke-width="1.6" '
+                     f'points="{" ".join(points)}"/>')
+        for point in points:
+            cx, cy = point.split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="1.8" fill="{SERIES_COLOUR}"/>')
+    for index in (0, len(labels) - 1):
+        anchor = "start" if index == 0 else "end"
+        parts.append(f'<text x="{left + index * step:.1f}" y="{height - 4}" '
+                     f'text-anchor="{anchor}" fill="#595959">{escape(labels[index])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,61 @@
+"""Reads the marts and quality results a report needs. No KPI arithmetic here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from servicepulse.kpis import Period, PeriodError, weekly_rows
+from servicepulse.reports.weekly import QualitySnapshot, period_weeks
+from servicepulse.settings import Settings
+from servicepulse.warehouse import Warehouse
+
+
+def weekly_inputs(settings: Settings, warehouse: Warehouse, period: Period,
+                  department: str | None) -> dict[str, Any]:
+    first, last = period_weeks(period)
+    trend_rows = weekly_rows(settings, warehouse, first, last, department)
+    if not any(r["week_start"] == period.start for r in trend_rows):
+        raise PeriodError(f"no KPI rows for {period.label}"
+                          + (f" and department {department!r}" if department else "")
+                          + ": the marts do not cover that week (run the pipeline first)")
+    department_rows = [] if department else _department_rows(settings, warehouse, period)
+    return {"trend_rows": trend_rows, "department_rows": department_rows,
+            "quality": latest_quality(settings, warehouse),
+            "data_as_of": data_as_of(settings, warehouse)}
+
+
+def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
+    table = f'"{settings.warehouse.schema("marts")}"."kpi_weekly"'
+    frame = warehouse.fetch_frame(
+        f"select dimension_value, kpi_id, unit, value, status from {table} "
+        f"where dimension = 'department' and week_start = ?", [period.start])
+    return [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+            for r in frame.to_dict(orient="records")]
+
+
+def latest_quality(settings: Settings, warehouse: Warehouse) -> QualitySnapshot | None:
+    schema = settings.warehouse.schema("quality")
+    if not warehouse.table_exists(schema, "check_results"):
+        return None
+    frame = warehouse.fetch_frame(
+        f'select run_id, suite, check_name, severity, success from "{schema}"."check_results" '
+        f'where checked_at = (select max(checked_at) from "{schema}"."check_results")')
+    if frame.empty:
+        return None
+    failed_warnings = frame[(~frame["success"].astype(bool)) & (frame["severity"] == "warning")]
+    return QualitySnapshot(
+        run_id=str(frame["run_id"].iloc[0]), total=len(frame),
+        passed=int(frame["success"].astype(bool).sum()),
+        warnings=[f"{s}.{c}" for s, c in zip(failed_warnings["suite"],
+                                              failed_warnings["check_name"])])
+
+
+def data_as_of(settings: Settings, warehouse: Warehouse) -> datetime:
+    """The newest change the warehouse knows of, in the reporting time zone."""
+    schema = settings.warehouse.schema("raw")
+    newest = warehouse.fetch_frame(
+        f'select max(updated_at) as newest from "{schema}"."crm_tickets"')["newest"].iloc[0]
+    return pd.Timestamp(newest).tz_convert(settings.tz).to_pydatetime().replace(microsecond=0)

@@ -1,0 +1,75 @@
+"""Message catalogues and locale-aware formatting for reports and e-mails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from babel.dates import format_date
+from babel.numbers import format_decimal
+
+from servicepulse.settings import LOCALES, PROJECT_ROOT
+
+TEMPLATES_DIR = PROJECT_ROOT / "report_templates"
+_BABEL_LOCALE = {"zh-CN": "zh_Hans_CN", "en": "en_GB"}
+
+
+@lru_cache(maxsize=None)
+def _catalogue(locale: str) -> dict[str, Any]:
+    if locale not in LOCALES:
+        raise ValueError(f"unsupported locale {locale!r}; supported: {', '.join(LOCALES)}")
+    path = TEMPLATES_DIR / "messages" / f"{locale}.yaml"
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Messages:
+    locale: str
+
+    def __call__(self, key: str, **values: Any) -> str:
+        try:
+            text = _catalogue(self.locale)[key]
+        except KeyError:
+            raise KeyError(f"message {key!r} missing from the {self.locale} catalogue") from None
+        return text.format(**values) if values else text
+
+    def department(self, code: str) -> str:
+        return _catalogue(self.locale).get("departments", {}).get(code, code)
+
+    @property
+    def babel_locale(self) -> str:
+        return _BABEL_LOCALE[self.locale]
+
+    def number(self, value: float, decimals: int = 1) -> str:
+        pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+        return format_decimal(value, format=pattern, locale=self.babel_locale)
+
+    def date(self, value: date) -> str:
+        return format_date(value, format="medium", locale=self.babel_locale)
+
+    def kpi_value(self, value: float | None, unit: str) -> str:
+        """A KPI value as a reader expects it: rates as percentages, times with units."""
+        if value is None:
+            return self("no_data")
+        if unit == "fraction":
+            return f"{self.number(value * 100)}%"
+        if unit == "minutes":
+            return self("unit_minutes", value=self.number(value))
+        if unit == "points":
+            return self("unit_points", value=self.number(value))
+        return self.number(value)
+
+    def kpi_change(self, value: float | None, previous: float | None, unit: str) -> str:
+        if value is None or previous is None:
+            return self("no_change")
+        delta = value - previous
+        sign = "+" if delta > 0 else ("−" if delta < 0 else "±")
+        if unit == "fraction":
+            return sign + self("percentage_points", value=self.number(abs(delta) * 100))
+        if unit == "minutes":
+            return sign + self("unit_minutes", value=self.number(abs(delta)))
+        return sign + self.number(abs(delta))

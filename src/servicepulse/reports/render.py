@@ -1,0 +1,78 @@
+"""Render report data to PDF (WeasyPrint) and e-mail HTML (Jinja2)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from servicepulse.reports.i18n import TEMPLATES_DIR
+
+CJK_FONT_FAMILIES = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Source Han Sans SC")
+FONT_HELP = ("no CJK font is installed, so Chinese text would print as empty boxes. Install "
+             "one: Debian/Ubuntu `apt-get install fonts-wqy-zenhei` (or fonts-noto-cjk), "
+             "macOS/Windows ship one already; `make setup` does this when run as root.")
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)),
+                       autoescape=select_autoescape(["html", "j2"]),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+@lru_cache(maxsize=1)
+def installed_cjk_font() -> str | None:
+    try:
+        listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True,
+                                text=True, check=False).stdout
+    except FileNotFoundError:
+        return None
+    for family in CJK_FONT_FAMILIES:
+        if family in listed:
+            return family
+    return None
+
+
+def page_counter_css(message: str) -> str:
+    """'Page {page} of {pages}' -> CSS content: "Page " counter(page) " of " counter(pages)."""
+    parts = []
+    for piece in re.split(r"(\{page\}|\{pages\})", message):
+        if piece == "{page}":
+            parts.append("counter(page)")
+        elif piece == "{pages}":
+            parts.append("counter(pages)")
+        elif piece:
+            parts.append('"' + piece.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return " ".join(parts)
+
+
+def render_html(report: str, template: str, context: dict[str, Any]) -> str:
+    return environment().get_template(f"{report}/{template}").render(
+        page_counter_css=page_counter_css(context.get("page_of", "")), **context)
+
+
+def render_pdf(report: str, context: dict[str, Any]) -> bytes:
+    from weasyprint import CSS, HTML
+
+    if context.get("locale") == "zh-CN" and installed_cjk_font() is None:
+        raise RenderError(FONT_HELP)
+    html = render_html(report, "report.html.j2", context)
+    stylesheet = CSS(filename=str(TEMPLATES_DIR / report / "style.css"))
+    document = HTML(string=html, base_url=str(TEMPLATES_DIR / report)).render(
+        stylesheets=[stylesheet])
+    pdf = document.write_pdf()
+    # WeasyPrint draws a character that no font has as an empty box and only notes
+    # it on the font object: fail the render rather than the reader.
+    missing = sorted({chr(code) for font in document.fonts.values()
+                      for code in getattr(font, "missing", {})})
+    if missing:
+        raise RenderError(f"no font has a glyph for {''.join(missing[:20])!r}; " + FONT_HELP)
+    return pdf

@@ -129,6 +129,9 @@ def _create_table_sql(schema: str, table: str, ddl_columns: list[tuple[str, str]
 
 def open_warehouse(settings: Settings, read_only: bool = False) -> Warehouse:
     if settings.warehouse.kind == "duckdb":
+        if read_only and not settings.duckdb_path.exists():
+            raise FileNotFoundError(f"warehouse {settings.duckdb_path} does not exist yet: "
+                                    "run `servicepulse run --date …` (or `make demo`) first")
         settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
         return DuckDBWarehouse(str(settings.duckdb_path), read_only=read_only)
     return PostgresWarehouse(settings.warehouse.postgres.dsn())

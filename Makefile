@@ -1,0 +1,56 @@
+# ServicePulse: `make demo` runs the whole pipeline on the embedded default,
+# `make test` runs the test suite. Both set up everything they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup system-deps demo test test-fast bench lint clean
+
+setup: $(SYNCED) system-deps
+
+# uv itself comes from PyPI into a private virtualenv, pinned, so nothing global changes.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The project's virtualenv, exactly as locked in uv.lock (fails if the lock is stale).
+$(SYNCED): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked
+	rm -f $(VENV)/.synced-*
+	touch $@
+
+# Operating-system packages: a CJK font (Chinese reports), HarfBuzz's subsetter
+# (fast font embedding) and poppler-utils (tests read and rasterise the PDFs).
+system-deps:
+	@missing=""; \
+	fc-list :lang=zh family 2>/dev/null | grep -qiE "WenQuanYi|Noto Sans CJK|Source Han" || missing="$$missing fonts-wqy-zenhei"; \
+	ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || missing="$$missing libharfbuzz-subset0"; \
+	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	if [ -z "$$missing" ]; then echo "system packages: ok"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing:$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "WARNING: missing system packages:$$missing"; \
+	  echo "  Debian/Ubuntu: sudo apt-get install$$missing"; \
+	  echo "  Without a CJK font the zh-CN report refuses to render (it would print boxes)."; \
+	fi
+
+demo: setup
+	$(VENV)/bin/servicepulse demo --config config/demo.yaml
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not airflow"
+
+lint: setup
+	$(VENV)/bin/ruff check src dags expectations tests
+
+clean:
+	rm -rf output data/demo .airflow

@@ -1,0 +1,83 @@
+"""ServicePulse nightly pipeline (Airflow 3).
+
+load each source for yesterday (local time) -> dbt build -> data-quality gate ->
+on the night a week completes, the weekly report and its e-mails.
+All logic lives in servicepulse.pipeline; this file only wires it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+# Must match reporting_timezone in the ServicePulse config; `servicepulse run`
+# sets it from there. Period boundaries are midnight in this zone.
+REPORTING_TIMEZONE = os.environ.get("SERVICEPULSE_REPORTING_TIMEZONE", "Asia/Shanghai")
+SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
+RAW_ASSETS = {source: Asset(f"servicepulse://raw/{source}") for source in SOURCES}
+KPI_MARTS = Asset("servicepulse://marts/kpi_weekly")
+CHECKED_MARTS = Asset("servicepulse://quality/kpi_weekly_checked")
+# DuckDB allows one writer at a time; every warehouse task takes this one-slot pool.
+WAREHOUSE_POOL = "servicepulse_warehouse"
+
+
+@dag(
+    dag_id="servicepulse_nightly",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=REPORTING_TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=REPORTING_TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    tags=["servicepulse", "nightly"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "pool": WAREHOUSE_POOL,
+    },
+    doc_md=__doc__,
+)
+def servicepulse_nightly():
+    @task
+    def load_source(source: str, data_interval_start=None, data_interval_end=None):
+        from servicepulse import pipeline
+
+        return pipeline.load(source, data_interval_start, data_interval_end)
+
+    @task(outlets=[KPI_MARTS])
+    def dbt_build():
+        from servicepulse import pipeline
+
+        return pipeline.transform()
+
+    @task(outlets=[CHECKED_MARTS], retries=0)
+    def quality_gate(run_id=None):
+        from servicepulse import pipeline
+
+        return pipeline.check_quality(run_id)
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def week_completed(data_interval_end=None):
+        from servicepulse import pipeline
+
+        return pipeline.completed_week(data_interval_end) or False
+
+    @task
+    def publish_weekly_report(period_label: str):
+        from servicepulse import pipeline
+
+        return pipeline.publish_weekly(period_label)
+
+    loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
+             for source in SOURCES]
+    built = dbt_build()
+    checked = quality_gate()
+    week = week_completed()
+    loads >> built >> checked >> week
+    publish_weekly_report(week)
+
+
+servicepulse_nightly()

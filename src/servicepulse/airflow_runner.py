@@ -1,0 +1,119 @@
+"""Run the nightly DAG through Airflow for one local day (`servicepulse run`).
+
+Airflow gets a project-local AIRFLOW_HOME with SQLite metadata, created on first
+use. The run is `airflow dags test`, which executes every task of one DAG run in
+this process's virtualenv, with the data interval of the day asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+
+from servicepulse.settings import PROJECT_ROOT, Settings
+
+DAG_ID = "servicepulse_nightly"
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+WAREHOUSE_POOL = "servicepulse_warehouse"
+
+
+class PipelineRunError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    dag_id: str
+    day: date
+    state: str
+    log_file: Path
+    data_interval: tuple[str, str]
+
+
+def airflow_environment(settings: Settings) -> dict[str, str]:
+    home = settings.airflow_home_path
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "SERVICEPULSE_CONFIG": str(settings.config_file),
+        "SERVICEPULSE_REPORTING_TIMEZONE": settings.reporting_timezone,
+    })
+    return env
+
+
+def _airflow(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    airflow = Path(sys.executable).with_name("airflow")
+    return subprocess.run([str(airflow), *arguments], env=env, capture_output=True, text=True)
+
+
+def ensure_metadata_db(settings: Settings, env: dict[str, str]) -> None:
+    home = settings.airflow_home_path
+    marker = home / ".servicepulse-initialised"
+    if marker.exists():
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    for arguments in (("db", "migrate"),
+                      ("pools", "set", WAREHOUSE_POOL, "1",
+                       "DuckDB has one writer at a time: warehouse tasks run one by one")):
+        completed = _airflow(*arguments, env=env)
+        if completed.returncode != 0:
+            raise PipelineRunError(f"airflow {' '.join(arguments)} failed:\n"
+                                   + (completed.stderr or completed.stdout)[-3000:])
+    marker.write_text("ok\n")
+
+
+def logical_date_for(settings: Settings, day: date) -> datetime:
+    """The run whose data interval is the local day ``day`` ends at the next midnight."""
+    return datetime.combine(day + timedelta(days=1), time(0), settings.tz).astimezone(
+        timezone.utc)
+
+
+def run_nightly(settings: Settings, day: date) -> RunOutcome:
+    env = airflow_environment(settings)
+    ensure_metadata_db(settings, env)
+    logical = logical_date_for(settings, day)
+    completed = _airflow("dags", "test", DAG_ID, logical.isoformat(), env=env)
+    output = completed.stdout + completed.stderr
+    log_dir = settings.output_path / "runs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{DAG_ID}-{day.isoformat()}.log"
+    log_file.write_text(output, encoding="utf-8")
+
+    finished = re.search(r"DagRun Finished: .*?state=([a-z_]+)", output)
+    interval = re.search(r"DagRun Finished: .*?data_interval_start=([^,]+), "
+                         r"data_interval_end=([^,]+)", output)
+    state = finished.group(1) if finished else "unknown"
+    if completed.returncode != 0 or state != "success":
+        raise PipelineRunError(
+            f"{DAG_ID} for {day.isoformat()} ended with state {state!r} "
+            f"(exit {completed.returncode}); full log: {log_file}\n" + _failure_digest(output))
+    return RunOutcome(DAG_ID, day, state, log_file,
+                      (interval.group(1), interval.group(2)) if interval else ("?", "?"))
+
+
+def _failure_digest(output: str) -> str:
+    """The lines a person needs: which task failed and the error it raised."""
+    keep = []
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if re.search(r"(SourceError|QualityGateError|TransformError|RenderError|PeriodError|"
+                     r"ConfigError|IntervalError|Task failed|new_state=failed|"
+                     r"state=failed|Marking task as FAILED)", line):
+            keep.append(line[:600])
+            if "Error:" in line:
+                keep.extend(l[:600] for l in lines[index + 1:index + 12] if l.startswith("- "))
+    seen, unique = set(), []
+    for line in keep:
+        if line not in seen:
+            seen.add(line)
+            unique.append(line)
+    return "\n".join(unique[-25:])

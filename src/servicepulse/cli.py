@@ -1,0 +1,218 @@
+"""`servicepulse`: the command line for data teams."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from servicepulse.settings import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-22") from None
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from servicepulse.generate import GenerationSpec, generate
+
+    written = generate(GenerationSpec(out=Path(args.out), start=args.start, days=args.days,
+                                      seed=args.seed, tickets_per_day=args.tickets_per_day,
+                                      timezone=args.timezone))
+    for name, path in written.items():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from servicepulse.airflow_runner import run_nightly
+
+    settings = _settings(args)
+    outcome = run_nightly(settings, args.date)
+    print(f"{outcome.dag_id} for {outcome.day} (data interval {outcome.data_interval[0]} – "
+          f"{outcome.data_interval[1]}): {outcome.state}")
+    _print_artefacts(settings)
+    print(f"  Airflow log:     {outcome.log_file}")
+    return 0
+
+
+def cmd_kpis(args: argparse.Namespace) -> int:
+    from servicepulse.kpis import Period, kpi_document
+    from servicepulse.warehouse import connected
+
+    settings = _settings(args)
+    with connected(settings, read_only=True) as warehouse:
+        document = kpi_document(settings, warehouse, Period.parse(args.period), args.department)
+    if args.format == "json":
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{document['period']}  {document['department'] or 'whole organisation'}")
+    print(f"{'KPI':<10}{'value':>12}{'target':>10}  {'status':<7}{'previous':>12}"
+          f"{'numerator':>12}{'denominator':>13}")
+    for kpi_id, kpi in document["kpis"].items():
+        def fmt(value, digits=4):
+            return "-" if value is None else f"{value:.{digits}f}"
+        print(f"{kpi_id:<10}{fmt(kpi['value']):>12}{fmt(kpi['target']):>10}  "
+              f"{kpi['status'] or '-':<7}{fmt(kpi['previous']):>12}"
+              f"{fmt(kpi['numerator'], 1):>12}{fmt(kpi['denominator'], 0):>13}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from servicepulse.kpis import Period, PeriodError
+    from servicepulse.reports.publish import render_weekly
+    from servicepulse.warehouse import connected
+
+    settings = _settings(args)
+    period = Period.parse(args.period)
+    if args.kind == "monthly" or period.kind != "week":
+        raise PeriodError("the monthly leadership report is not built yet; "
+                          "render a weekly report for an ISO week such as 2026-W47")
+    with connected(settings, read_only=True) as warehouse:
+        path, _ = render_weekly(settings, warehouse, period, args.locale, args.department,
+                                Path(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from servicepulse.kpis import Period
+    from servicepulse.reports.publish import publish_weekly
+
+    settings = _settings(args)
+    period = Period.parse(args.period) if args.period else Period.last_complete_week(
+        settings.today())
+    published = publish_weekly(settings, period)
+    for path in published.reports.values():
+        print(f"report  {path}")
+    for path in published.emails:
+        print(f"e-mail  {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """generate + run + publish, the embedded demo end to end."""
+    from servicepulse.airflow_runner import run_nightly
+    from servicepulse.generate import GenerationSpec, generate
+    from servicepulse.kpis import Period
+    from servicepulse.reports.publish import publish_weekly
+
+    settings = _settings(args)
+    yesterday = settings.today() - timedelta(days=1)
+    start = yesterday - timedelta(days=args.days - 1)
+    print(f"1/3 generating {args.days} days of demo data ({start} – {yesterday}) "
+          f"into {settings.sources_dir}")
+    generate(GenerationSpec(out=settings.sources_dir, start=start, days=args.days,
+                            seed=args.seed, timezone=settings.reporting_timezone))
+    print(f"2/3 running the nightly pipeline for {yesterday} through Airflow")
+    outcome = run_nightly(settings, yesterday)
+    print(f"    {outcome.dag_id}: {outcome.state} (log: {outcome.log_file})")
+    period = Period.last_complete_week(settings.today())
+    print(f"3/3 publishing the weekly report for {period.label}")
+    published = publish_weekly(settings, period)
+    _print_artefacts(settings)
+    print("  Weekly reports:")
+    for path in published.reports.values():
+        print(f"    {path}")
+    print("  E-mails (outbox):")
+    for path in published.emails:
+        print(f"    {path}")
+    return 0
+
+
+def _print_artefacts(settings: Settings) -> None:
+    print("Artefacts:")
+    where = (f"DuckDB {settings.duckdb_path}" if settings.warehouse.kind == "duckdb"
+             else f"PostgreSQL {settings.warehouse.postgres.host}/"
+                  f"{settings.warehouse.postgres.dbname}")
+    print(f"  Warehouse:       {where} (schemas {settings.warehouse.schema('raw')}, "
+          f"{settings.warehouse.schema('staging')}, {settings.warehouse.schema('marts')}, "
+          f"{settings.warehouse.schema('quality')})")
+    quality = sorted((settings.output_path / "quality").glob("*.json"),
+                     key=lambda p: p.stat().st_mtime)
+    if quality:
+        print(f"  Quality result:  {quality[-1]}")
+    print(f"  Reports:         {settings.output_path / 'reports'}")
+    print(f"  Outbox:          {settings.output_path / 'outbox'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="servicepulse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--config", help="settings file (default: $SERVICEPULSE_CONFIG, "
+                                          "else config/demo.yaml)")
+        return sub
+
+    generate = commands.add_parser("generate", help="write a deterministic demo data set")
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--start", required=True, type=_date)
+    generate.add_argument("--days", required=True, type=int)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--tickets-per-day", type=int, default=300)
+    generate.add_argument("--timezone", default="Asia/Shanghai",
+                          help="zone of the generated timestamps' offsets")
+    generate.set_defaults(handler=cmd_generate)
+
+    run = with_config(commands.add_parser("run", help="run the nightly DAG for a local date "
+                                                      "through Airflow"))
+    run.add_argument("--date", required=True, type=_date)
+    run.set_defaults(handler=cmd_run)
+
+    kpis = with_config(commands.add_parser("kpis", help="print KPIs from the marts"))
+    kpis.add_argument("--period", required=True, help="ISO week, e.g. 2026-W47")
+    kpis.add_argument("--department")
+    kpis.add_argument("--format", choices=["json", "table"], default="table")
+    kpis.set_defaults(handler=cmd_kpis)
+
+    report = with_config(commands.add_parser("report", help="render a report PDF"))
+    report.add_argument("kind", choices=["weekly", "monthly"])
+    report.add_argument("--period", required=True)
+    report.add_argument("--locale", choices=["zh-CN", "en"], default="zh-CN")
+    report.add_argument("--department")
+    report.add_argument("--out", required=True)
+    report.set_defaults(handler=cmd_report)
+
+    publish = with_config(commands.add_parser(
+        "publish", help="render the weekly report for every recipient and e-mail it"))
+    publish.add_argument("kind", choices=["weekly"])
+    publish.add_argument("--period", help="ISO week (default: the last complete one)")
+    publish.set_defaults(handler=cmd_publish)
+
+    demo = with_config(commands.add_parser("demo", help="generate + run + publish"))
+    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # one clear line for known failures, not a traceback
+        from servicepulse.errors import USER_ERRORS
+
+        if isinstance(exc, USER_ERRORS):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

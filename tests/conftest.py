@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servicepulse.settings import Settings, load_settings
+
+PG = {"host": "127.0.0.1", "port": 5432, "dbname": "test", "user": "postgres"}
+
+
+def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
+    config = {
+        "reporting_timezone": "Asia/Shanghai",
+        "output_dir": str(tmp_path / "output"),
+        "airflow_home": str(tmp_path / "airflow"),
+        "warehouse": {"kind": "duckdb", "duckdb_path": str(tmp_path / "output" / "w.duckdb"),
+                      "postgres": PG},
+        "sources": {"directory": str(sources_dir)},
+        "delivery": {"sender": "servicepulse@example.com", "weekly": [
+            {"email": "ops@example.com", "name": "运营总监", "locale": "zh-CN"},
+            {"email": "manager@example.com", "name": "Service Manager", "locale": "en"},
+            {"email": "head.a@example.com", "name": "A 主管", "locale": "zh-CN",
+             "department": "d_a"},
+        ]},
+    }
+    for key, value in overrides.items():
+        node = config
+        *parents, last = key.split(".")
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    path = tmp_path / "servicepulse.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def settings_for(tmp_path: Path, sources_dir: Path, **overrides) -> Settings:
+    return load_settings(write_config(tmp_path, sources_dir, **overrides), environ={})
+
+
+def postgres_reachable() -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(connect_timeout=3, **PG).close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def postgres_prefix():
+    """A fresh schema prefix on the local PostgreSQL; its schemas are dropped after."""
+    if not postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required under CI=true")
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
+    import psycopg2
+
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    yield prefix
+    connection = psycopg2.connect(**PG)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("select nspname from pg_namespace where nspname like %s",
+                       (prefix + "%",))
+        for (schema,) in cursor.fetchall():
+            cursor.execute(f'drop schema "{schema}" cascade')
+    connection.close()

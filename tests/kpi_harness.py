@@ -1,0 +1,47 @@
+"""Load a source folder and build the marts, the real path (loader + dbt)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from servicepulse.kpis import Period, kpi_document
+from servicepulse.load import load_source
+from servicepulse.pipeline import SOURCES
+from servicepulse.settings import Settings
+from servicepulse.transform import build
+from servicepulse.warehouse import connected
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def load_and_build(settings: Settings, until: datetime) -> None:
+    start = until.replace(day=until.day - 1)
+    with connected(settings) as warehouse:
+        for source in SOURCES:
+            load_source(settings, warehouse, source, start, until)
+    build(settings)
+
+
+def kpis(settings: Settings, period: str, department: str | None = None) -> dict:
+    with connected(settings) as warehouse:
+        return kpi_document(settings, warehouse, Period.parse(period), department)["kpis"]
+
+
+def all_kpi_rows(settings: Settings) -> list[tuple]:
+    table = f'"{settings.warehouse.schema("marts")}"."kpi_weekly"'
+    with connected(settings) as warehouse:
+        frame = warehouse.fetch_frame(
+            f"select week_start, dimension, dimension_value, kpi_id, numerator, denominator, "
+            f"value, target, status, previous_value from {table} "
+            f"order by week_start, dimension, dimension_value, kpi_id")
+    rows = []
+    for record in frame.itertuples(index=False):
+        rows.append(tuple(None if (isinstance(v, float) and v != v) or v is None
+                          else (round(float(v), 9) if isinstance(v, (int, float)) and
+                                not isinstance(v, bool) else str(v)[:10] if hasattr(v, "year")
+                                else v) for v in record))
+    return rows
+
+
+UNTIL = datetime(2026, 11, 24, tzinfo=SHANGHAI)

@@ -41,23 +41,27 @@ WAREHOUSE_POOL = "servicepulse_warehouse"
     doc_md=__doc__,
 )
 def servicepulse_nightly():
+    # Each task imports the pipeline when it runs, so parsing this file stays cheap.
     @task
     def load_source(source: str, data_interval_start=None, data_interval_end=None):
         from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
 
-        return pipeline.load(source, data_interval_start, data_interval_end)
+        return run_step(pipeline.load, source, data_interval_start, data_interval_end)
 
     @task(outlets=[KPI_MARTS])
     def dbt_build():
         from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
 
-        return pipeline.transform()
+        return run_step(pipeline.transform)
 
     @task(outlets=[CHECKED_MARTS], retries=0)
     def quality_gate(run_id=None):
         from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
 
-        return pipeline.check_quality(run_id)
+        return run_step(pipeline.check_quality, run_id)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def week_completed(data_interval_end=None):
@@ -68,8 +72,9 @@ def servicepulse_nightly():
     @task
     def publish_weekly_report(period_label: str):
         from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
 
-        return pipeline.publish_weekly(period_label)
+        return run_step(pipeline.publish_weekly, period_label)
 
     loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
              for source in SOURCES]

@@ -18,7 +18,7 @@ def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
         "output_dir": str(tmp_path / "output"),
         "airflow_home": str(tmp_path / "airflow"),
         "warehouse": {"kind": "duckdb", "duckdb_path": str(tmp_path / "output" / "w.duckdb"),
-                      "postgres": PG},
+                      "postgres": dict(PG)},
         "sources": {"directory": str(sources_dir)},
         "delivery": {"sender": "servicepulse@example.com", "weekly": [
             {"email": "ops@example.com", "name": "运营总监", "locale": "zh-CN"},

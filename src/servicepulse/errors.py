@@ -1,4 +1,10 @@
-"""Errors that are the user's to fix: the CLI prints them as one clear message."""
+"""Errors that are the user's to fix.
+
+USER_ERRORS: the CLI prints these as one clear message instead of a traceback.
+PERMANENT_ERRORS: a retry cannot fix these (bad delivery, failed critical check,
+no font, unknown period), so Airflow tasks fail at once on them. A dbt failure is
+not in it: a lock held by another DuckDB process is worth a retry.
+"""
 
 from servicepulse.airflow_runner import PipelineRunError
 from servicepulse.kpis import PeriodError
@@ -6,7 +12,9 @@ from servicepulse.load import SourceError
 from servicepulse.pipeline import IntervalError
 from servicepulse.quality.runner import QualityGateError
 from servicepulse.reports.render import RenderError
+from servicepulse.settings import ConfigError
 from servicepulse.transform import TransformError
 
-USER_ERRORS = (PipelineRunError, PeriodError, SourceError, IntervalError, QualityGateError,
-               RenderError, TransformError, FileNotFoundError)
+PERMANENT_ERRORS = (ConfigError, PeriodError, SourceError, IntervalError, QualityGateError,
+                    RenderError)
+USER_ERRORS = PERMANENT_ERRORS + (PipelineRunError, TransformError, FileNotFoundError)

@@ -98,7 +98,12 @@ class PostgresWarehouse:
     def replace_slice(self, schema, table, ddl_columns, frame, delete_where, params):
         columns = ", ".join(f'"{name}"' for name, _ in ddl_columns)
         buffer = io.StringIO()
-        frame[[name for name, _ in ddl_columns]].to_csv(
+        frame = frame[[name for name, _ in ddl_columns]].copy()
+        for name, sql_type in ddl_columns:
+            if sql_type in ("BIGINT", "INTEGER"):
+                # A nullable integer column arrives as float (NaN); COPY wants "2", not "2.0".
+                frame[name] = frame[name].astype("Int64")
+        frame.to_csv(
             buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="\\N",
             date_format="%Y-%m-%dT%H:%M:%S.%f%z")
         buffer.seek(0)

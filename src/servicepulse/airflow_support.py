@@ -1,0 +1,22 @@
+"""Glue between Airflow tasks and servicepulse.pipeline.
+
+A bad delivery, a failed critical check or a missing font will be just as bad on
+the next try: such errors fail the task at once (AirflowFailException) instead of
+burning retries and delaying the alert. Anything else (a locked file, a network
+blip) is left to the task's retries with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from servicepulse.errors import PERMANENT_ERRORS
+
+    try:
+        return step(*args, **kwargs)
+    except PERMANENT_ERRORS as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,72 @@
+"""Every DAG file imports cleanly, fast, with tags and retries, and stays thin."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+HEAVY = {"pandas", "duckdb", "great_expectations", "weasyprint", "dbt", "servicepulse",
+         "psycopg2", "numpy"}
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory):
+    import os
+
+    home = tmp_path_factory.mktemp("airflow_home")
+    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_dags_import_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "servicepulse_nightly" in dagbag.dags
+
+
+def test_every_dag_has_tags_and_retries(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, dag_id
+        for task in dag.tasks:
+            if task.task_id != "quality_gate":  # a failed check must not be retried away
+                assert task.retries >= 1, f"{dag_id}.{task.task_id}"
+
+
+def test_nightly_structure(dagbag):
+    dag = dagbag.dags["servicepulse_nightly"]
+    loads = {t.task_id for t in dag.tasks if t.task_id.startswith("load_")}
+    assert loads == {"load_crm_customers", "load_crm_tickets", "load_complaints",
+                     "load_survey_responses", "load_audits"}
+    assert dag.get_task("dbt_build").upstream_task_ids == loads
+    assert dag.get_task("quality_gate").upstream_task_ids == {"dbt_build"}
+    assert all(dag.get_task(t).outlets for t in loads)
+    assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
+
+
+def test_dag_files_have_no_heavy_top_level_imports():
+    for path in DAGS.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name} at top level"
+
+
+def test_dag_file_parses_in_well_under_a_second():
+    code = ("import time, runpy, airflow.sdk; t = time.perf_counter(); "
+            f"runpy.run_path({str(DAGS / 'servicepulse_nightly.py')!r}); "
+            "print(time.perf_counter() - t)")
+    elapsed = float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                   text=True, check=True).stdout.strip().splitlines()[-1])
+    assert elapsed < 0.5, f"parsing took {elapsed:.2f}s"

@@ -1,0 +1,82 @@
+"""The nightly DAG through Airflow (`airflow dags test`, SQLite metadata) on a small
+generated data set: load -> dbt -> quality gate -> weekly report -> e-mails."""
+
+from __future__ import annotations
+
+import email
+from datetime import date, timedelta
+from email import policy
+
+import pytest
+from pypdf import PdfReader
+
+from servicepulse.airflow_runner import PipelineRunError, run_nightly
+from servicepulse.generate import GenerationSpec, generate
+from servicepulse.kpis import Period, kpi_document
+from servicepulse.reports.i18n import Messages
+from servicepulse.warehouse import connected
+from tests.conftest import settings_for
+
+pytestmark = pytest.mark.airflow
+SUNDAY = date(2026, 11, 22)  # the run for a Sunday completes ISO week 2026-W47
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("airflow")
+
+
+def _settings(tmp_path, airflow_home):
+    sources = tmp_path / "sources"
+    generate(GenerationSpec(out=sources, start=SUNDAY - timedelta(days=20), days=21, seed=3,
+                            tickets_per_day=60))
+    recipients = [
+        {"email": "ops@example.com", "name": "运营总监", "locale": "zh-CN"},
+        {"email": "bj.head@example.com", "name": "北京主管", "locale": "zh-CN",
+         "department": "bj_call_centre"},
+    ]
+    return settings_for(tmp_path, sources, airflow_home=str(airflow_home),
+                        **{"delivery.weekly": recipients})
+
+
+def test_nightly_dag_publishes_the_weekly_report(tmp_path, airflow_home):
+    settings = _settings(tmp_path, airflow_home)
+    outcome = run_nightly(settings, SUNDAY)
+    assert outcome.state == "success"
+    assert outcome.data_interval == ("2026-11-21 16:00:00+00:00", "2026-11-22 16:00:00+00:00")
+
+    with connected(settings, read_only=True) as warehouse:
+        csat = kpi_document(settings, warehouse, Period.parse("2026-W47"))["kpis"]["CSAT"]
+    assert 0 < csat["denominator"] and 0 <= csat["value"] <= 1
+    csat_text = Messages("zh-CN").kpi_value(csat["value"], "fraction")
+
+    pdf = (settings.output_path / "reports" / "weekly" / "2026-W47" /
+           "servicepulse-weekly-2026-W47-all-zh-CN.pdf")
+    text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "客户满意率" in text and "响应及时率" in text and "服务质量周报" in text
+    assert csat_text in text
+
+    eml = settings.output_path / "outbox" / "weekly" / "2026-W47" / "ops@example.com.eml"
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["To"].addresses[0].addr_spec == "ops@example.com"
+    attachment = next(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == pdf.read_bytes()
+    assert list((settings.output_path / "quality").glob("*.json"))
+
+
+def test_bad_source_fails_the_run_naming_file_line_and_column(tmp_path, airflow_home):
+    settings = _settings(tmp_path, airflow_home)
+    tickets = settings.sources_dir / "crm_tickets.csv"
+    lines = tickets.read_text().splitlines()
+    fields = lines[9].split(",")
+    fields[7] = "not-a-time"  # created_at of the ticket on line 10
+    lines[9] = ",".join(fields)
+    tickets.write_text("\n".join(lines) + "\n")
+
+    with pytest.raises(PipelineRunError) as error:
+        run_nightly(settings, SUNDAY)
+    message = str(error.value)
+    assert "crm_tickets.csv, line 10, column 'created_at'" in message
+    assert "not-a-time" in message
+    assert not (settings.output_path / "reports").exists()  # nothing was published

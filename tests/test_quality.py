@@ -1,0 +1,91 @@
+"""The quality gate on the known-answer data: clean passes, injected defects are
+caught with their exact count, critical stops, warning lets through."""
+
+from __future__ import annotations
+
+import pytest
+
+from servicepulse.load import load_source
+from servicepulse.quality.runner import QualityGateError, gate, run_checks, store_results
+from servicepulse.warehouse import connected
+from tests import known_answers
+from tests.conftest import settings_for
+from tests.kpi_harness import UNTIL, load_and_build
+
+
+def _inject_out_of_range_satisfaction(settings) -> None:
+    """Two answers with satisfaction 7 (the scale is 1–5): a defect the loader's
+    contract (whole numbers) lets through and the range expectation must catch."""
+    path = settings.sources_dir / "surveys.csv"
+    text = path.read_text()
+    text = text.replace("S1,T1,,C1,2026-11-16T14:00:00+08:00,2026-11-16T15:00:00+08:00,5,",
+                        "S1,T1,,C1,2026-11-16T14:00:00+08:00,2026-11-16T15:00:00+08:00,7,")
+    text = text.replace("S5,,P1,C2,2026-11-18T12:00:00+08:00,2026-11-19T10:00:00+08:00,3,",
+                        "S5,,P1,C2,2026-11-18T12:00:00+08:00,2026-11-19T10:00:00+08:00,7,")
+    path.write_text(text)
+    with connected(settings) as warehouse:
+        load_source(settings, warehouse, "survey_responses", UNTIL, UNTIL, full_refresh=True)
+
+
+def _check(report, name):
+    return next(r for r in report.results if f"{r.suite}.{r.check}" == name)
+
+
+def _run(settings, run_id):
+    report = run_checks(settings, run_id)
+    with connected(settings) as warehouse:
+        store_results(settings, warehouse, report)
+    return report
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def built(request, tmp_path):
+    overrides = {}
+    if request.param == "postgres":
+        prefix = request.getfixturevalue("postgres_prefix")
+        overrides = {"warehouse.kind": "postgres", "warehouse.schema_prefix": prefix}
+    settings = settings_for(tmp_path, known_answers.write(tmp_path / "sources"), **overrides)
+    load_and_build(settings, UNTIL)
+    return settings
+
+
+def test_clean_data_passes_every_check(built):
+    report = _run(built, "clean")
+    assert len(report.results) > 40
+    assert [r for r in report.results if not r.success] == []
+    gate(report)  # does not raise
+
+
+def test_critical_defect_stops_with_the_check_and_count(built):
+    _inject_out_of_range_satisfaction(built)
+    report = _run(built, "defect")
+    failed = _check(report, "raw_survey_responses.satisfaction_range")
+    assert not failed.success and failed.unexpected_count == 2
+    assert "7" in failed.failing_sample
+    assert [f"{r.suite}.{r.check}" for r in report.critical_failures] == [
+        "raw_survey_responses.satisfaction_range"]
+    with pytest.raises(QualityGateError) as error:
+        gate(report)
+    assert "raw_survey_responses.satisfaction_range: 2 unexpected row(s)" in str(error.value)
+    with connected(built) as warehouse:
+        stored = warehouse.fetch_frame(
+            f'select check_name, unexpected_count from '
+            f'"{built.warehouse.schema("quality")}"."check_results" '
+            f"where run_id = 'defect' and not success")
+    assert stored.to_dict(orient="records") == [
+        {"check_name": "satisfaction_range", "unexpected_count": 2}]
+
+
+def test_warning_severity_lets_the_run_through_and_is_reported(built, tmp_path):
+    _inject_out_of_range_satisfaction(built)
+    relaxed = settings_for(
+        tmp_path, built.sources_dir,
+        **{"warehouse.kind": built.warehouse.kind,
+           "warehouse.schema_prefix": built.warehouse.schema_prefix,
+           "warehouse.duckdb_path": str(built.duckdb_path),
+           "quality.severities": {"raw_survey_responses.satisfaction_range": "warning"}})
+    report = _run(relaxed, "warned")
+    assert report.critical_failures == []
+    assert [f"{r.suite}.{r.check}" for r in report.warnings] == [
+        "raw_survey_responses.satisfaction_range"]
+    gate(report)  # warnings do not stop publishing

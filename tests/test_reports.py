@@ -1,0 +1,122 @@
+"""Weekly report PDFs from the known-answer marts: text extracted from the PDF must
+carry the mart's figures, in both languages, and a department slice only its rows.
+Every page is also rendered to PNG in output/review/ for a person to look at."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+from email import policy
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from servicepulse.kpis import Period
+from servicepulse.reports.i18n import Messages
+from servicepulse.reports.publish import publish_weekly
+from servicepulse.reports.render import page_counter_css
+from tests import known_answers
+from tests.conftest import settings_for
+from tests.kpi_harness import UNTIL, load_and_build
+
+REVIEW_DIR = Path(__file__).resolve().parents[1] / "output" / "review"
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reports")
+    settings = settings_for(tmp, known_answers.write(tmp / "sources"))
+    load_and_build(settings, UNTIL)
+    return settings, publish_weekly(settings, Period.parse("2026-W47"))
+
+
+def _text(path: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def _review(path: Path) -> list[Path]:
+    REVIEW_DIR.mkdir(parents=True, exist_ok=True)
+    prefix = REVIEW_DIR / path.stem
+    subprocess.run(["pdftoppm", "-r", "70", "-png", str(path), str(prefix)], check=True)
+    return sorted(REVIEW_DIR.glob(f"{path.stem}-*.png"))
+
+
+def test_chinese_report_has_kpi_names_and_the_mart_figures(published):
+    _, result = published
+    path = result.reports[("zh-CN", None)]
+    text = _text(path)
+    for name in ("客户满意率", "客户满意度指数", "净推荐值", "响应及时率", "一次性解决率",
+                 "客户投诉率"):
+        assert name in text
+    assert "服务质量周报" in text and "2026年第47周" in text
+    # CSAT 2/4 = 50.0 %, CSI 62.5, NPS −25, RESP_SLA 3/6 = 50.0 %, complaint rate 2/6.
+    assert "50.0%" in text and "62.5" in text and "-25.0" in text.replace("−", "-")
+    assert "33.3%" in text
+    assert "未达标" in text and "达标" in text
+    assert 1 <= len(PdfReader(path).pages) <= 4
+    assert _review(path)
+
+
+def test_english_report(published):
+    _, result = published
+    text = _text(result.reports[("en", None)])
+    assert "Weekly service-quality report" in text and "ISO week 47 of 2026" in text
+    assert "CSAT" in text and "50.0%" in text and "Off target" in text
+    assert "Page 1 of" in text
+
+
+def test_department_slice_contains_only_its_department(published):
+    _, result = published
+    path = result.reports[("zh-CN", "d_a")]
+    text = _text(path)
+    assert "部门：d_a" in text
+    assert "d_b" not in text
+    # d_a's own RESP_SLA (2/3) and CSAT (1/3), not the organisation's 50 %.
+    assert "66.7%" in text and "33.3%" in text
+    _review(path)
+
+
+def test_emails_go_to_configured_recipients_with_their_pdf(published):
+    settings, result = published
+    assert len(result.emails) == 3
+    by_recipient = {}
+    for path in result.emails:
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        by_recipient[message["To"].addresses[0].addr_spec] = message
+    assert set(by_recipient) == {"ops@example.com", "manager@example.com", "head.a@example.com"}
+    head = by_recipient["head.a@example.com"]
+    assert head["Subject"] == "[ServicePulse] 服务质量周报 2026-W47"
+    attachment = next(head.iter_attachments())
+    assert attachment.get_filename() == "servicepulse-weekly-2026-W47-d_a-zh-CN.pdf"
+    assert attachment.get_content() == result.reports[("zh-CN", "d_a")].read_bytes()
+    html = head.get_body(("html",)).get_content()
+    assert "响应及时率" in html and "66.7%" in html
+    english = by_recipient["manager@example.com"]
+    assert "CSAT" in english.get_body(("html",)).get_content()
+    assert next(english.iter_attachments()).get_filename().endswith("-all-en.pdf")
+
+
+def test_rerendering_replaces_rather_than_duplicates(published):
+    settings, result = published
+    again = publish_weekly(settings, Period.parse("2026-W47"))
+    assert sorted(again.emails) == sorted(result.emails)
+    outbox = settings.output_path / "outbox" / "weekly" / "2026-W47"
+    assert len(list(outbox.glob("*.eml"))) == 3
+
+
+def test_page_counter_css_quotes_text_and_places_counters():
+    assert page_counter_css("Page {page} of {pages}") == \
+        '"Page " counter(page) " of " counter(pages)'
+    assert page_counter_css(Messages("zh-CN")("page_of")) == \
+        '"第 " counter(page) " 页，共 " counter(pages) " 页"'
+
+
+def test_every_message_exists_in_both_catalogues():
+    import yaml
+
+    from servicepulse.reports.i18n import TEMPLATES_DIR
+
+    keys = [set(yaml.safe_load((TEMPLATES_DIR / "messages" / f"{locale}.yaml").read_text(
+        encoding="utf-8"))) for locale in ("en", "zh-CN")]
+    assert keys[0] == keys[1]

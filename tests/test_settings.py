@@ -1,0 +1,52 @@
+import pytest
+
+from servicepulse.settings import ConfigError, load_settings
+from tests.conftest import write_config
+
+
+def test_environment_overrides_nested_keys(tmp_path):
+    path = write_config(tmp_path, tmp_path)
+    settings = load_settings(path, environ={"SERVICEPULSE__WAREHOUSE__KIND": "postgres",
+                                            "SERVICEPULSE__WAREHOUSE__POSTGRES__PORT": "6543"})
+    assert settings.warehouse.kind == "postgres"
+    assert settings.warehouse.postgres.port == 6543
+
+
+def test_error_names_the_key_and_what_was_expected(tmp_path):
+    path = write_config(tmp_path, tmp_path, **{"warehouse.kind": "mysql"})
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert "warehouse.kind" in str(error.value)
+    assert "'duckdb' or 'postgres'" in str(error.value)
+    assert "mysql" in str(error.value)
+
+
+def test_unknown_key_and_unknown_time_zone(tmp_path):
+    path = write_config(tmp_path, tmp_path, reporting_timezone="Asia/Peking",
+                        **{"warehouse.duckdb_pth": "x"})
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert "reporting_timezone" in str(error.value) and "Asia/Peking" in str(error.value)
+    assert "warehouse.duckdb_pth: unknown key" in str(error.value)
+
+
+def test_secrets_are_refused_in_yaml(tmp_path):
+    path = write_config(tmp_path, tmp_path, **{"warehouse.postgres.password": "hunter2"})
+    with pytest.raises(ConfigError, match="secrets belong in environment"):
+        load_settings(path, environ={})
+
+
+def test_password_comes_from_the_environment_only(tmp_path, monkeypatch):
+    settings = load_settings(write_config(tmp_path, tmp_path), environ={})
+    monkeypatch.setenv("SERVICEPULSE_PG_PASSWORD", "s3cret")
+    assert "password=s3cret" in settings.warehouse.postgres.dsn()
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path):
+    path = write_config(tmp_path, tmp_path, output_dir="out")
+    assert load_settings(path, environ={}).output_path == (tmp_path / "out").resolve()
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml", environ={})

@@ -43,13 +43,13 @@ def settings_for(tmp_path: Path, sources_dir: Path, **overrides) -> Settings:
 
 
 def postgres_reachable() -> bool:
-    try:
-        import psycopg2
+    import psycopg2
 
+    try:
         psycopg2.connect(connect_timeout=3, **PG).close()
-        return True
-    except Exception:
+    except psycopg2.OperationalError:
         return False
+    return True
 
 
 @pytest.fixture

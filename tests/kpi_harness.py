@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from servicepulse.kpis import Period, kpi_document
@@ -35,13 +37,19 @@ def all_kpi_rows(settings: Settings) -> list[tuple]:
             f"select week_start, dimension, dimension_value, kpi_id, numerator, denominator, "
             f"value, target, status, previous_value from {table} "
             f"order by week_start, dimension, dimension_value, kpi_id")
-    rows = []
-    for record in frame.itertuples(index=False):
-        rows.append(tuple(None if (isinstance(v, float) and v != v) or v is None
-                          else (round(float(v), 9) if isinstance(v, (int, float)) and
-                                not isinstance(v, bool) else str(v)[:10] if hasattr(v, "year")
-                                else v) for v in record))
-    return rows
+    return [tuple(_comparable(value) for value in record)
+            for record in frame.itertuples(index=False)]
+
+
+def _comparable(value):
+    """One representation for both engines: dates as ISO text, numbers as rounded floats."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "year"):
+        return str(value)[:10]
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return round(float(value), 9)
+    return value
 
 
 UNTIL = datetime(2026, 11, 24, tzinfo=SHANGHAI)

@@ -50,10 +50,9 @@ def test_first_load_backfills_everything_before_the_interval_end(settings):
 
 
 def _expect_error(settings, source, line, column, words):
-    with pytest.raises(SourceError) as error:
-        with connected(settings) as warehouse:
-            load_source(settings, warehouse, source, datetime(2026, 11, 23, tzinfo=SH),
-                        datetime(2026, 11, 24, tzinfo=SH))
+    with pytest.raises(SourceError) as error, connected(settings) as warehouse:
+        load_source(settings, warehouse, source, datetime(2026, 11, 23, tzinfo=SH),
+                    datetime(2026, 11, 24, tzinfo=SH))
     message = str(error.value)
     assert error.value.line == line and error.value.column == column
     assert str(error.value.path) in message and words in message
@@ -64,10 +63,10 @@ def _expect_error(settings, source, line, column, words):
 
 def test_missing_file_names_the_file(settings):
     (settings.sources_dir / "complaints.csv").unlink()
-    with pytest.raises(SourceError, match=r"complaints\.csv: file does not exist"):
-        with connected(settings) as warehouse:
-            load_source(settings, warehouse, "complaints", datetime(2026, 11, 23, tzinfo=SH),
-                        datetime(2026, 11, 24, tzinfo=SH))
+    with (pytest.raises(SourceError, match=r"complaints\.csv: file does not exist"),
+          connected(settings) as warehouse):
+        load_source(settings, warehouse, "complaints", datetime(2026, 11, 23, tzinfo=SH),
+                    datetime(2026, 11, 24, tzinfo=SH))
 
 
 def test_missing_required_column_names_the_column(settings):
@@ -100,8 +99,7 @@ def test_a_failed_reload_keeps_the_previous_good_rows(settings):
     before = _table_digest(settings, "crm_tickets")
     path = settings.sources_dir / "crm_tickets.csv"
     path.write_text(path.read_text().replace("2026-11-18T08:00:00+08:00,,,", "yesterday,,,", 1))
-    with pytest.raises(SourceError):
-        with connected(settings) as warehouse:
-            load_source(settings, warehouse, "crm_tickets", datetime(2026, 11, 23, tzinfo=SH),
-                        datetime(2026, 11, 24, tzinfo=SH))
+    with pytest.raises(SourceError), connected(settings) as warehouse:
+        load_source(settings, warehouse, "crm_tickets", datetime(2026, 11, 23, tzinfo=SH),
+                    datetime(2026, 11, 24, tzinfo=SH))
     assert _table_digest(settings, "crm_tickets") == before

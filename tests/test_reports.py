@@ -78,7 +78,7 @@ def test_department_slice_contains_only_its_department(published):
 
 
 def test_emails_go_to_configured_recipients_with_their_pdf(published):
-    settings, result = published
+    _, result = published
     assert len(result.emails) == 3
     by_recipient = {}
     for path in result.emails:

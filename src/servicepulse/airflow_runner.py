@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from servicepulse.settings import PROJECT_ROOT, Settings
@@ -52,7 +52,8 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
 
 def _airflow(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     airflow = Path(sys.executable).with_name("airflow")
-    return subprocess.run([str(airflow), *arguments], env=env, capture_output=True, text=True)
+    return subprocess.run([str(airflow), *arguments], env=env, capture_output=True, text=True,
+                          check=False)
 
 
 def ensure_metadata_db(settings: Settings, env: dict[str, str]) -> None:
@@ -74,7 +75,7 @@ def ensure_metadata_db(settings: Settings, env: dict[str, str]) -> None:
 def logical_date_for(settings: Settings, day: date) -> datetime:
     """The run whose data interval is the local day ``day`` ends at the next midnight."""
     return datetime.combine(day + timedelta(days=1), time(0), settings.tz).astimezone(
-        timezone.utc)
+        UTC)
 
 
 def run_nightly(settings: Settings, day: date) -> RunOutcome:

@@ -8,7 +8,8 @@ blip) is left to the task's retries with backoff.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -29,7 +29,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     written = generate(GenerationSpec(out=Path(args.out), start=args.start, days=args.days,
                                       seed=args.seed, tickets_per_day=args.tickets_per_day,
                                       timezone=args.timezone))
-    for name, path in written.items():
+    for path in written.values():
         print(f"wrote {path}")
     return 0
 

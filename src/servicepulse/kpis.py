@@ -27,7 +27,7 @@ class Period:
     label: str         # 2026-W47 or 2026-11
 
     @classmethod
-    def parse(cls, text: str) -> "Period":
+    def parse(cls, text: str) -> Period:
         if match := _WEEK.match(text):
             year, week = int(match[1]), int(match[2])
             try:
@@ -45,15 +45,15 @@ class Period:
         raise PeriodError(f"{text!r}: expected an ISO week like 2026-W47 or a month like 2026-11")
 
     @classmethod
-    def week_of(cls, day: date) -> "Period":
+    def week_of(cls, day: date) -> Period:
         year, week, _ = day.isocalendar()
         return cls.parse(f"{year}-W{week:02d}")
 
     @classmethod
-    def last_complete_week(cls, today: date) -> "Period":
+    def last_complete_week(cls, today: date) -> Period:
         return cls.week_of(today - timedelta(days=today.isoweekday()))
 
-    def previous(self, count: int = 1) -> "Period":
+    def previous(self, count: int = 1) -> Period:
         if self.kind == "week":
             return Period.week_of(self.start - timedelta(days=7 * count))
         month_index = self.start.year * 12 + self.start.month - 1 - count

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -164,7 +164,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
     batch_id = f"{source}:{first_day.isoformat()}:{end_day.isoformat()}"
     selected["_batch_id"] = batch_id
     selected["_source_file"] = str(path)
-    selected["_loaded_at"] = pd.Timestamp(datetime.now(timezone.utc))
+    selected["_loaded_at"] = pd.Timestamp(datetime.now(UTC))
 
     warehouse.replace_slice(schema, source, raw_ddl(contract), selected,
                             '"_partition_date" >= ? AND "_partition_date" < ?',

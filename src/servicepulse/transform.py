@@ -60,7 +60,7 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
                "--vars", json.dumps(dbt_vars(settings))]
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     completed = subprocess.run(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR,
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, check=False)
     output = completed.stdout + completed.stderr
     result = DbtResult(command, completed.returncode, output)
     if check and completed.returncode != 0:

@@ -15,7 +15,7 @@ import logging
 import pkgutil
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -37,7 +37,7 @@ RESULT_COLUMNS = [
 class QualityGateError(RuntimeError):
     """A critical data-quality check failed: publishing must stop."""
 
-    def __init__(self, failures: list["CheckResult"], result_file: Path) -> None:
+    def __init__(self, failures: list[CheckResult], result_file: Path) -> None:
         lines = [f"- {f.suite}.{f.check}: {f.describe()}" for f in failures]
         super().__init__(f"{len(failures)} critical data-quality check(s) failed "
                          f"(details: {result_file}):\n" + "\n".join(lines))
@@ -106,8 +106,9 @@ def connection_string(settings: Settings) -> tuple[str, dict[str, Any]]:
         return f"duckdb+buffered:///{settings.duckdb_path}", {}
     pg = settings.warehouse.postgres
     password = f":{quote_plus(pg.password)}" if pg.password else ""
-    return (f"postgresql+psycopg2://{quote_plus(pg.user)}{password}@{pg.host}:{pg.port}/"
-            f"{pg.dbname}", {})
+    url = (f"postgresql+psycopg2://{quote_plus(pg.user)}{password}@{pg.host}:{pg.port}/"
+           f"{pg.dbname}")
+    return url, {}
 
 
 def run_checks(settings: Settings, run_id: str) -> QualityReport:
@@ -183,7 +184,7 @@ def _raised(info: Any) -> str | None:
 
 
 def store_results(settings: Settings, warehouse: Warehouse, report: QualityReport) -> None:
-    checked_at = pd.Timestamp(datetime.now(timezone.utc))
+    checked_at = pd.Timestamp(datetime.now(UTC))
     frame = pd.DataFrame([{**asdict(r), "check_name": r.check, "run_id": report.run_id,
                            "checked_at": checked_at,
                            "failing_sample": json.dumps(r.failing_sample, ensure_ascii=False)}

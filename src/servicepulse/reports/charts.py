@@ -30,10 +30,10 @@ def trend_svg(values: list[float | None], labels: list[str], target: float | Non
     def y(value: float) -> float:
         return bottom - (value - low) / (high - low) * (bottom - top)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-size="8">',
-             f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" '
-             f'stroke="{GRID_COLOUR}" stroke-width="0.8"/>']
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+              f'viewBox="0 0 {width} {height}" font-size="8">'),
+             (f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" '
+              f'stroke="{GRID_COLOUR}" stroke-width="0.8"/>')]
     if target is not None:
         ty = y(target)
         parts.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{right}" y2="{ty:.1f}" '

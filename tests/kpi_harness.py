@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from servicepulse.kpis import Period, kpi_document
+from servicepulse.kpis import Period, kpi_document, kpi_table
 from servicepulse.load import load_source
 from servicepulse.pipeline import SOURCES
 from servicepulse.settings import Settings
@@ -30,13 +30,13 @@ def kpis(settings: Settings, period: str, department: str | None = None) -> dict
         return kpi_document(settings, warehouse, Period.parse(period), department)["kpis"]
 
 
-def all_kpi_rows(settings: Settings) -> list[tuple]:
-    table = f'"{settings.warehouse.schema("marts")}"."kpi_weekly"'
+def all_kpi_rows(settings: Settings, grain: str) -> list[tuple]:
     with connected(settings) as warehouse:
         frame = warehouse.fetch_frame(
-            f"select week_start, dimension, dimension_value, kpi_id, numerator, denominator, "
-            f"value, target, status, previous_value from {table} "
-            f"order by week_start, dimension, dimension_value, kpi_id")
+            f"select period_start, period_end, dimension, dimension_value, kpi_id, numerator, "
+            f"denominator, value, target, status, previous_value "
+            f"from {kpi_table(settings, grain)} "
+            f"order by period_start, dimension, dimension_value, kpi_id")
     return [tuple(_comparable(value) for value in record)
             for record in frame.itertuples(index=False)]
 

@@ -82,6 +82,21 @@ def test_kpi_without_data_is_null_not_zero(duckdb_settings):
     assert d_b_w46["CSAT"]["status"] is None
 
 
+def test_month_november_2026(duckdb_settings):
+    """Everything above happens in November (local), plus week 48's T6 response and
+    S6 answer (23 Nov): created T0–T6 = 7 tickets, answered within 30 min T0 T1 T3 T5
+    → RESP_SLA 4/7; answered surveys S0(4) S1(5) S2(2) S3(4) S5(3) S6(1) → CSAT
+    3/6 = 0.5, CSI ((19/6) − 1)/4 × 100 = 54.1666…; complaints P1 P2 P3 → 3/7."""
+    november = kpis(duckdb_settings, "2026-11")
+    assert november["RESP_SLA"]["value"] == pytest.approx(4 / 7)
+    assert november["CSAT"]["value"] == pytest.approx(0.5)
+    assert november["CSI"]["value"] == pytest.approx((19 / 6 - 1) / 4 * 100)
+    assert november["CMP_RATE"]["value"] == pytest.approx(3 / 7)
+    assert november["CSAT"]["previous"] is None  # October has no data at all
+    with pytest.raises(Exception, match="no KPI rows for 2026-10"):
+        kpis(duckdb_settings, "2026-10")
+
+
 @pytest.mark.postgres
 def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix):
     """Same raw data, same models, PostgreSQL: every KPI row equal to DuckDB's."""
@@ -89,7 +104,8 @@ def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix
                                **{"warehouse.kind": "postgres",
                                   "warehouse.schema_prefix": postgres_prefix})
     load_and_build(pg_settings, UNTIL)
-    duck_rows, pg_rows = all_kpi_rows(duckdb_settings), all_kpi_rows(pg_settings)
-    assert len(pg_rows) == len(duck_rows) > 0
-    assert pg_rows == duck_rows
+    for grain in ("week", "month"):
+        duck_rows, pg_rows = all_kpi_rows(duckdb_settings, grain), all_kpi_rows(pg_settings, grain)
+        assert len(pg_rows) == len(duck_rows) > 0
+        assert pg_rows == duck_rows
     assert kpis(pg_settings, "2026-W47")["CSI"]["value"] == pytest.approx(62.5)

@@ -2,7 +2,7 @@
     value is derived from these in kpi_value(); nothing else computes a KPI. -#}
 {% macro aggregate_kpi_observations(observations, dimension_name, dimension_column) %}
     select
-        week_start,
+        period_start,
         '{{ dimension_name }}' as dimension,
         {{ dimension_column }} as dimension_value,
         kpi_id,

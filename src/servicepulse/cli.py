@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     kpis = with_config(commands.add_parser("kpis", help="print KPIs from the marts"))
-    kpis.add_argument("--period", required=True, help="ISO week, e.g. 2026-W47")
+    kpis.add_argument("--period", required=True,
+                      help="ISO week (2026-W47) or calendar month (2026-11)")
     kpis.add_argument("--department")
     kpis.add_argument("--format", choices=["json", "table"], default="table")
     kpis.set_defaults(handler=cmd_kpis)

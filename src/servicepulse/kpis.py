@@ -70,21 +70,29 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def weekly_rows(settings: Settings, warehouse: Warehouse, first_week: date, last_week: date,
-                department: str | None = None) -> list[dict[str, Any]]:
-    """kpi_weekly rows for the organisation or one department, oldest week first."""
+KPI_TABLES = {"week": "kpi_weekly", "month": "kpi_monthly"}
+
+
+def kpi_table(settings: Settings, grain: str) -> str:
+    return f'"{settings.warehouse.schema("marts")}"."{KPI_TABLES[grain]}"'
+
+
+def kpi_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date, last: date,
+             department: str | None = None) -> list[dict[str, Any]]:
+    """KPI rows of periods starting in [first, last] for the organisation or one
+    department, oldest period first."""
     dimension, value = ("department", department) if department else ("organisation", "all")
-    table = f'"{settings.warehouse.schema("marts")}"."kpi_weekly"'
     frame = warehouse.fetch_frame(
-        f"select week_start, kpi_id, display_order, name_zh, name_en, unit, direction, "
-        f"numerator, denominator, value, target, status, previous_value from {table} "
-        f"where dimension = ? and dimension_value = ? and week_start between ? and ? "
-        f"order by week_start, display_order", [dimension, value, first_week, last_week])
+        f"select period_start, kpi_id, display_order, name_zh, name_en, unit, direction, "
+        f"numerator, denominator, value, target, status, previous_value "
+        f"from {kpi_table(settings, grain)} "
+        f"where dimension = ? and dimension_value = ? and period_start between ? and ? "
+        f"order by period_start, display_order", [dimension, value, first, last])
     records = []
     for record in frame.to_dict(orient="records"):
         record = {k: _clean(v) for k, v in record.items()}
-        if hasattr(record["week_start"], "date"):
-            record["week_start"] = record["week_start"].date()
+        if hasattr(record["period_start"], "date"):
+            record["period_start"] = record["period_start"].date()
         records.append(record)
     return records
 
@@ -97,15 +105,12 @@ def departments(settings: Settings, warehouse: Warehouse) -> list[str]:
 def kpi_document(settings: Settings, warehouse: Warehouse, period: Period,
                  department: str | None = None) -> dict[str, Any]:
     """The KPIs of one period in the stable JSON shape of `servicepulse kpis`."""
-    if period.kind != "week":
-        raise PeriodError(f"{period.label}: monthly KPI marts are not built yet; "
-                          "ask for an ISO week such as 2026-W47")
     if department and department not in departments(settings, warehouse):
         raise PeriodError(f"unknown department {department!r}; known: "
                           + ", ".join(departments(settings, warehouse)))
-    rows = weekly_rows(settings, warehouse, period.start, period.start, department)
+    rows = kpi_rows(settings, warehouse, period.kind, period.start, period.start, department)
     if not rows:
-        raise PeriodError(f"no KPI rows for {period.label}: the marts cover other weeks")
+        raise PeriodError(f"no KPI rows for {period.label}: the marts cover other periods")
     return {
         "period": period.label,
         "department": department,

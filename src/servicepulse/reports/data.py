@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from servicepulse.kpis import Period, PeriodError, weekly_rows
+from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table
 from servicepulse.reports.weekly import QualitySnapshot, period_weeks
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
@@ -16,8 +16,8 @@ from servicepulse.warehouse import Warehouse
 def weekly_inputs(settings: Settings, warehouse: Warehouse, period: Period,
                   department: str | None) -> dict[str, Any]:
     first, last = period_weeks(period)
-    trend_rows = weekly_rows(settings, warehouse, first, last, department)
-    if not any(r["week_start"] == period.start for r in trend_rows):
+    trend_rows = kpi_rows(settings, warehouse, "week", first, last, department)
+    if not any(r["period_start"] == period.start for r in trend_rows):
         raise PeriodError(f"no KPI rows for {period.label}"
                           + (f" and department {department!r}" if department else "")
                           + ": the marts do not cover that week (run the pipeline first)")
@@ -28,10 +28,10 @@ def weekly_inputs(settings: Settings, warehouse: Warehouse, period: Period,
 
 
 def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
-    table = f'"{settings.warehouse.schema("marts")}"."kpi_weekly"'
     frame = warehouse.fetch_frame(
-        f"select dimension_value, kpi_id, unit, value, status from {table} "
-        f"where dimension = 'department' and week_start = ?", [period.start])
+        f"select dimension_value, kpi_id, unit, value, status from "
+        f"{kpi_table(settings, 'week')} "
+        f"where dimension = 'department' and period_start = ?", [period.start])
     return [{k: (None if pd.isna(v) else v) for k, v in r.items()}
             for r in frame.to_dict(orient="records")]
 

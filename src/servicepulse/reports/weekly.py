@@ -45,7 +45,7 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                         data_as_of: datetime) -> dict[str, Any]:
     """Everything the weekly template shows, already worded and formatted."""
     t = Messages(locale)
-    this_week = [r for r in trend_rows if r["week_start"] == period.start]
+    this_week = [r for r in trend_rows if r["period_start"] == period.start]
     this_week.sort(key=lambda r: r["display_order"])
 
     tiles = [{
@@ -58,11 +58,11 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "change": t.kpi_change(r["value"], r["previous_value"], r["unit"]),
     } for r in this_week]
 
-    weeks = sorted({r["week_start"] for r in trend_rows})[-TREND_WEEKS:]
+    weeks = sorted({r["period_start"] for r in trend_rows})[-TREND_WEEKS:]
     labels = [f"W{w.isocalendar()[1]:02d}" for w in weeks]
     trends = []
     for r in this_week:
-        by_week = {x["week_start"]: x["value"] for x in trend_rows if x["kpi_id"] == r["kpi_id"]}
+        by_week = {x["period_start"]: x["value"] for x in trend_rows if x["kpi_id"] == r["kpi_id"]}
         scale = 100.0 if r["unit"] == "fraction" else 1.0
         values = [None if by_week.get(w) is None else by_week[w] * scale for w in weeks]
         target = None if r["target"] is None else r["target"] * scale
@@ -154,5 +154,5 @@ def _quality_panel(t: Messages, quality: QualitySnapshot | None) -> dict[str, An
 
 
 def period_weeks(period: Period) -> tuple[date, date]:
-    """First and last week_start the report reads (12 weeks ending with ``period``)."""
+    """First and last period_start the report reads (12 weeks ending with ``period``)."""
     return period.previous(TREND_WEEKS - 1).start, period.start

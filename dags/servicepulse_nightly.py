@@ -1,6 +1,7 @@
 """ServicePulse nightly pipeline (Airflow 3).
 
-load each source for yesterday (local time) -> dbt build -> data-quality gate ->
+load each source for yesterday (local time) -> raw data checks -> dbt build ->
+mart checks ->
 on the night a week completes, the weekly report and its e-mails.
 All logic lives in servicepulse.pipeline; this file only wires it.
 """
@@ -20,7 +21,7 @@ REPORTING_TIMEZONE = os.environ.get("SERVICEPULSE_REPORTING_TIMEZONE", "Asia/Sha
 SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
 RAW_ASSETS = {source: Asset(f"servicepulse://raw/{source}") for source in SOURCES}
 KPI_MARTS = Asset("servicepulse://marts/kpi_weekly")
-CHECKED_MARTS = Asset("servicepulse://quality/kpi_weekly_checked")
+CHECKED_MARTS = Asset("servicepulse://quality/kpi_marts_checked")
 # DuckDB allows one writer at a time; every warehouse task takes this one-slot pool.
 WAREHOUSE_POOL = "servicepulse_warehouse"
 
@@ -56,12 +57,22 @@ def servicepulse_nightly():
 
         return run_step(pipeline.transform)
 
-    @task(outlets=[CHECKED_MARTS], retries=0)
-    def quality_gate(run_id=None):
+    # A failed check is not retried away: it fails the run and alerts the data team.
+    @task(retries=0)
+    def check_raw_data(run_id=None, data_interval_start=None, data_interval_end=None):
         from servicepulse import pipeline
         from servicepulse.airflow_support import run_step
 
-        return run_step(pipeline.check_quality, run_id)
+        return run_step(pipeline.check_quality, run_id, data_interval_start,
+                        data_interval_end, "raw")
+
+    @task(outlets=[CHECKED_MARTS], retries=0)
+    def check_marts(run_id=None, data_interval_start=None, data_interval_end=None):
+        from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
+
+        return run_step(pipeline.check_quality, run_id, data_interval_start,
+                        data_interval_end, "marts")
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def week_completed(data_interval_end=None):
@@ -78,10 +89,11 @@ def servicepulse_nightly():
 
     loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
              for source in SOURCES]
+    raw_checked = check_raw_data()
     built = dbt_build()
-    checked = quality_gate()
+    marts_checked = check_marts()
     week = week_completed()
-    loads >> built >> checked >> week
+    loads >> raw_checked >> built >> marts_checked >> week
     publish_weekly_report(week)
 
 

@@ -1,12 +1,13 @@
 from expectations._helpers import allowed, not_null, suite
 
 SCHEMA, TABLE = "raw", "crm_customers"
+KEY = "customer_id"
 
 
-def build_suite():
+def build_suite(scope):
     return suite(
         "raw_crm_customers",
         not_null("customer_id"),
-        allowed("customer_type", ["enterprise", "individual", "government"]),
-        allowed("service_level", ["basic", "standard", "advanced"]),
+        allowed("customer_type", ["enterprise", "individual", "government"], key=KEY),
+        allowed("service_level", ["basic", "standard", "advanced"], key=KEY),
     )

@@ -35,3 +35,22 @@ def test_plain_duckdb_engine_loses_them(tmp_path):
         rows = []
     assert rows != [(10,)]
     engine.dispose()
+
+
+def test_close_all_releases_the_file_for_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    from servicepulse.quality.duckdb_dialect import close_all
+
+    path = tmp_path / "w.duckdb"
+    duckdb.connect(str(path)).close()
+    register()
+    engine = sa.create_engine(f"duckdb+buffered:///{path}")
+    connection = engine.connect()
+    connection.execute(sa.text("select 1"))  # held, as GX holds its connections
+    writer = [sys.executable, "-c",
+              f"import duckdb; duckdb.connect({str(path)!r}).execute('create table t (i int)')"]
+    assert subprocess.run(writer, capture_output=True, check=False).returncode != 0  # locked
+    assert close_all() >= 1
+    assert subprocess.run(writer, capture_output=True, check=False).returncode == 0

@@ -23,12 +23,22 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-22") from None
 
 
+def _defects(text: str) -> dict[str, int]:
+    from servicepulse.generate import parse_defects
+
+    try:
+        return parse_defects(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from servicepulse.generate import GenerationSpec, generate
 
     written = generate(GenerationSpec(out=Path(args.out), start=args.start, days=args.days,
                                       seed=args.seed, tickets_per_day=args.tickets_per_day,
-                                      timezone=args.timezone))
+                                      timezone=args.timezone,
+                                      defects=args.defects))
     for path in written.values():
         print(f"wrote {path}")
     return 0
@@ -163,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--tickets-per-day", type=int, default=300)
     generate.add_argument("--timezone", default="Asia/Shanghai",
                           help="zone of the generated timestamps' offsets")
+    generate.add_argument("--defects", type=_defects, default={}, help="inject known defects for testing the quality "
+                          "gate, e.g. time_order=3,orphan_customer=2,stale (kinds: "
+                          "satisfaction_range, time_order, orphan_customer, stale, volume_drop)")
     generate.set_defaults(handler=cmd_generate)
 
     run = with_config(commands.add_parser("run", help="run the nightly DAG for a local date "

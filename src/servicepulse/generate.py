@@ -18,7 +18,7 @@ Same seed, same arguments -> byte-identical files.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -80,6 +80,8 @@ class GenerationSpec:
     seed: int = 7
     tickets_per_day: int = 300
     timezone: str = "Asia/Shanghai"
+    # Defect kind -> how many to inject (see DEFECTS), for testing the quality gate.
+    defects: dict[str, int] = field(default_factory=dict)
 
 
 def _agents() -> pd.DataFrame:
@@ -161,6 +163,13 @@ def generate(spec: GenerationSpec) -> dict[str, Path]:
                                       df["satisfaction"].isna(), np.nan,
                                       np.clip(df["satisfaction"] - 1, 1, 5))))
     complaints = _late_and_corrected(rng, complaints, "complaint_id", as_of, lambda df: df)
+    frames = {"tickets": tickets, "surveys": surveys, "complaints": complaints}
+    defect_rng = np.random.default_rng(spec.seed + 7919)  # clean rows stay as without defects
+    for kind, count in spec.defects.items():
+        if kind not in DEFECTS:
+            raise ValueError(f"unknown defect {kind!r}; known: {', '.join(DEFECTS)}")
+        DEFECTS[kind](defect_rng, frames, count, as_of)
+    tickets, surveys, complaints = frames["tickets"], frames["surveys"], frames["complaints"]
 
     spec.out.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -401,6 +410,79 @@ def _late_and_corrected(rng, frame, key, as_of, correct) -> pd.DataFrame:
     twice = frame[rng.random(n) < 0.003]
     return pd.concat([frame, wrong, twice], ignore_index=True).sort_values(
         [key, "updated_at"], kind="stable").reset_index(drop=True)
+
+
+def _single_version_rows(rng, frame, key, count, where=None):
+    """``count`` random rows whose key occurs once (so one defect is one row)."""
+    once = ~frame[key].duplicated(keep=False)
+    if where is not None:
+        once &= where
+    candidates = frame.index[once]
+    if len(candidates) < count:
+        raise ValueError(f"cannot inject {count} defects: only {len(candidates)} candidates")
+    return rng.choice(candidates, size=count, replace=False)
+
+
+def _defect_satisfaction_range(rng, frames, count, as_of):
+    surveys = frames["surveys"]
+    rows = _single_version_rows(rng, surveys, "response_id", count,
+                                surveys["satisfaction"].notna())
+    surveys.loc[rows, "satisfaction"] = rng.integers(6, 10, count)
+
+
+def _defect_time_order(rng, frames, count, as_of):
+    tickets = frames["tickets"]
+    rows = _single_version_rows(rng, tickets, "ticket_id", count, tickets["resolved_at"].notna())
+    tickets.loc[rows, "resolved_at"] = tickets.loc[rows, "created_at"] - pd.Timedelta(hours=1)
+
+
+def _defect_orphan_customer(rng, frames, count, as_of):
+    tickets = frames["tickets"]
+    rows = _single_version_rows(rng, tickets, "ticket_id", count)
+    tickets.loc[rows, "customer_id"] = [f"C9{n:05d}" for n in range(count)]
+
+
+def _defect_stale(rng, frames, count, as_of):
+    """The ticket system stopped delivering 12 hours before the end (count: ignored)."""
+    tickets = frames["tickets"]
+    frames["tickets"] = tickets[tickets["updated_at"] < as_of - pd.Timedelta(hours=12)]
+
+
+def _defect_volume_drop(rng, frames, count, as_of):
+    """Four in five tickets created on the last day never arrive (count: ignored).
+    Only tickets no complaint or survey names are dropped, so the defect is volume
+    alone and no reference check fails with it."""
+    tickets = frames["tickets"]
+    referenced = set(frames["complaints"]["ticket_id"].dropna()) | set(
+        frames["surveys"]["ticket_id"].dropna())
+    last_day = tickets["created_at"] >= as_of - pd.Timedelta(days=1)
+    dropped = last_day & ~tickets["ticket_id"].isin(referenced) & (
+        rng.random(len(tickets)) < 0.8)
+    frames["tickets"] = tickets[~dropped]
+
+
+# name -> injector(rng, frames, count, as_of); each breaks exactly one check.
+DEFECTS = {
+    "satisfaction_range": _defect_satisfaction_range,   # raw_survey_responses.satisfaction_range
+    "time_order": _defect_time_order,           # raw_crm_tickets.created_at_before_resolved_at
+    "orphan_customer": _defect_orphan_customer,  # raw_crm_tickets.customer_id_references_...
+    "stale": _defect_stale,                      # raw_crm_tickets.freshness
+    "volume_drop": _defect_volume_drop,          # raw_crm_tickets.volume (a warning)
+}
+
+
+def parse_defects(text: str | None) -> dict[str, int]:
+    """'time_order=3,stale' -> {'time_order': 3, 'stale': 1}"""
+    defects: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, count = part.partition("=")
+        if name not in DEFECTS:
+            raise ValueError(f"unknown defect {name!r}; known: {', '.join(DEFECTS)}")
+        try:
+            defects[name] = int(count) if count else 1
+        except ValueError:
+            raise ValueError(f"defect {name!r}: count {count!r} is not a whole number") from None
+    return defects
 
 
 def _write(path: Path, frame: pd.DataFrame, columns: list[str], key: str, tz: ZoneInfo) -> Path:

@@ -63,16 +63,23 @@ def transform(settings: Settings | None = None) -> dict[str, Any]:
     return {"dbt": summary[-1].strip() if summary else "done"}
 
 
-def check_quality(run_id: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Run every suite, store the results, and stop the run on a critical failure."""
+def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None = None,
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """Run the suites of ``layer`` ("raw" before dbt, "marts" after; None: all) for the
+    interval, store the results, alert the data team about failures and warnings,
+    and stop the run on a critical failure."""
+    from servicepulse.quality.alert import write_alert
     from servicepulse.quality.runner import gate, run_checks, store_results
     from servicepulse.warehouse import connected
 
     settings = settings or load_settings()
-    report = run_checks(settings, run_id)
+    local_start, local_end = local_day_interval(settings, start, end)
+    report = run_checks(settings, run_id, local_start, local_end, layer)
     with connected(settings) as warehouse:
         store_results(settings, warehouse, report)
     log.info("data quality: %s", report.summary())
+    if alert := write_alert(settings, report):
+        log.warning("data-quality alert for the data team: %s", alert)
     gate(report)
     return report.summary()
 

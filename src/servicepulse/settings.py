@@ -94,11 +94,20 @@ class Recipient(_Section):
 class DeliverySettings(_Section):
     sender: EmailStr = "servicepulse@example.com"
     weekly: list[Recipient] = []
+    # Who hears about failed or warning data-quality checks.
+    data_team: list[EmailStr] = []
 
 
 class QualitySettings(_Section):
-    # Expectation name -> severity; any expectation not listed is critical.
+    # "<suite>.<check>" -> severity, overriding the suite's own choice.
     severities: dict[str, Literal["critical", "warning"]] = {}
+    # Source -> hours: the newest change of an interval must be this close to its end.
+    freshness_lag_hours: dict[str, float] = {"crm_tickets": 6, "complaints": 24,
+                                             "survey_responses": 24}
+    # Rows on the interval's day vs the median of the same weekday over 4 weeks.
+    volume_band: float = Field(0.5, gt=0)
+    # A KPI moving more than this fraction against the previous period is flagged.
+    jump_band: float = Field(0.5, gt=0)
 
 
 class Settings(_Section):

@@ -14,6 +14,7 @@ Use it as ``duckdb+buffered:///path/to/warehouse.duckdb``.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import duckdb
@@ -67,6 +68,22 @@ class BufferedConnection(ConnectionWrapper):
         return BufferedCursor(self._ConnectionWrapper__c, self)
 
 
+# GX keeps engines and connections alive after a run, beyond engine.dispose(); a
+# DuckDB file stays locked while any connection to it lives, and the next step (dbt,
+# in another process) must open it. So the connections this dialect opens are
+# tracked and closed explicitly when the run is over.
+_open_connections: weakref.WeakSet[BufferedConnection] = weakref.WeakSet()
+
+
+def close_all() -> int:
+    closed = 0
+    for connection in list(_open_connections):
+        if not connection.closed:
+            connection.close()
+            closed += 1
+    return closed
+
+
 class BufferedDuckDBDialect(Dialect):
     """duckdb_engine's dialect, with buffered cursors. Its name stays ``duckdb``."""
 
@@ -78,7 +95,9 @@ class BufferedDuckDBDialect(Dialect):
         # configuration (the pipeline's own connection has none).
         config = dict(cparams.pop("config", {}))
         config.update(cparams.pop("url_config", {}))
-        return BufferedConnection(duckdb.connect(*cargs, config=config, **cparams))
+        connection = BufferedConnection(duckdb.connect(*cargs, config=config, **cparams))
+        _open_connections.add(connection)
+        return connection
 
 
 def register() -> None:

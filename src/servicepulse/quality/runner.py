@@ -14,8 +14,8 @@ import json
 import logging
 import pkgutil
 import sys
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -27,8 +27,10 @@ from servicepulse.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+SAMPLE_SIZE = 10
 RESULT_COLUMNS = [
-    ("run_id", "VARCHAR"), ("checked_at", "TIMESTAMPTZ"), ("suite", "VARCHAR"),
+    ("run_id", "VARCHAR"), ("checked_at", "TIMESTAMPTZ"), ("interval_start", "VARCHAR"),
+    ("interval_end", "VARCHAR"), ("layer", "VARCHAR"), ("suite", "VARCHAR"),
     ("check_name", "VARCHAR"), ("severity", "VARCHAR"), ("success", "BOOLEAN"),
     ("unexpected_count", "BIGINT"), ("observed_value", "VARCHAR"), ("failing_sample", "VARCHAR"),
 ]
@@ -71,6 +73,8 @@ class QualityReport:
     run_id: str
     result_file: Path
     results: list[CheckResult]
+    interval: tuple[str, str] = ("", "")
+    layer: str = "all"
 
     @property
     def critical_failures(self) -> list[CheckResult]:
@@ -81,19 +85,23 @@ class QualityReport:
         return [r for r in self.results if not r.success and r.severity == "warning"]
 
     def summary(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "checks": len(self.results),
+        return {"run_id": self.run_id, "layer": self.layer, "interval": list(self.interval),
+                "checks": len(self.results),
                 "passed": sum(r.success for r in self.results),
                 "critical_failures": [f"{r.suite}.{r.check}" for r in self.critical_failures],
                 "warnings": [f"{r.suite}.{r.check}" for r in self.warnings],
                 "result_file": str(self.result_file)}
 
 
-def suite_modules() -> list[Any]:
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
+LAYERS = {"raw": ("raw",), "marts": ("marts",)}
+
+
+def suite_modules(layer: str | None = None) -> list[Any]:
+    """The suites in expectations/, optionally only those of one layer."""
     names = sorted(m.name for m in pkgutil.iter_modules([str(EXPECTATIONS_DIR)])
                    if not m.name.startswith("_"))
-    return [importlib.import_module(f"expectations.{name}") for name in names]
+    modules = [importlib.import_module(f"expectations.{name}") for name in names]
+    return [m for m in modules if layer is None or m.SCHEMA in LAYERS[layer]]
 
 
 def connection_string(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -111,45 +119,87 @@ def connection_string(settings: Settings) -> tuple[str, dict[str, Any]]:
     return url, {}
 
 
-def run_checks(settings: Settings, run_id: str) -> QualityReport:
+def scope_for(settings: Settings, interval_start: datetime, interval_end: datetime):
+    from expectations._helpers import Scope
+
+    local_start = interval_start.astimezone(settings.tz).date()
+    local_end = interval_end.astimezone(settings.tz).date()
+    days = tuple(local_start + timedelta(days=n) for n in range((local_end - local_start).days))
+    return Scope(
+        interval_start=interval_start.astimezone(UTC),
+        interval_end=interval_end.astimezone(UTC),
+        local_days=days or (local_start,),
+        table=lambda schema, table: f'"{settings.warehouse.schema(schema)}"."{table}"',
+        freshness_lag={source: timedelta(hours=hours) for source, hours
+                       in settings.quality.freshness_lag_hours.items()},
+        volume_band=settings.quality.volume_band,
+        jump_band=settings.quality.jump_band,
+        reporting_tz=settings.tz)
+
+
+def run_checks(settings: Settings, run_id: str, interval_start: datetime,
+               interval_end: datetime, layer: str | None = None) -> QualityReport:
+    """Validate the suites (all, or one layer's) in the warehouse for the interval."""
     import great_expectations as gx
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    scope = scope_for(settings, interval_start, interval_end)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     url, engine_kwargs = connection_string(settings)
     datasource = context.data_sources.add_sql(name="warehouse", connection_string=url,
                                               kwargs=engine_kwargs)
-    definitions = []
-    for module in suite_modules():
-        suite = context.suites.add(module.build_suite())
+    checkpoints, tables = [], {}
+    for module in suite_modules(layer):
+        suite = context.suites.add(module.build_suite(scope))
         # A query asset, not a table asset: GX 1.x drops a table asset's schema on
         # some dialects (schema_name is deprecated), and a query names it exactly.
-        table = f'"{settings.warehouse.schema(module.SCHEMA)}"."{module.TABLE}"'
+        table = scope.table(module.SCHEMA, module.TABLE)
+        tables[suite.name] = table
         asset = datasource.add_query_asset(name=suite.name, query=f"select * from {table}")
         batch = asset.add_batch_definition_whole_table("whole_table")
-        definitions.append(context.validation_definitions.add(
-            gx.ValidationDefinition(name=suite.name, data=batch, suite=suite)))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name="servicepulse_nightly", validation_definitions=definitions,
-        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10}))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+        result_format: dict[str, Any] = {"result_format": "SUMMARY",
+                                         "partial_unexpected_count": SAMPLE_SIZE}
+        if getattr(module, "KEY", None):
+            # Failing rows are reported by their key, so the data team can find them.
+            result_format["unexpected_index_column_names"] = [module.KEY]
+        checkpoints.append(context.checkpoints.add(gx.Checkpoint(
+            name=f"servicepulse_{suite.name}", validation_definitions=[definition],
+            result_format=result_format)))
     try:
-        outcome = checkpoint.run()
+        outcomes = [checkpoint.run() for checkpoint in checkpoints]
     finally:
-        # Release the warehouse: DuckDB allows one writer, and the next task writes.
+        # Release the warehouse: DuckDB allows one writer, and the next step writes.
         datasource.get_engine().dispose()
+        if settings.warehouse.kind == "duckdb":
+            from servicepulse.quality.duckdb_dialect import close_all
+
+            close_all()
 
     results = []
-    for validation in outcome.run_results.values():
-        suite_name = validation.suite_name
-        for item in validation.results:
-            results.append(_check_result(settings, suite_name, item))
+    for outcome in outcomes:
+        for validation in outcome.run_results.values():
+            for item in validation.results:
+                result = _check_result(settings, validation.suite_name, item)
+                query = item.expectation_config.kwargs.get("unexpected_rows_query")
+                if query and not result.success and not result.failing_sample:
+                    result = replace(result, failing_sample=_sample_rows(
+                        settings, tables[validation.suite_name], query,
+                        (item.expectation_config.meta or {}).get("key")))
+                results.append(result)
     out_dir = settings.output_path / "quality"
     out_dir.mkdir(parents=True, exist_ok=True)
-    result_file = out_dir / f"{_safe(run_id)}.json"
-    result_file.write_text(json.dumps(outcome.describe_dict(), indent=2, default=str,
-                                      ensure_ascii=False), encoding="utf-8")
-    return QualityReport(run_id, result_file, results)
+    result_file = out_dir / f"{_safe(run_id)}{'-' + layer if layer else ''}.json"
+    result_file.write_text(json.dumps(
+        {"run_id": run_id, "interval": [interval_start.isoformat(), interval_end.isoformat()],
+         "checkpoints": [outcome.describe_dict() for outcome in outcomes]},
+        indent=2, default=str, ensure_ascii=False), encoding="utf-8")
+    return QualityReport(run_id, result_file, results,
+                         (interval_start.isoformat(), interval_end.isoformat()), layer or "all")
 
 
 def _check_result(settings: Settings, suite_name: str, item: Any) -> CheckResult:
@@ -162,13 +212,37 @@ def _check_result(settings: Settings, suite_name: str, item: Any) -> CheckResult
     if error := _raised(item.exception_info):
         # A check that could not run is a failure, never a silent pass.
         return CheckResult(suite_name, check, severity, False, None, f"error: {error}", [])
-    sample = result.get("partial_unexpected_list") or [
-        row for row in (result.get("details") or {}).get("unexpected_rows", [])[:5]]
     observed = result.get("observed_value")
     return CheckResult(suite_name, check, severity, bool(item.success),
                        result.get("unexpected_count"),
                        None if observed is None else str(observed),
-                       [str(s) for s in sample][:10])
+                       _failing_sample(result, meta.get("key")))
+
+
+def _failing_sample(result: dict[str, Any], key: str | None) -> list[str]:
+    """Keys of failing rows where GX reports them, else the failing values or rows."""
+    indexed = result.get("partial_unexpected_index_list") or []
+    if key and indexed:
+        return [str(row.get(key)) for row in indexed if isinstance(row, dict)][:SAMPLE_SIZE]
+    rows = (result.get("details") or {}).get("unexpected_rows") or []
+    if rows:
+        return [str(row.get(key) if key and isinstance(row, dict) and key in row else row)
+                for row in rows][:SAMPLE_SIZE]
+    return [str(value) for value in result.get("partial_unexpected_list") or []][:SAMPLE_SIZE]
+
+
+def _sample_rows(settings: Settings, table: str, query: str, key: str | None) -> list[str]:
+    """A few failing rows of a query check (GX returns them only with COMPLETE results,
+    which would also make every column check return all its failing values)."""
+    from servicepulse.warehouse import connected
+
+    sql = query.format(batch=f"(select * from {table}) as batch_rows")
+    with connected(settings) as warehouse:
+        frame = warehouse.fetch_frame(f"select * from ({sql}) as failing limit {SAMPLE_SIZE}")
+    if key and key in frame.columns:
+        return [str(value) for value in frame[key]]
+    return [json.dumps(row, default=str, ensure_ascii=False)
+            for row in frame.to_dict(orient="records")]
 
 
 def _raised(info: Any) -> str | None:
@@ -186,11 +260,13 @@ def _raised(info: Any) -> str | None:
 def store_results(settings: Settings, warehouse: Warehouse, report: QualityReport) -> None:
     checked_at = pd.Timestamp(datetime.now(UTC))
     frame = pd.DataFrame([{**asdict(r), "check_name": r.check, "run_id": report.run_id,
-                           "checked_at": checked_at,
+                           "checked_at": checked_at, "interval_start": report.interval[0],
+                           "interval_end": report.interval[1], "layer": report.layer,
                            "failing_sample": json.dumps(r.failing_sample, ensure_ascii=False)}
                           for r in report.results])
     warehouse.replace_slice(settings.warehouse.schema("quality"), "check_results",
-                            RESULT_COLUMNS, frame, "run_id = ?", [report.run_id])
+                            RESULT_COLUMNS, frame, "run_id = ? and layer = ?",
+                            [report.run_id, report.layer])
 
 
 def gate(report: QualityReport) -> None:

@@ -40,9 +40,11 @@ def latest_quality(settings: Settings, warehouse: Warehouse) -> QualitySnapshot 
     schema = settings.warehouse.schema("quality")
     if not warehouse.table_exists(schema, "check_results"):
         return None
+    # Every layer's results of the most recent run.
     frame = warehouse.fetch_frame(
         f'select run_id, suite, check_name, severity, success from "{schema}"."check_results" '
-        f'where checked_at = (select max(checked_at) from "{schema}"."check_results")')
+        f'where run_id = (select run_id from "{schema}"."check_results" '
+        f'order by checked_at desc limit 1)')
     if frame.empty:
         return None
     failed_warnings = frame[(~frame["success"].astype(bool)) & (frame["severity"] == "warning")]

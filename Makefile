@@ -54,3 +54,7 @@ lint: setup
 
 clean:
 	rm -rf output data/demo .airflow
+
+# Benchmarks (not part of `make test`): figures are printed and written to output/bench/.
+bench: setup
+	$(VENV)/bin/python -m servicepulse.benchmarks

@@ -108,6 +108,8 @@ class QualitySettings(_Section):
     volume_band: float = Field(0.5, gt=0)
     # A KPI moving more than this fraction against the previous period is flagged.
     jump_band: float = Field(0.5, gt=0)
+    # DuckDB memory for the checks (its cache; it spills beyond this).
+    duckdb_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
 
 
 class Settings(_Section):

@@ -9,7 +9,7 @@ result lazily, so the pool's rollback-on-return discards the rows and GX reports
 gives DuckDB the client-side semantics GX relies on; the query itself still runs
 inside DuckDB, so nothing is pulled into pandas.
 
-Use it as ``duckdb+buffered:///path/to/warehouse.duckdb``.
+Use it as ``duckdb+buffered:///path/to/warehouse.duckdb[?search_path=schema]``.
 """
 
 from __future__ import annotations
@@ -95,7 +95,13 @@ class BufferedDuckDBDialect(Dialect):
         # configuration (the pipeline's own connection has none).
         config = dict(cparams.pop("config", {}))
         config.update(cparams.pop("url_config", {}))
-        connection = BufferedConnection(duckdb.connect(*cargs, config=config, **cparams))
+        # ?search_path=raw: a session setting, so unqualified table names (GX table
+        # assets reflect them unqualified) resolve in that schema.
+        search_path = config.pop("search_path", None)
+        raw = duckdb.connect(*cargs, config=config, **cparams)
+        if search_path:
+            raw.execute("SET search_path = ?", [search_path])
+        connection = BufferedConnection(raw)
         _open_connections.add(connection)
         return connection
 

@@ -28,6 +28,7 @@ from servicepulse.warehouse import Warehouse
 log = logging.getLogger(__name__)
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_SIZE = 10
+DOCS_SITE = "servicepulse"
 RESULT_COLUMNS = [
     ("run_id", "VARCHAR"), ("checked_at", "TIMESTAMPTZ"), ("interval_start", "VARCHAR"),
     ("interval_end", "VARCHAR"), ("layer", "VARCHAR"), ("suite", "VARCHAR"),
@@ -104,19 +105,24 @@ def suite_modules(layer: str | None = None) -> list[Any]:
     return [m for m in modules if layer is None or m.SCHEMA in LAYERS[layer]]
 
 
-def connection_string(settings: Settings) -> tuple[str, dict[str, Any]]:
+def connection_string(settings: Settings, schema: str) -> tuple[str, dict[str, Any]]:
+    """A connection whose unqualified table names resolve in ``schema``."""
     if settings.warehouse.kind == "duckdb":
         from servicepulse.quality.duckdb_dialect import register
 
         register()
-        # Same connection configuration as the pipeline's own: DuckDB lets one
-        # process open a file several times only with identical settings.
-        return f"duckdb+buffered:///{settings.duckdb_path}", {}
+        # No rollback when a connection returns to the pool: checks only read, and
+        # close_all() may already have closed connections GX still holds.
+        # memory_limit bounds DuckDB's buffer cache, so memory does not grow with the
+        # tables checked (DuckDB spills to disk beyond it).
+        return ((f"duckdb+buffered:///{settings.duckdb_path}?search_path={schema}"
+                f"&memory_limit={settings.quality.duckdb_memory_limit}"),
+                {"pool_reset_on_return": None})
     pg = settings.warehouse.postgres
     password = f":{quote_plus(pg.password)}" if pg.password else ""
     url = (f"postgresql+psycopg2://{quote_plus(pg.user)}{password}@{pg.host}:{pg.port}/"
            f"{pg.dbname}")
-    return url, {}
+    return url, {"connect_args": {"options": f"-c search_path={schema}"}}
 
 
 def scope_for(settings: Settings, interval_start: datetime, interval_end: datetime):
@@ -141,6 +147,7 @@ def run_checks(settings: Settings, run_id: str, interval_start: datetime,
                interval_end: datetime, layer: str | None = None) -> QualityReport:
     """Validate the suites (all, or one layer's) in the warehouse for the interval."""
     import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     if str(PROJECT_ROOT) not in sys.path:
@@ -148,17 +155,26 @@ def run_checks(settings: Settings, run_id: str, interval_start: datetime,
     scope = scope_for(settings, interval_start, interval_end)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
-    url, engine_kwargs = connection_string(settings)
-    datasource = context.data_sources.add_sql(name="warehouse", connection_string=url,
-                                              kwargs=engine_kwargs)
+    docs_dir = settings.output_path / "quality" / "data_docs"
+    context.add_data_docs_site(site_name=DOCS_SITE, site_config={
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                          "base_directory": str(docs_dir)}})
+    # Table assets, one datasource per schema: GX reflects a table asset's columns with
+    # a one-row query, but runs a query asset's whole query to learn its columns.
+    # (A table asset's schema_name is deprecated in GX 1.x: the connection sets it.)
+    datasources: dict[str, Any] = {}
     checkpoints, tables = [], {}
     for module in suite_modules(layer):
+        schema = settings.warehouse.schema(module.SCHEMA)
+        if schema not in datasources:
+            url, engine_kwargs = connection_string(settings, schema)
+            datasources[schema] = context.data_sources.add_sql(
+                name=f"warehouse_{schema}", connection_string=url, kwargs=engine_kwargs)
         suite = context.suites.add(module.build_suite(scope))
-        # A query asset, not a table asset: GX 1.x drops a table asset's schema on
-        # some dialects (schema_name is deprecated), and a query names it exactly.
-        table = scope.table(module.SCHEMA, module.TABLE)
-        tables[suite.name] = table
-        asset = datasource.add_query_asset(name=suite.name, query=f"select * from {table}")
+        tables[suite.name] = scope.table(module.SCHEMA, module.TABLE)
+        asset = datasources[schema].add_table_asset(name=suite.name, table_name=module.TABLE)
         batch = asset.add_batch_definition_whole_table("whole_table")
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
@@ -169,12 +185,14 @@ def run_checks(settings: Settings, run_id: str, interval_start: datetime,
             result_format["unexpected_index_column_names"] = [module.KEY]
         checkpoints.append(context.checkpoints.add(gx.Checkpoint(
             name=f"servicepulse_{suite.name}", validation_definitions=[definition],
-            result_format=result_format)))
+            result_format=result_format,
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])])))
     try:
         outcomes = [checkpoint.run() for checkpoint in checkpoints]
     finally:
         # Release the warehouse: DuckDB allows one writer, and the next step writes.
-        datasource.get_engine().dispose()
+        for datasource in datasources.values():
+            datasource.get_engine().dispose()
         if settings.warehouse.kind == "duckdb":
             from servicepulse.quality.duckdb_dialect import close_all
 

@@ -151,7 +151,10 @@ def _print_artefacts(settings: Settings) -> None:
     quality = sorted((settings.output_path / "quality").glob("*.json"),
                      key=lambda p: p.stat().st_mtime)
     if quality:
-        print(f"  Quality result:  {quality[-1]}")
+        print(f"  Quality results: {quality[-1].parent}/ (latest: {quality[-1].name})")
+    docs = settings.output_path / "quality" / "data_docs" / "index.html"
+    if docs.exists():
+        print(f"  Data Docs:       {docs}")
     print(f"  Reports:         {settings.output_path / 'reports'}")
     print(f"  Outbox:          {settings.output_path / 'outbox'}")
 

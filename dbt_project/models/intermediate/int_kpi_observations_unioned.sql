@@ -12,6 +12,10 @@ complaints as (
 answered_surveys as (
     select * from {{ ref('fct_survey_responses') }}
     where is_answered
+),
+
+audits as (
+    select * from {{ ref('stg_audits__audits') }}
 )
 
 select 'RESP_SLA' as kpi_id, created_at_local as observed_at_local, department,
@@ -62,3 +66,34 @@ select 'NPS', answered_at_local, department,
        1.0, null
 from answered_surveys
 where nps_score is not null
+
+union all
+select 'AHT', resolved_at_local, department, cast(handle_seconds as double precision), 1.0, null
+from tickets
+where is_resolved and handle_seconds is not null
+
+union all
+select 'CMP_SOLUTION_24H', received_at_local, department,
+       case when has_solution_in_24_hours then 1.0 else 0.0 end, 1.0, null
+from complaints
+
+union all
+select 'STEP_CLASSIFY_30M', received_at_local, department,
+       case when is_classified_in_30_minutes then 1.0 else 0.0 end, 1.0, null
+from complaints
+
+union all
+select 'STEP_DISPATCH_1H', received_at_local, department,
+       case when is_dispatched_in_1_hour then 1.0 else 0.0 end, 1.0, null
+from complaints
+
+union all
+select 'STEP_ESCALATION', received_at_local, department,
+       case when is_escalated then 1.0 else 0.0 end, 1.0, null
+from complaints
+where severity = 'urgent'
+
+union all
+select case when audit_kind = 'process_audit' then 'TPS' else 'TDS' end,
+       audited_at_local, department, total_score, 1.0, null
+from audits

@@ -59,6 +59,8 @@ class Messages:
             return f"{self.number(value * 100)}%"
         if unit == "minutes":
             return self("unit_minutes", value=self.number(value))
+        if unit == "seconds":  # handling times read better in minutes
+            return self("unit_minutes", value=self.number(value / 60))
         if unit == "points":
             return self("unit_points", value=self.number(value))
         return self.number(value)
@@ -72,4 +74,6 @@ class Messages:
             return sign + self("percentage_points", value=self.number(abs(delta) * 100))
         if unit == "minutes":
             return sign + self("unit_minutes", value=self.number(abs(delta)))
+        if unit == "seconds":
+            return sign + self("unit_minutes", value=self.number(abs(delta) / 60))
         return sign + self.number(abs(delta))

@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -150,7 +150,3 @@ def connected(settings: Settings, read_only: bool = False) -> Iterator[Warehouse
         yield warehouse
     finally:
         warehouse.close()
-
-
-def rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.to_dict(orient="records")

@@ -24,28 +24,33 @@ class Attachment:
     subtype: str = "pdf"
 
 
-def build_message(sender: str, recipient_name: str, recipient_email: str, subject: str,
-                  html_body: str, text_body: str, attachment: Attachment,
-                  identity: str) -> EmailMessage:
+def build_message(sender: str, recipients: list[tuple[str, str]], subject: str,
+                  html_body: str, text_body: str, identity: str,
+                  attachment: Attachment | None = None) -> EmailMessage:
+    """A text + HTML message to (name, address) recipients; the Message-ID is derived
+    from ``identity`` and the attachment, so the same message keeps the same id."""
     message = EmailMessage(policy=SMTP)
     message["From"] = formataddr(("ServicePulse", sender))
-    message["To"] = formataddr((recipient_name, recipient_email))
+    message["To"] = ", ".join(formataddr(recipient) for recipient in recipients)
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    digest = hashlib.sha256(identity.encode() + attachment.content).hexdigest()[:32]
+    content = attachment.content if attachment else b""
+    digest = hashlib.sha256(identity.encode() + content).hexdigest()[:32]
     message["Message-ID"] = f"<{digest}@servicepulse.local>"
     message.set_content(text_body)
     message.add_alternative(html_body, subtype="html")
-    message.add_attachment(attachment.content, maintype=attachment.maintype,
-                           subtype=attachment.subtype, filename=attachment.filename)
+    if attachment:
+        message.add_attachment(attachment.content, maintype=attachment.maintype,
+                               subtype=attachment.subtype, filename=attachment.filename)
     return message
 
 
-def write_to_outbox(outbox: Path, report: str, period: str, recipient_email: str,
+def write_to_outbox(outbox: Path, folder_parts: tuple[str, ...], name: str,
                     message: EmailMessage) -> Path:
-    folder = outbox / report / period
+    """Write ``message`` to outbox/<folder parts>/<name>.eml, replacing any earlier one."""
+    folder = outbox.joinpath(*folder_parts)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', recipient_email)}.eml"
+    path = folder / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', name)}.eml"
     temporary = path.with_suffix(".eml.tmp")
     temporary.write_bytes(message.as_bytes())
     temporary.replace(path)  # a reader never sees half a message

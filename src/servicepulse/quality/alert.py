@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formataddr, formatdate
 from html import escape
 from pathlib import Path
 
+from servicepulse.delivery.outbox import build_message, write_to_outbox
 from servicepulse.quality.runner import QualityReport
 from servicepulse.settings import Settings
 
@@ -35,23 +34,14 @@ def build_alert(settings: Settings, report: QualityReport) -> EmailMessage | Non
             "<tr><th align=\"left\">severity</th><th align=\"left\">check</th>"
             f"<th align=\"left\">what failed</th></tr>{''.join(rows)}</table>"
             f"<p>{escape(lines[-1])}</p></body></html>")
-    message = EmailMessage(policy=SMTP)
-    message["From"] = formataddr(("ServicePulse", settings.delivery.sender))
-    message["To"] = ", ".join(str(address) for address in settings.delivery.data_team)
-    message["Subject"] = subject
-    message["Date"] = formatdate(usegmt=True)
-    message.set_content("\n".join(lines))
-    message.add_alternative(html, subtype="html")
-    return message
+    return build_message(settings.delivery.sender,
+                         [("", str(address)) for address in settings.delivery.data_team],
+                         subject, html, "\n".join(lines), identity=f"alert|{report.run_id}")
 
 
 def write_alert(settings: Settings, report: QualityReport) -> Path | None:
     message = build_alert(settings, report)
     if message is None:
         return None
-    folder = settings.output_path / "outbox" / "alerts"
-    folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in report.run_id)
-    path = folder / f"data-quality-{safe}.eml"
-    path.write_bytes(message.as_bytes())
-    return path
+    return write_to_outbox(settings.output_path / "outbox", ("alerts",),
+                           f"data-quality-{report.run_id}", message)

@@ -74,9 +74,9 @@ def publish_weekly(settings: Settings, period: Period, send: bool = True) -> Pub
                             for tile in context["tiles"]],
                           "", *context["summary"]])
         message = build_message(
-            settings.delivery.sender, recipient.name, str(recipient.email), subject, html, text,
-            Attachment(pdf_path.name, pdf_path.read_bytes()),
-            identity=f"weekly|{period.label}|{recipient.email}")
-        published.emails.append(write_to_outbox(outbox, "weekly", period.label,
+            settings.delivery.sender, [(recipient.name, str(recipient.email))], subject, html,
+            text, identity=f"weekly|{period.label}|{recipient.email}",
+            attachment=Attachment(pdf_path.name, pdf_path.read_bytes()))
+        published.emails.append(write_to_outbox(outbox, ("weekly", period.label),
                                                 str(recipient.email), message))
     return published

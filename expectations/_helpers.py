@@ -2,8 +2,10 @@
 
 Every suite's ``build_suite(scope)`` gets a Scope: the data interval being checked,
 how to name another table (schemas carry the environment's prefix), and the
-configured thresholds. Queries are written with ``{batch}`` for the suite's own
-table; everything else is substituted here, since GX formats the query itself.
+configured thresholds. Queries are written with ``{batch}`` for the rows the suite
+checks (for a raw table: the rows this run loaded); everything else is substituted
+here, since GX formats the query itself. Freshness and volume need the history, so
+they read the whole table by name.
 """
 
 from __future__ import annotations
@@ -88,9 +90,10 @@ def fresh(scope: Scope, source: str, severity: str = "critical"):
     end = scope.ts(scope.interval_end)
     limit = scope.ts(scope.interval_end - lag)
     start = scope.ts(scope.interval_start)
+    table = scope.table("raw", source)
     return no_rows(
         "freshness",
-        f"select newest from (select max(updated_at) as newest from {{batch}} "
+        f"select newest from (select max(updated_at) as newest from {table} "
         f"where updated_at >= {start} and updated_at < {end}) as latest "
         f"where newest is null or newest < {limit}",
         f"The newest {source} change of the interval is less than {lag} before its end.",
@@ -101,18 +104,20 @@ def fresh(scope: Scope, source: str, severity: str = "critical"):
 VOLUME_MIN_TYPICAL = 20
 
 
-def volume(scope: Scope, event_column: str, key: str, severity: str = "warning"):
+def volume(scope: Scope, source: str, event_column: str, key: str,
+           severity: str = "warning"):
     """Records whose ``event_column`` falls on the interval's last local day are within
     the band of the median of the same weekday over the four weeks before. Weeks
     before the source's first record are not history and are left out."""
     day = scope.local_days[-1]
     tz = scope.interval_end.tzinfo
+    table = scope.table("raw", source)
 
     def day_count(offset_weeks: int) -> str:
         local = datetime.combine(day - timedelta(days=7 * offset_weeks), datetime.min.time(),
                                  scope.reporting_tz)
         start, end = local.astimezone(tz), (local + timedelta(days=1)).astimezone(tz)
-        return (f"select count(distinct {key}) as events from {{batch}} "
+        return (f"select count(distinct {key}) as events from {table} "
                 f"where {event_column} >= {scope.ts(start)} and {event_column} < {scope.ts(end)}")
 
     history = " union all ".join(day_count(n) for n in range(1, 5))

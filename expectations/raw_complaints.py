@@ -21,5 +21,5 @@ def build_suite(scope):
         references(scope, "customer_id", "raw", "crm_customers", "customer_id", key=KEY),
         references(scope, "ticket_id", "raw", "crm_tickets", "ticket_id", key=KEY),
         fresh(scope, "complaints"),
-        volume(scope, "received_at", KEY),
+        volume(scope, "complaints", "received_at", KEY),
     )

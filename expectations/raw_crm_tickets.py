@@ -30,5 +30,5 @@ def build_suite(scope):
         in_order("created_at", "resolved_at", key=KEY),
         references(scope, "customer_id", "raw", "crm_customers", "customer_id", key=KEY),
         fresh(scope, "crm_tickets"),
-        volume(scope, "created_at", KEY),
+        volume(scope, "crm_tickets", "created_at", KEY),
     )

@@ -5,7 +5,7 @@ report and alerts the data team, a warning lets the report out with a note."""
 from __future__ import annotations
 
 import email
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from email import policy
 from zoneinfo import ZoneInfo
 
@@ -122,3 +122,42 @@ def test_warning_lets_the_report_out_with_a_note(tmp_path):
     english = next(p for p in published["reports"] if p.endswith("-all-en.pdf"))
     text = "".join(page.extract_text() for page in PdfReader(english).pages)
     assert "Warnings, published with this note" in text and "raw_crm_tickets.volume" in text
+
+
+def test_corrections_from_the_source_clear_the_gate_on_the_next_run(tmp_path):
+    """Two tickets arrive resolved before they were created: the run that loads them is
+    held. The CRM then sends corrected versions (same ids, later updated_at); the next
+    night's run checks what it loaded, passes, and the report goes out."""
+    import pandas as pd
+
+    sources = tmp_path / "sources"
+    generate(GenerationSpec(out=sources, start=date(2026, 10, 19), days=35, seed=5,
+                            tickets_per_day=150))
+    settings = settings_for(tmp_path, sources, **{
+        "delivery.data_team": ["data.team@example.com"],
+        "delivery.weekly": [{"email": "ops@example.com", "name": "Ops", "locale": "en"}]})
+    path = sources / "crm_tickets.csv"
+    tickets = pd.read_csv(path, dtype=str, keep_default_na=False)
+    updated = pd.to_datetime(tickets["updated_at"], format="ISO8601", utc=True)
+    single = ~tickets["ticket_id"].duplicated(keep=False)
+    bad = tickets.index[single & (tickets["resolved_at"] != "") &
+                        (updated < pd.Timestamp("2026-11-10", tz="UTC"))][:2]
+    good_resolved = tickets.loc[bad, "resolved_at"].copy()
+    tickets.loc[bad, "resolved_at"] = "2020-01-01T00:00:00+08:00"
+    tickets.to_csv(path, index=False)
+
+    saturday, sunday = START - timedelta(days=1), START
+    for source in pipeline.SOURCES:  # first load: backfills up to Sunday
+        pipeline.load(source, saturday, sunday, settings=settings)
+    with pytest.raises(QualityGateError, match="created_at_before_resolved_at: 2 unexpected"):
+        pipeline.check_quality("saturday", saturday, sunday, "raw", settings=settings)
+
+    corrections = tickets.loc[bad].assign(resolved_at=good_resolved,
+                                          updated_at="2026-11-22T12:00:00+08:00")
+    pd.concat([tickets, corrections]).to_csv(path, index=False)
+    for source in pipeline.SOURCES:
+        pipeline.load(source, sunday, END, settings=settings)
+    pipeline.check_quality("sunday", sunday, END, "raw", settings=settings)
+    pipeline.transform(settings=settings)
+    pipeline.check_quality("sunday", sunday, END, "marts", settings=settings)
+    assert pipeline.publish_weekly("2026-W47", settings=settings)["emails"]

@@ -15,7 +15,7 @@ import logging
 import pkgutil
 import sys
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -153,6 +153,10 @@ def run_checks(settings: Settings, run_id: str, interval_start: datetime,
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))
     scope = scope_for(settings, interval_start, interval_end)
+    modules = suite_modules(layer)
+    # Before GX connects: DuckDB refuses a second connection with other settings.
+    loaded = {m.TABLE: _loaded_rows_view(settings, m.TABLE, scope.local_days[-1])
+              for m in modules if m.SCHEMA == "raw"}
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     docs_dir = settings.output_path / "quality" / "data_docs"
@@ -166,15 +170,21 @@ def run_checks(settings: Settings, run_id: str, interval_start: datetime,
     # (A table asset's schema_name is deprecated in GX 1.x: the connection sets it.)
     datasources: dict[str, Any] = {}
     checkpoints, tables = [], {}
-    for module in suite_modules(layer):
-        schema = settings.warehouse.schema(module.SCHEMA)
+    for module in modules:
+        # Raw suites check the rows this run loaded, through a view in the quality
+        # schema (one day on a nightly run, everything on a first load): a version
+        # superseded by a later correction is not checked again.
+        schema = settings.warehouse.schema("quality" if module.SCHEMA == "raw"
+                                           else module.SCHEMA)
         if schema not in datasources:
             url, engine_kwargs = connection_string(settings, schema)
             datasources[schema] = context.data_sources.add_sql(
                 name=f"warehouse_{schema}", connection_string=url, kwargs=engine_kwargs)
         suite = context.suites.add(module.build_suite(scope))
-        tables[suite.name] = scope.table(module.SCHEMA, module.TABLE)
-        asset = datasources[schema].add_table_asset(name=suite.name, table_name=module.TABLE)
+        table_name = loaded.get(module.TABLE, module.TABLE) if module.SCHEMA == "raw" \
+            else module.TABLE
+        tables[suite.name] = f'"{schema}"."{table_name}"'
+        asset = datasources[schema].add_table_asset(name=suite.name, table_name=table_name)
         batch = asset.add_batch_definition_whole_table("whole_table")
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
@@ -249,12 +259,39 @@ def _failing_sample(result: dict[str, Any], key: str | None) -> list[str]:
     return [str(value) for value in result.get("partial_unexpected_list") or []][:SAMPLE_SIZE]
 
 
-def _sample_rows(settings: Settings, table: str, query: str, key: str | None) -> list[str]:
+def _loaded_rows_view(settings: Settings, table: str, last_day: date) -> str:
+    """(Re)create quality.loaded_<table>: the raw rows of the load batches that end
+    after ``last_day`` (the loader names a batch <source>:<first day>:<end day>).
+    A view, so GX reflects its columns cheaply and every check runs as SQL."""
+    from servicepulse.warehouse import connected
+
+    end = (last_day + timedelta(days=1)).isoformat()
+    raw, quality = settings.warehouse.schema("raw"), settings.warehouse.schema("quality")
+    view = f"loaded_{table}"
+    with connected(settings) as warehouse:
+        if not warehouse.table_exists(raw, table):
+            raise QualityGateError([CheckResult(
+                f"raw_{table}", "table_exists", "critical", False, None,
+                f"no raw table {raw}.{table}: nothing was loaded", [])],
+                settings.output_path / "quality")
+        frame = warehouse.fetch_frame(
+            f'select distinct _batch_id from "{raw}"."{table}" where _batch_id like ?',
+            [f"%:{end}"])
+        ids = ", ".join("'" + batch.replace("'", "''") + "'" for batch in frame["_batch_id"])
+        condition = f"_batch_id in ({ids})" if ids else "1 = 0"
+        warehouse.execute(f'create schema if not exists "{quality}"')
+        warehouse.execute(f'drop view if exists "{quality}"."{view}"')
+        warehouse.execute(f'create view "{quality}"."{view}" as '
+                          f'select * from "{raw}"."{table}" where {condition}')
+    return view
+
+
+def _sample_rows(settings: Settings, relation: str, query: str, key: str | None) -> list[str]:
     """A few failing rows of a query check (GX returns them only with COMPLETE results,
     which would also make every column check return all its failing values)."""
     from servicepulse.warehouse import connected
 
-    sql = query.format(batch=f"(select * from {table}) as batch_rows")
+    sql = query.format(batch=f"(select * from {relation}) as batch_rows")
     with connected(settings) as warehouse:
         frame = warehouse.fetch_frame(f"select * from ({sql}) as failing limit {SAMPLE_SIZE}")
     if key and key in frame.columns:

@@ -155,8 +155,8 @@ def run_checks(settings: Settings, run_id: str, interval_start: datetime,
     scope = scope_for(settings, interval_start, interval_end)
     modules = suite_modules(layer)
     # Before GX connects: DuckDB refuses a second connection with other settings.
-    loaded = {m.TABLE: _loaded_rows_view(settings, m.TABLE, scope.local_days[-1])
-              for m in modules if m.SCHEMA == "raw"}
+    loaded = _loaded_rows_views(settings, [m.TABLE for m in modules if m.SCHEMA == "raw"],
+                                scope.local_days[-1])
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     docs_dir = settings.output_path / "quality" / "data_docs"
@@ -259,31 +259,34 @@ def _failing_sample(result: dict[str, Any], key: str | None) -> list[str]:
     return [str(value) for value in result.get("partial_unexpected_list") or []][:SAMPLE_SIZE]
 
 
-def _loaded_rows_view(settings: Settings, table: str, last_day: date) -> str:
-    """(Re)create quality.loaded_<table>: the raw rows of the load batches that end
-    after ``last_day`` (the loader names a batch <source>:<first day>:<end day>).
-    A view, so GX reflects its columns cheaply and every check runs as SQL."""
+def _loaded_rows_views(settings: Settings, tables: list[str], last_day: date) -> dict[str, str]:
+    """(Re)create quality.loaded_<table> for each raw table: the rows of the load batches
+    that end after ``last_day`` (the loader names a batch <source>:<first day>:<end day>).
+    Views, so GX reflects their columns cheaply and every check runs as SQL."""
     from servicepulse.warehouse import connected
 
     end = (last_day + timedelta(days=1)).isoformat()
     raw, quality = settings.warehouse.schema("raw"), settings.warehouse.schema("quality")
-    view = f"loaded_{table}"
+    views = {}
     with connected(settings) as warehouse:
-        if not warehouse.table_exists(raw, table):
-            raise QualityGateError([CheckResult(
-                f"raw_{table}", "table_exists", "critical", False, None,
-                f"no raw table {raw}.{table}: nothing was loaded", [])],
-                settings.output_path / "quality")
-        frame = warehouse.fetch_frame(
-            f'select distinct _batch_id from "{raw}"."{table}" where _batch_id like ?',
-            [f"%:{end}"])
-        ids = ", ".join("'" + batch.replace("'", "''") + "'" for batch in frame["_batch_id"])
-        condition = f"_batch_id in ({ids})" if ids else "1 = 0"
-        warehouse.execute(f'create schema if not exists "{quality}"')
-        warehouse.execute(f'drop view if exists "{quality}"."{view}"')
-        warehouse.execute(f'create view "{quality}"."{view}" as '
-                          f'select * from "{raw}"."{table}" where {condition}')
-    return view
+        if tables:
+            warehouse.execute(f'create schema if not exists "{quality}"')
+        for table in tables:
+            if not warehouse.table_exists(raw, table):
+                raise QualityGateError([CheckResult(
+                    f"raw_{table}", "table_exists", "critical", False, None,
+                    f"no raw table {raw}.{table}: nothing was loaded", [])],
+                    settings.output_path / "quality")
+            frame = warehouse.fetch_frame(
+                f'select distinct _batch_id from "{raw}"."{table}" where _batch_id like ?',
+                [f"%:{end}"])
+            ids = ", ".join("'" + b.replace("'", "''") + "'" for b in frame["_batch_id"])
+            condition = f"_batch_id in ({ids})" if ids else "1 = 0"
+            view = views[table] = f"loaded_{table}"
+            warehouse.execute(f'drop view if exists "{quality}"."{view}"')
+            warehouse.execute(f'create view "{quality}"."{view}" as '
+                              f'select * from "{raw}"."{table}" where {condition}')
+    return views
 
 
 def _sample_rows(settings: Settings, relation: str, query: str, key: str | None) -> list[str]:

@@ -60,7 +60,8 @@ class Period:
         return Period.parse(f"{month_index // 12}-{month_index % 12 + 1:02d}")
 
 
-def _clean(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A database value as plain Python: NaN/NA become None, numpy scalars unwrapped."""
     if value is None:
         return None
     if isinstance(value, float) and math.isnan(value):
@@ -90,7 +91,7 @@ def kpi_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date, 
         f"order by period_start, display_order", [dimension, value, first, last])
     records = []
     for record in frame.to_dict(orient="records"):
-        record = {k: _clean(v) for k, v in record.items()}
+        record = {k: plain_value(v) for k, v in record.items()}
         if hasattr(record["period_start"], "date"):
             record["period_start"] = record["period_start"].date()
         records.append(record)

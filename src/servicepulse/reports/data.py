@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table
+from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table, plain_value
 from servicepulse.reports.weekly import QualitySnapshot, period_weeks
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
@@ -32,7 +32,7 @@ def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
         f"select dimension_value, kpi_id, unit, value, status from "
         f"{kpi_table(settings, 'week')} "
         f"where dimension = 'department' and period_start = ?", [period.start])
-    return [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+    return [{k: plain_value(v) for k, v in r.items()}
             for r in frame.to_dict(orient="records")]
 
 

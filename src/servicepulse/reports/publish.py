@@ -30,8 +30,10 @@ def report_filename(report: str, period: Period, locale: str, department: str | 
 
 
 def render_weekly(settings: Settings, warehouse: Warehouse, period: Period, locale: str,
-                  department: str | None, out_dir: Path) -> tuple[Path, dict]:
-    inputs = weekly_inputs(settings, warehouse, period, department)
+                  department: str | None, out_dir: Path,
+                  inputs: dict | None = None) -> tuple[Path, dict]:
+    """``inputs``: the slice's mart rows, when already read for another locale."""
+    inputs = inputs or weekly_inputs(settings, warehouse, period, department)
     context = build_weekly_report(period, locale, department, **inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / report_filename("weekly", period, locale, department)
@@ -45,11 +47,15 @@ def publish_weekly(settings: Settings, period: Period, send: bool = True) -> Pub
     audiences |= {(r.locale, r.department) for r in settings.delivery.weekly}
     out_dir = settings.output_path / "reports" / "weekly" / period.label
     published = Published()
-    contexts = {}
+    contexts: dict = {}
+    inputs_by_slice: dict = {}  # both locales of a slice show the same rows
     with connected(settings) as warehouse:
         for locale, department in sorted(audiences, key=lambda a: (a[1] or "", a[0])):
+            if department not in inputs_by_slice:
+                inputs_by_slice[department] = weekly_inputs(settings, warehouse, period,
+                                                            department)
             path, context = render_weekly(settings, warehouse, period, locale, department,
-                                          out_dir)
+                                          out_dir, inputs_by_slice[department])
             published.reports[(locale, department)] = path
             contexts[(locale, department)] = context
             log.info("rendered %s", path)

@@ -13,6 +13,10 @@ C2,李娜,13800000002,individual,standard,north,2025-01-01T00:00:00+08:00,2025-0
 # T2 arrives twice: first with contacts_to_resolve 1, corrected a day later to 2.
 # T5 is created Sunday 17:30 UTC = Monday 01:30 local (ISO week 47 locally).
 # T6 is created in week 47 but resolved in week 48.
+# Around China's National Day 2026 (1-7 October off, Saturday 10 October worked):
+# T10 and T11 are deliveries, T10 without a promise (3 working days: Friday 9
+# October), T11 promised 9 October 12:00 and delivered three hours late; T12 is
+# resolved on 12 October and reopened the next day (its latest version is open).
 TICKETS = """\
 ticket_id,customer_id,channel,service_type,department,agent_id,priority,created_at,first_response_at,resolved_at,closed_at,contacts_to_resolve,handle_seconds,status,promised_at,delivered_at,updated_at
 T0,C1,phone,tech_support,d_a,A1,general,2026-11-10T09:00:00+08:00,2026-11-10T09:05:00+08:00,2026-11-10T10:00:00+08:00,,1,300,resolved,,,2026-11-10T10:00:00+08:00
@@ -23,6 +27,10 @@ T3,C1,online,consultation,d_b,B1,general,2026-11-17T14:00:00+08:00,2026-11-17T14
 T4,C2,phone,installation,d_b,B2,general,2026-11-18T08:00:00+08:00,,,,,,open,,,2026-11-18T08:00:00+08:00
 T5,C1,online,tech_support,d_a,A1,general,2026-11-15T17:30:00Z,2026-11-15T17:40:00Z,2026-11-16T03:00:00+08:00,,1,200,resolved,,,2026-11-16T03:00:00+08:00
 T6,C2,phone,tech_support,d_b,B1,general,2026-11-22T23:30:00+08:00,2026-11-23T00:10:00+08:00,2026-11-23T08:00:00+08:00,,1,500,resolved,,,2026-11-23T08:00:00+08:00
+T10,C1,onsite,delivery,d_b,B1,general,2026-09-29T10:00:00+08:00,2026-09-29T10:10:00+08:00,2026-10-09T20:00:00+08:00,,1,1200,resolved,,2026-10-09T20:00:00+08:00,2026-10-09T20:00:00+08:00
+T11,C2,onsite,delivery,d_b,B2,general,2026-09-30T09:00:00+08:00,2026-09-30T09:20:00+08:00,2026-10-12T10:00:00+08:00,,1,1500,resolved,2026-10-09T12:00:00+08:00,2026-10-09T15:00:00+08:00,2026-10-12T10:00:00+08:00
+T12,C1,phone,tech_support,d_a,A1,general,2026-10-12T09:00:00+08:00,2026-10-12T09:10:00+08:00,2026-10-12T15:00:00+08:00,,1,300,resolved,,,2026-10-12T15:00:00+08:00
+T12,C1,phone,tech_support,d_a,A1,general,2026-10-12T09:00:00+08:00,2026-10-12T09:10:00+08:00,,,,,open,,,2026-10-13T09:00:00+08:00
 """
 
 COMPLAINTS = """\
@@ -30,6 +38,8 @@ complaint_id,ticket_id,customer_id,category,severity,received_at,classified_at,d
 P1,T2,C2,service_attitude,urgent,2026-11-17T09:00:00+08:00,2026-11-17T09:10:00+08:00,2026-11-17T09:40:00+08:00,2026-11-17T15:00:00+08:00,2026-11-18T10:00:00+08:00,,service_director,d_a,resolved,2026-11-18T10:00:00+08:00
 P2,,C1,billing,general,2026-11-22T20:00:00+08:00,2026-11-22T20:20:00+08:00,,,,,,d_b,open,2026-11-22T20:20:00+08:00
 P3,,C1,other,general,2026-11-23T01:00:00+08:00,,,,,,,d_a,open,2026-11-23T01:00:00+08:00
+P4,,C1,product_quality,general,2026-09-30T10:00:00+08:00,2026-09-30T10:20:00+08:00,2026-09-30T11:00:00+08:00,2026-10-01T09:00:00+08:00,2026-10-13T18:00:00+08:00,2026-10-15T10:00:00+08:00,,d_b,closed,2026-10-15T10:00:00+08:00
+P5,,C2,delivery_delay,general,2026-10-09T18:00:00+08:00,2026-10-09T18:10:00+08:00,2026-10-09T18:40:00+08:00,2026-10-10T09:00:00+08:00,2026-10-16T10:00:00+08:00,2026-10-19T09:00:00+08:00,,d_a,closed,2026-10-19T09:00:00+08:00
 """
 
 # S3 is corrected: satisfaction 3 first, 4 a day later. S4 was never answered.

@@ -30,7 +30,14 @@ def kpis(settings: Settings, period: str, department: str | None = None) -> dict
         return kpi_document(settings, warehouse, Period.parse(period), department)["kpis"]
 
 
+def kpis_by(settings: Settings, period: str, dimension: str) -> dict:
+    """Dimension value -> KPI id -> KPI, as `servicepulse kpis --by` serves them."""
+    with connected(settings) as warehouse:
+        return kpi_document(settings, warehouse, Period.parse(period), by=dimension)["slices"]
+
+
 def all_kpi_rows(settings: Settings, grain: str) -> list[tuple]:
+    """Every row of a KPI mart, every dimension, in one engine-neutral form."""
     with connected(settings) as warehouse:
         frame = warehouse.fetch_frame(
             f"select period_start, period_end, dimension, dimension_value, kpi_id, numerator, "

@@ -22,11 +22,29 @@ Week 46 (previous): T0 answered in 5 min, resolved first contact, S0 satisfactio
 nps 9: RESP_SLA 1, FRT 5, FCR 1, CMP_RATE 0/1 = 0, CSAT 1, CSI 75, NPS 100.
 Resolved in W47, handle seconds: T1 600, T2 900, T3 400, T5 200.
   AHT = 2100/4 = 525 s (previous week: T0 300 s)
+The data is as of the newest ticket or complaint change: T6's, 23 Nov 08:00 local.
+A deadline KPI counts a fact once its outcome is known then (done, or deadline passed).
 Complaints received in W47: P1 (urgent, escalated; classified after 10 min, dispatched
-30 min after that, solution after 6 h) and P2 (classified after 20 min, never
-dispatched, no solution yet).
-  CMP_SOLUTION_24H = 1/2, STEP_CLASSIFY_30M = 2/2, STEP_DISPATCH_1H = 1/2,
+30 min after that, solution after 6 h, resolved 18 Nov, never called back) and P2
+(received Sun 22 Nov 20:00, classified after 20 min, never dispatched, no solution).
+  STEP_CLASSIFY_30M = 2/2; STEP_DISPATCH_1H = 1/2 (P2's dispatch was due 21:20: missed);
+  CMP_SOLUTION_24H = 1/1: P2's solution is due 23 Nov 20:00, after the data's as-of,
+  so it is not decided yet and counts in neither numerator nor denominator;
+  CMP_CLOSE_5WD = 1/1 (P1 resolved the next day; P2 is due 27 Nov: undecided);
+  CALLBACK_2WD counts where resolved: P1, resolved Wed 18 Nov, was due a callback by
+  Fri 20 Nov and never got one: 0/1;
   STEP_ESCALATION = urgent escalated / urgent = 1/1 (W46 had no complaints: previous null)
+RES_RATE, tickets due in W47 (3 working days after creation, 1 if urgent) resolved by
+their due date: T1 (due Thu 19), T2 (urgent, due Tue 17, resolved 17), T3 (due Fri 20),
+T5 (due Thu 19) all resolved in time; T4 is due Mon 23 = W48 → 4/4. W46: T0 → 1/1.
+SAT_EXCELLENT (satisfaction ≥ 4.5) = {S1} / 4 = 0.25 (W46: S0 is 4 → 0/1).
+  STD_COMPLIANCE = 0.2 × RESP_SLA + 0.3 × FCR + 0.5 × SAT_EXCELLENT
+                 = 0.2 × 0.5 + 0.3 × 0.75 + 0.5 × 0.25 = 0.45 (W46: 0.2 + 0.3 + 0 = 0.5)
+  COMPOSITE = 0.5 × CSI + 0.3 × 100 × (RESP_SLA + RES_RATE)/2 + 0.2 × 100 × STD
+            = 31.25 + 22.5 + 9 = 62.75 (W46: 37.5 + 30 + 10 = 77.5)
+BACKLOG at the end of W47 (Mon 23 Nov 00:00): T4 (open since 18 Nov 08:00: 4.7 days,
+3–5 d), T6 (since 23:30: < 1 d), P2 (since 20:00: < 1 d), T12 (reopened October
+ticket: > 5 d) = 4. End of W46: T12 only.
 Audits in W47: AU1, a process audit scoring 8 + 8.5 + 9 = 25.5 → TPS 25.5 (green, ≥ 24);
 no mystery-shopper visit → TDS null with denominator 0.
 Department d_a, W47: tickets T1 T2 T5 → RESP_SLA 2/3; surveys S1 (5), S2 (2) and S5
@@ -40,7 +58,7 @@ import pytest
 
 from tests import known_answers
 from tests.conftest import settings_for
-from tests.kpi_harness import UNTIL, all_kpi_rows, kpis, load_and_build
+from tests.kpi_harness import UNTIL, all_kpi_rows, kpis, kpis_by, load_and_build
 
 EXPECTED_W47 = {
     # kpi: (value, numerator, denominator, status, previous)
@@ -53,12 +71,24 @@ EXPECTED_W47 = {
     "CSI": (62.5, 250, 4, "red", 75.0),
     "NPS": (-25.0, -1, 4, "red", 100.0),
     "AHT": (525.0, 2100, 4, None, 300.0),
-    "CMP_SOLUTION_24H": (0.5, 1, 2, "red", None),
+    "CMP_SOLUTION_24H": (1.0, 1, 1, "green", None),
     "STEP_CLASSIFY_30M": (1.0, 2, 2, "green", None),
     "STEP_DISPATCH_1H": (0.5, 1, 2, "red", None),
     "STEP_ESCALATION": (1.0, 1, 1, "green", None),
     "TPS": (25.5, 25.5, 1, "green", None),
     "TDS": (None, 0, 0, None, None),
+    "RES_RATE": (1.0, 4, 4, "green", 1.0),
+    "CMP_CLOSE_5WD": (1.0, 1, 1, "green", None),
+    "CALLBACK_2WD": (0.0, 0, 1, "red", None),
+    "ON_TIME_DELIVERY": (None, 0, 0, None, None),
+    "SAT_EXCELLENT": (0.25, 1, 4, None, 0.0),
+    "STD_COMPLIANCE": (0.45, None, 1, "red", 0.5),
+    "COMPOSITE": (62.75, None, 1, None, 77.5),
+    "BACKLOG": (4, 4, 4, None, 1),
+    "BACKLOG_AGE_LT_1D": (2, 2, 2, None, 0),
+    "BACKLOG_AGE_1_3D": (0, 0, 0, None, 0),
+    "BACKLOG_AGE_3_5D": (1, 1, 1, None, 0),
+    "BACKLOG_AGE_GT_5D": (1, 1, 1, None, 1),
 }
 
 
@@ -68,6 +98,10 @@ def duckdb_settings(tmp_path_factory):
     settings = settings_for(tmp, known_answers.write(tmp / "sources"))
     load_and_build(settings, UNTIL)
     return settings
+
+
+def test_every_kpi_of_the_catalogue_has_a_known_answer(duckdb_settings):
+    assert set(kpis(duckdb_settings, "2026-W47")) == set(EXPECTED_W47)
 
 
 @pytest.mark.parametrize("kpi_id", sorted(EXPECTED_W47))
@@ -109,8 +143,80 @@ def test_month_november_2026(duckdb_settings):
     assert november["CSI"]["value"] == pytest.approx((19 / 6 - 1) / 4 * 100)
     assert november["CMP_RATE"]["value"] == pytest.approx(3 / 7)
     assert november["CSAT"]["previous"] is None  # October has no data at all
-    with pytest.raises(Exception, match="no KPI rows for 2026-10"):
-        kpis(duckdb_settings, "2026-10")
+    with pytest.raises(Exception, match="no KPI rows for 2026-08"):
+        kpis(duckdb_settings, "2026-08")
+
+
+def test_working_days_across_national_day(duckdb_settings):
+    """China 2026: 1–7 October are holidays, Saturday 10 October is worked.
+    P4, received Wed 30 Sep, resolved Tue 13 Oct: the 5th working day after 30 Sep is
+    13 Oct (8, 9, 10, 12, 13), so it is on time (plain weekdays would say 7 Oct: late);
+    it counts in September (received). P5, received Fri 9 Oct, resolved Fri 16 Oct: the
+    5th working day is Thu 15 Oct (10, 12, 13, 14, 15): late (plain weekdays: 16th,
+    on time). Callbacks count where resolved (October): P4 called back Thu 15 Oct, due
+    15 Oct (14, 15) and P5 called back Mon 19 Oct, due Tue 20 Oct: 2/2.
+    Deliveries (counted when delivered): T10 ordered Tue 29 Sep without a promise is
+    promised for Fri 9 Oct (30 Sep, 8, 9) and delivered then; T11 was promised 9 Oct
+    12:00 and delivered 15:00: 1/2.
+    RES_RATE, tickets due in October: T10 (due 9 Oct, resolved 9 Oct), T11 (created
+    Wed 30 Sep, due Sat 10 Oct, the worked Saturday; resolved 12 Oct: late), T12
+    (due Thu 15 Oct; resolved 12 Oct but reopened on the 13th, still open: missed):
+    1/3. In ISO week 41 (5–11 Oct) T10 and T11 are due: 1/2. FCR in October: resolved
+    T10 and T11 at first contact; T12's latest version is open: 2/2."""
+    september, october = kpis(duckdb_settings, "2026-09"), kpis(duckdb_settings, "2026-10")
+    assert (september["CMP_CLOSE_5WD"]["numerator"], september["CMP_CLOSE_5WD"]["denominator"]) \
+        == (1, 1)
+    assert october["CMP_CLOSE_5WD"]["value"] == 0.0
+    assert october["CMP_CLOSE_5WD"]["denominator"] == 1
+    assert october["CALLBACK_2WD"]["value"] == 1.0
+    assert october["CALLBACK_2WD"]["denominator"] == 2
+    assert october["ON_TIME_DELIVERY"]["value"] == pytest.approx(0.5)
+    assert october["RES_RATE"]["value"] == pytest.approx(1 / 3)
+    assert october["FCR"]["value"] == 1.0 and october["FCR"]["denominator"] == 2
+    assert kpis(duckdb_settings, "2026-W41")["RES_RATE"]["value"] == pytest.approx(0.5)
+
+
+def test_dimensions_week_47(duckdb_settings):
+    """Agents: A1 created T1 (20 min) and T5 (10 min) → RESP_SLA 2/2; A2 created T2
+    (45 min) → 0/1. Channels: phone T1 ✓, T4 never, T6 40 min → 1/3; online T3 (30
+    min) and T5 → 2/2; email T2 → 0/1. Priority: urgent T2 → 0/1; general T1 T3 T4
+    T5 T6 → 3/5. Customer type of the answering customer: enterprise C1 answered S1
+    (5) and S3 (4) → CSAT 2/2; individual C2 answered S2 (2) and S5 (3) → 0/2.
+    Complaint category: service_attitude (P1, solution in 6 h) → 1/1; billing (P2,
+    undecided) has nothing to measure. Ticket KPIs are not cut by complaint category."""
+    agents = kpis_by(duckdb_settings, "2026-W47", "agent")
+    assert agents["A1"]["RESP_SLA"]["value"] == 1.0
+    assert agents["A1"]["RESP_SLA"]["denominator"] == 2
+    assert agents["A2"]["RESP_SLA"]["value"] == 0.0
+    channels = kpis_by(duckdb_settings, "2026-W47", "channel")
+    assert channels["phone"]["RESP_SLA"]["value"] == pytest.approx(1 / 3)
+    assert channels["online"]["RESP_SLA"]["value"] == 1.0
+    assert channels["email"]["RESP_SLA"]["value"] == 0.0
+    priorities = kpis_by(duckdb_settings, "2026-W47", "priority")
+    assert priorities["urgent"]["RESP_SLA"]["value"] == 0.0
+    assert priorities["general"]["RESP_SLA"]["value"] == pytest.approx(3 / 5)
+    customer_types = kpis_by(duckdb_settings, "2026-W47", "customer_type")
+    assert customer_types["enterprise"]["CSAT"]["value"] == 1.0
+    assert customer_types["individual"]["CSAT"]["value"] == 0.0
+    assert customer_types["individual"]["CSAT"]["denominator"] == 2
+    categories = kpis_by(duckdb_settings, "2026-W47", "complaint_category")
+    assert categories["service_attitude"]["CMP_SOLUTION_24H"]["value"] == 1.0
+    assert categories["billing"]["CMP_SOLUTION_24H"]["value"] is None
+    assert "RESP_SLA" not in categories["service_attitude"]
+
+
+def test_day_grain(duckdb_settings):
+    """Mon 16 Nov: T1 (20 min), T2 (45 min) and T5 (created 01:30 local) → RESP_SLA 2/3.
+    The last day is the data's as-of day, 23 Nov, its backlog measured at 08:00: T4
+    (exactly 5 days: 3–5 d), P2 (< 1 d), P3 (received 01:00: < 1 d), T12 (> 5 d); T6
+    was resolved at 08:00 and is no longer open."""
+    assert kpis(duckdb_settings, "2026-11-16")["RESP_SLA"]["value"] == pytest.approx(2 / 3)
+    today = kpis(duckdb_settings, "2026-11-23")
+    assert [today[k]["value"] for k in ("BACKLOG", "BACKLOG_AGE_LT_1D", "BACKLOG_AGE_1_3D",
+                                        "BACKLOG_AGE_3_5D", "BACKLOG_AGE_GT_5D")] \
+        == [4, 2, 0, 1, 1]
+    with pytest.raises(Exception, match="no KPI rows for 2026-11-24"):
+        kpis(duckdb_settings, "2026-11-24")
 
 
 @pytest.mark.postgres
@@ -120,7 +226,7 @@ def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix
                                **{"warehouse.kind": "postgres",
                                   "warehouse.schema_prefix": postgres_prefix})
     load_and_build(pg_settings, UNTIL)
-    for grain in ("week", "month"):
+    for grain in ("day", "week", "month"):
         duck_rows, pg_rows = all_kpi_rows(duckdb_settings, grain), all_kpi_rows(pg_settings, grain)
         assert len(pg_rows) == len(duck_rows) > 0
         assert pg_rows == duck_rows

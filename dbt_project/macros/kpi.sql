@@ -1,23 +1,8 @@
-{#- Sums and percentiles of KPI observations for one cut of the data. Each KPI's
-    value is derived from these in kpi_value(); nothing else computes a KPI. -#}
-{% macro aggregate_kpi_observations(observations, dimension_name, dimension_column) %}
-    select
-        period_start,
-        '{{ dimension_name }}' as dimension,
-        {{ dimension_column }} as dimension_value,
-        kpi_id,
-        sum(numerator) as numerator,
-        sum(denominator) as denominator,
-        percentile_cont(0.5) within group (order by measure) as median_measure,
-        percentile_cont(0.9) within group (order by measure) as p90_measure
-    from {{ observations }}
-    group by 1, 2, 3, 4
-{% endmacro %}
-
 {#- The value of a KPI from its aggregated observations, by the KPI's kind. A KPI
-    with nothing to measure is null, never 0. -#}
+    with nothing to measure is null, never 0; a count (a stock) of nothing is 0. -#}
 {% macro kpi_value(kind, numerator, denominator, median_measure, p90_measure) -%}
     case
+        when {{ kind }} = 'count' then coalesce({{ numerator }}, 0)
         when coalesce({{ denominator }}, 0) = 0 then null
         when {{ kind }} in ('ratio', 'mean') then {{ numerator }} / {{ denominator }}
         when {{ kind }} = 'nps' then 100.0 * {{ numerator }} / {{ denominator }}

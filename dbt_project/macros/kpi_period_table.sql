@@ -1,63 +1,159 @@
-{#- One KPI table per period grain ('week': ISO weeks, Monday first; 'month':
-    calendar months), both in the reporting time zone. Grain of the result: one row
-    per (period_start, dimension, dimension_value, kpi_id), for the organisation
-    ('organisation', 'all') and each department, every period between the first
-    and last observation; a KPI with nothing to measure has denominator 0 and a
-    null value. -#}
+{#- One KPI table per period grain ('day'; 'week': ISO weeks, Monday first; 'month':
+    calendar months), all in the reporting time zone.
+
+    Grain of the result: one row per (period_start, dimension, dimension_value, kpi_id)
+    for every period between the first and the last observation:
+    - the organisation ('organisation', 'all') and every department, for every KPI;
+    - every other dimension of kpi_dimensions(): each value it was observed with,
+      for every KPI it can cut (observed with any value); no rows for KPIs a
+      dimension cannot cut, such as response times by complaint category.
+    A KPI with nothing to measure has denominator 0 and a null value; a stock (count)
+    with nothing open is 0. -#}
 {% macro kpi_period_table(grain) %}
-{%- set step = "interval '7 day'" if grain == 'week' else "interval '1 month'" -%}
-with observations as (
+{%- set step = period_step(grain) -%}
+{%- set dimensions = kpi_dimensions() -%}
+{%- set std = checked_weights('std_compliance_weights',
+        ['response_in_sla', 'first_contact_resolution', 'excellent_satisfaction']) -%}
+{%- set composite = checked_weights('composite_weights',
+        ['satisfaction', 'efficiency', 'compliance']) -%}
+{%- set dimension_list -%}
+    {%- for _, column in dimensions %}{{ column }}{{ ", " if not loop.last }}{% endfor -%}
+{%- endset -%}
+with flow_observations as (
     select
-        cast(date_trunc('{{ grain }}', observed_at_local) as date) as period_start,
+        {{ period_start(grain, 'observed_at_local') }} as period_start,
         kpi_id,
-        department,
         numerator,
         denominator,
-        measure
+        measure,
+        {{ dimension_list }}
     from {{ ref('int_kpi_observations_unioned') }}
 ),
 
-aggregated as (
-    {{ aggregate_kpi_observations('observations', 'organisation', "'all'") }}
-    union all
-    {{ aggregate_kpi_observations('observations', 'department', 'department') }}
-),
-
 periods as (
-    select cast(period_start as date) as period_start
+    select
+        cast(series.period_start as date) as period_start,
+        -- A stock is measured at the period's end, or at the data's as-of moment
+        -- for the period that is still running.
+        least(
+            cast(series.period_start + {{ step }} as timestamp),
+            (select data_as_of_local from {{ ref('int_changes_summarised') }})
+        ) as measured_at
     from generate_series(
-        (select min(period_start) from observations),
-        (select max(period_start) from observations),
+        (select cast(min(period_start) as timestamp) from flow_observations),
+        -- The last period is the one the data's as-of moment falls in: deadlines
+        -- may lie later, but nothing after the data's "now" is known yet.
+        (select cast(least(max(period_start),
+                          (select {{ period_start(grain, 'data_as_of_local') }}
+                           from {{ ref('int_changes_summarised') }})) as timestamp)
+         from flow_observations),
         {{ step }}
     ) as series(period_start)
 ),
 
-slices as (
-    select 'organisation' as dimension, 'all' as dimension_value
+-- BACKLOG is a stock: the items open when the period is measured (opened before,
+-- not resolved by then), by age at that moment: < 1 day, 1-3, 3-5 (5 included), > 5.
+open_at_period_end as (
+    select
+        periods.period_start,
+        {{ days_between('items.opened_at_local', 'periods.measured_at') }} as age_days,
+        {{ dimension_columns(relation='items') }}
+    from periods
+    inner join {{ ref('int_backlog_items_unioned') }} as items
+        on items.opened_at_local < periods.measured_at
+        and (items.closed_at_local is null or items.closed_at_local > periods.measured_at)
+),
+
+stock_observations as (
+    select period_start, 'BACKLOG' as kpi_id, 1.0 as numerator, 1.0 as denominator,
+           cast(null as double precision) as measure, {{ dimension_list }}
+    from open_at_period_end
     union all
-    select 'department', department from {{ ref('dim_departments') }}
+    select period_start,
+           case when age_days < 1 then 'BACKLOG_AGE_LT_1D'
+                when age_days < 3 then 'BACKLOG_AGE_1_3D'
+                when age_days <= 5 then 'BACKLOG_AGE_3_5D'
+                else 'BACKLOG_AGE_GT_5D' end,
+           1.0, 1.0, null, {{ dimension_list }}
+    from open_at_period_end
+),
+
+observations as (
+    select * from flow_observations
+    union all
+    select * from stock_observations
+),
+
+-- One pass over the observations for the organisation and every dimension.
+grouped as (
+    select
+        period_start,
+        kpi_id,
+        case
+        {%- for name, column in dimensions %}
+            when grouping({{ column }}) = 0 then '{{ name }}'
+        {%- endfor %}
+            else 'organisation'
+        end as dimension,
+        case
+        {%- for name, column in dimensions %}
+            when grouping({{ column }}) = 0 then {{ column }}
+        {%- endfor %}
+            else 'all'
+        end as dimension_value,
+        sum(numerator) as numerator,
+        sum(denominator) as denominator,
+        percentile_cont(0.5) within group (order by measure) as median_measure,
+        percentile_cont(0.9) within group (order by measure) as p90_measure
+    from observations
+    group by grouping sets (
+        (period_start, kpi_id)
+        {%- for _, column in dimensions %},
+        (period_start, kpi_id, {{ column }})
+        {%- endfor %}
+    )
+),
+
+-- Facts that cannot say a dimension group under a null value: not a slice.
+aggregated as (
+    select * from grouped where dimension_value is not null
+),
+
+definitions as (
+    select * from {{ ref('kpi_definitions') }}
+),
+
+slices as (
+    select 'organisation' as dimension, 'all' as dimension_value, kpi_id
+    from definitions
+    union all
+    select 'department', departments.department, definitions.kpi_id
+    from {{ ref('dim_departments') }} as departments
+    cross join definitions
+    union all
+    -- Every value of another dimension, for every KPI that dimension can cut.
+    select dimension_values.dimension, dimension_values.dimension_value, dimension_kpis.kpi_id
+    from (select distinct dimension, dimension_value from aggregated) as dimension_values
+    inner join (select distinct dimension, kpi_id from aggregated) as dimension_kpis
+        on dimension_values.dimension = dimension_kpis.dimension
+    where dimension_values.dimension not in ('organisation', 'department')
 ),
 
 spine as (
     select periods.period_start, slices.dimension, slices.dimension_value, definitions.*
     from periods
     cross join slices
-    cross join {{ ref('kpi_definitions') }} as definitions
+    inner join definitions
+        on slices.kpi_id = definitions.kpi_id
+    where definitions.kind <> 'weighted'
 ),
 
-valued as (
+measured as (
     select
         spine.period_start,
         spine.dimension,
         spine.dimension_value,
         spine.kpi_id,
-        spine.display_order,
-        spine.name_zh,
-        spine.name_en,
-        spine.unit,
-        spine.direction,
-        spine.target,
-        spine.amber_band,
         case when spine.kind in ('median', 'p90') then null
              else coalesce(aggregated.numerator, 0) end as numerator,
         coalesce(aggregated.denominator, 0) as denominator,
@@ -69,6 +165,59 @@ valued as (
         and spine.dimension = aggregated.dimension
         and spine.dimension_value = aggregated.dimension_value
         and spine.kpi_id = aggregated.kpi_id
+),
+
+-- Weighted KPIs of one slice and period, from that slice's component values; null
+-- unless every component has a value (a weight never stands in for missing data).
+-- Slices that cannot measure every component (complaint category) get none.
+components as (
+    select
+        period_start,
+        dimension,
+        dimension_value,
+        max(case when kpi_id = 'RESP_SLA' then value end) as response_in_sla,
+        max(case when kpi_id = 'FCR' then value end) as first_contact_resolution,
+        max(case when kpi_id = 'SAT_EXCELLENT' then value end) as excellent_satisfaction,
+        max(case when kpi_id = 'CSI' then value end) as satisfaction_index,
+        max(case when kpi_id = 'RES_RATE' then value end) as resolution_rate,
+        count(case when kpi_id in ('RESP_SLA', 'FCR', 'SAT_EXCELLENT', 'CSI', 'RES_RATE')
+                   then 1 end) as component_rows
+    from measured
+    group by 1, 2, 3
+),
+
+compliance as (
+    select
+        components.*,
+        {{ std['response_in_sla'] }} * response_in_sla
+            + {{ std['first_contact_resolution'] }} * first_contact_resolution
+            + {{ std['excellent_satisfaction'] }} * excellent_satisfaction as std_compliance
+    from components
+    where component_rows = 5
+),
+
+weighted as (
+    select period_start, dimension, dimension_value, 'STD_COMPLIANCE' as kpi_id,
+           std_compliance as value
+    from compliance
+    union all
+    -- Efficiency: answered in time and resolved by the due date, on 0-100.
+    select period_start, dimension, dimension_value, 'COMPOSITE',
+           {{ composite['satisfaction'] }} * satisfaction_index
+           + {{ composite['efficiency'] }} * 100 * (response_in_sla + resolution_rate) / 2
+           + {{ composite['compliance'] }} * 100 * std_compliance
+    from compliance
+),
+
+valued as (
+    select period_start, dimension, dimension_value, kpi_id, numerator, denominator, value
+    from measured
+    union all
+    select period_start, dimension, dimension_value, kpi_id,
+           cast(null as double precision),
+           case when value is null then 0 else 1 end,
+           value
+    from weighted
 )
 
 select
@@ -77,19 +226,22 @@ select
     current_period.dimension,
     current_period.dimension_value,
     current_period.kpi_id,
-    current_period.display_order,
-    current_period.name_zh,
-    current_period.name_en,
-    current_period.unit,
-    current_period.direction,
+    definitions.display_order,
+    definitions.name_zh,
+    definitions.name_en,
+    definitions.unit,
+    definitions.direction,
+    definitions.report_section,
     current_period.numerator,
     current_period.denominator,
     current_period.value,
-    current_period.target,
-    {{ kpi_status('current_period.value', 'current_period.target', 'current_period.amber_band',
-                  'current_period.direction') }} as status,
+    definitions.target,
+    {{ kpi_status('current_period.value', 'definitions.target', 'definitions.amber_band',
+                  'definitions.direction') }} as status,
     previous_period.value as previous_value
 from valued as current_period
+inner join definitions
+    on current_period.kpi_id = definitions.kpi_id
 left join valued as previous_period
     on previous_period.period_start = cast(current_period.period_start - {{ step }} as date)
     and previous_period.dimension = current_period.dimension

@@ -13,3 +13,22 @@
 {% macro iso_week_start(local_column) -%}
     cast(date_trunc('week', {{ local_column }}) as date)
 {%- endmacro %}
+
+{#- The first day of the period (day, ISO week or calendar month) of a local timestamp. -#}
+{% macro period_start(grain, local_column) -%}
+    {%- if grain == 'day' -%}
+        cast({{ local_column }} as date)
+    {%- else -%}
+        cast(date_trunc('{{ grain }}', {{ local_column }}) as date)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- One period of a grain as an interval, for stepping from a period to the next. -#}
+{% macro period_step(grain) -%}
+    {{ {'day': "interval '1 day'", 'week': "interval '7 day'", 'month': "interval '1 month'"}[grain] }}
+{%- endmacro %}
+
+{#- Elapsed days (with fractions) between two timestamps. -#}
+{% macro days_between(start_column, end_column) -%}
+    ({{ minutes_between(start_column, end_column) }} / 1440.0)
+{%- endmacro %}

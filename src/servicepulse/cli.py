@@ -62,20 +62,32 @@ def cmd_kpis(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     with connected(settings, read_only=True) as warehouse:
-        document = kpi_document(settings, warehouse, Period.parse(args.period), args.department)
+        document = kpi_document(settings, warehouse, Period.parse(args.period),
+                                args.department, args.by)
     if args.format == "json":
         print(json.dumps(document, ensure_ascii=False, indent=2))
         return 0
-    print(f"{document['period']}  {document['department'] or 'whole organisation'}")
-    print(f"{'KPI':<10}{'value':>12}{'target':>10}  {'status':<7}{'previous':>12}"
+    if args.by:
+        for value, kpis in document["slices"].items():
+            _print_kpi_table(f"{document['period']}  {args.by} = {value}", kpis)
+        return 0
+    _print_kpi_table(f"{document['period']}  {document['department'] or 'whole organisation'}",
+                     document["kpis"])
+    return 0
+
+
+def _print_kpi_table(title: str, kpis: dict) -> None:
+    def fmt(value, digits=4):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    print(title)
+    print(f"{'KPI':<19}{'value':>12}{'target':>10}  {'status':<7}{'previous':>12}"
           f"{'numerator':>12}{'denominator':>13}")
-    for kpi_id, kpi in document["kpis"].items():
-        def fmt(value, digits=4):
-            return "-" if value is None else f"{value:.{digits}f}"
-        print(f"{kpi_id:<10}{fmt(kpi['value']):>12}{fmt(kpi['target']):>10}  "
+    for kpi_id, kpi in kpis.items():
+        print(f"{kpi_id:<19}{fmt(kpi['value']):>12}{fmt(kpi['target']):>10}  "
               f"{kpi['status'] or '-':<7}{fmt(kpi['previous']):>12}"
               f"{fmt(kpi['numerator'], 1):>12}{fmt(kpi['denominator'], 0):>13}")
-    return 0
+    print()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -188,8 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     kpis = with_config(commands.add_parser("kpis", help="print KPIs from the marts"))
     kpis.add_argument("--period", required=True,
-                      help="ISO week (2026-W47) or calendar month (2026-11)")
+                      help="local day (2026-11-23), ISO week (2026-W47) or calendar month "
+                           "(2026-11)")
     kpis.add_argument("--department")
+    kpis.add_argument("--by", metavar="DIMENSION",
+                      help="one row set per value of a dimension: department, agent, channel, "
+                           "service_type, customer_type, service_level, region, "
+                           "complaint_category, priority")
     kpis.add_argument("--format", choices=["json", "table"], default="table")
     kpis.set_defaults(handler=cmd_kpis)
 

@@ -1,4 +1,5 @@
-"""Read KPIs from the marts. Nothing here computes a KPI: kpi_weekly is the definition."""
+"""Read KPIs from the marts. Nothing here computes a KPI: the KPI marts (kpi_daily,
+kpi_weekly, kpi_monthly) are the definition."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -21,13 +23,19 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True)
 class Period:
-    kind: str          # "week" or "month"
+    kind: str          # "day", "week" or "month"
     start: date        # first day (inclusive)
     end: date          # last day (inclusive)
-    label: str         # 2026-W47 or 2026-11
+    label: str         # 2026-11-23, 2026-W47 or 2026-11
 
     @classmethod
     def parse(cls, text: str) -> Period:
+        if _DAY.match(text):
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise PeriodError(f"{text!r} is not a calendar date") from None
+            return cls("day", day, day, text)
         if match := _WEEK.match(text):
             year, week = int(match[1]), int(match[2])
             try:
@@ -42,7 +50,8 @@ class Period:
             start = date(year, month, 1)
             following = date(year + (month == 12), month % 12 + 1, 1)
             return cls("month", start, following - timedelta(days=1), text)
-        raise PeriodError(f"{text!r}: expected an ISO week like 2026-W47 or a month like 2026-11")
+        raise PeriodError(f"{text!r}: expected a day like 2026-11-23, an ISO week like 2026-W47 "
+                          "or a month like 2026-11")
 
     @classmethod
     def week_of(cls, day: date) -> Period:
@@ -54,6 +63,8 @@ class Period:
         return cls.week_of(today - timedelta(days=today.isoweekday()))
 
     def previous(self, count: int = 1) -> Period:
+        if self.kind == "day":
+            return Period.parse((self.start - timedelta(days=count)).isoformat())
         if self.kind == "week":
             return Period.week_of(self.start - timedelta(days=7 * count))
         month_index = self.start.year * 12 + self.start.month - 1 - count
@@ -71,7 +82,8 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-KPI_TABLES = {"week": "kpi_weekly", "month": "kpi_monthly"}
+KPI_TABLES = {"day": "kpi_daily", "week": "kpi_weekly", "month": "kpi_monthly"}
+ORGANISATION = ("organisation", "all")
 
 
 def kpi_table(settings: Settings, grain: str) -> str:
@@ -82,13 +94,22 @@ def kpi_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date, 
              department: str | None = None) -> list[dict[str, Any]]:
     """KPI rows of periods starting in [first, last] for the organisation or one
     department, oldest period first."""
-    dimension, value = ("department", department) if department else ("organisation", "all")
+    dimension, value = ("department", department) if department else ORGANISATION
+    return slice_rows(settings, warehouse, grain, first, last, dimension, value)
+
+
+def slice_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date, last: date,
+               dimension: str, value: str | None = None) -> list[dict[str, Any]]:
+    """KPI rows of periods starting in [first, last] for one dimension (every value of
+    it, or only ``value``), ordered by period, value and display order."""
     frame = warehouse.fetch_frame(
-        f"select period_start, kpi_id, display_order, name_zh, name_en, unit, direction, "
-        f"numerator, denominator, value, target, status, previous_value "
-        f"from {kpi_table(settings, grain)} "
-        f"where dimension = ? and dimension_value = ? and period_start between ? and ? "
-        f"order by period_start, display_order", [dimension, value, first, last])
+        f"select period_start, dimension_value, kpi_id, display_order, name_zh, name_en, unit, "
+        f"direction, report_section, numerator, denominator, value, target, status, "
+        f"previous_value from {kpi_table(settings, grain)} "
+        f"where dimension = ? and (? is null or dimension_value = ?) "
+        f"and period_start between ? and ? "
+        f"order by period_start, dimension_value, display_order",
+        [dimension, value, value, first, last])
     records = []
     for record in frame.to_dict(orient="records"):
         record = {k: plain_value(v) for k, v in record.items()}
@@ -98,32 +119,61 @@ def kpi_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date, 
     return records
 
 
+def dimensions(settings: Settings, warehouse: Warehouse, grain: str) -> list[str]:
+    """The dimensions the KPI mart of ``grain`` is cut by (besides the organisation)."""
+    frame = warehouse.fetch_frame(
+        f"select distinct dimension from {kpi_table(settings, grain)} "
+        f"where dimension <> 'organisation' order by 1")
+    return list(frame["dimension"])
+
+
 def departments(settings: Settings, warehouse: Warehouse) -> list[str]:
     table = f'"{settings.warehouse.schema("marts")}"."dim_departments"'
     return list(warehouse.fetch_frame(f"select department from {table} order by 1")["department"])
 
 
+def _kpi_entries(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        row["kpi_id"]: {
+            "value": row["value"],
+            "numerator": row["numerator"],
+            "denominator": row["denominator"],
+            "target": row["target"],
+            "status": row["status"],
+            "previous": row["previous_value"],
+            "unit": row["unit"],
+        } for row in rows
+    }
+
+
 def kpi_document(settings: Settings, warehouse: Warehouse, period: Period,
-                 department: str | None = None) -> dict[str, Any]:
-    """The KPIs of one period in the stable JSON shape of `servicepulse kpis`."""
+                 department: str | None = None, by: str | None = None) -> dict[str, Any]:
+    """The KPIs of one period in the stable JSON shape of `servicepulse kpis`: for the
+    organisation or one department ("kpis"), or for every value of a dimension
+    ("by" and "slices": value -> KPIs)."""
+    if department and by:
+        raise PeriodError("--by cannot be combined with --department: the KPI marts cut "
+                          "by one dimension at a time")
     if department and department not in departments(settings, warehouse):
         raise PeriodError(f"unknown department {department!r}; known: "
                           + ", ".join(departments(settings, warehouse)))
-    rows = kpi_rows(settings, warehouse, period.kind, period.start, period.start, department)
+    if by:
+        known = dimensions(settings, warehouse, period.kind)
+        if by not in known:
+            raise PeriodError(f"unknown dimension {by!r}; known: {', '.join(known)}")
+        rows = slice_rows(settings, warehouse, period.kind, period.start, period.start, by)
+    else:
+        rows = kpi_rows(settings, warehouse, period.kind, period.start, period.start,
+                        department)
     if not rows:
         raise PeriodError(f"no KPI rows for {period.label}: the marts cover other periods")
-    return {
-        "period": period.label,
-        "department": department,
-        "kpis": {
-            row["kpi_id"]: {
-                "value": row["value"],
-                "numerator": row["numerator"],
-                "denominator": row["denominator"],
-                "target": row["target"],
-                "status": row["status"],
-                "previous": row["previous_value"],
-                "unit": row["unit"],
-            } for row in rows
-        },
-    }
+    document: dict[str, Any] = {"period": period.label, "department": department}
+    if by:
+        slices: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            slices.setdefault(row["dimension_value"], []).append(row)
+        document["by"] = by
+        document["slices"] = {value: _kpi_entries(group) for value, group in slices.items()}
+    else:
+        document["kpis"] = _kpi_entries(rows)
+    return document

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator,
+                      model_validator)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "SERVICEPULSE__"
@@ -112,6 +113,36 @@ class QualitySettings(_Section):
     duckdb_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
 
 
+class CalendarSettings(_Section):
+    """The business calendar behind every "working days" KPI.
+
+    Public holidays and adjusted working weekends come from the ``holidays`` package
+    for ``country`` (ISO 3166 code) and optional ``subdivision``; days an organisation
+    treats differently go into dbt_project/seeds/calendar_overrides.csv.
+    """
+    country: str = "CN"
+    subdivision: str | None = None
+    # The calendar covers these years; a fact dated outside them fails the dbt build.
+    first_year: int = Field(2020, ge=1990, le=2100)
+    last_year: int = Field(2030, ge=1990, le=2100)
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        import holidays
+
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"no holiday calendar for country {value!r} in the holidays "
+                             "package (use an ISO 3166 alpha-2 code such as CN, DE, US)")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_years(self) -> CalendarSettings:
+        if self.first_year > self.last_year:
+            raise ValueError(f"first_year {self.first_year} is after last_year {self.last_year}")
+        return self
+
+
 class Settings(_Section):
     reporting_timezone: str = "Asia/Shanghai"
     output_dir: Path = Path("output")
@@ -119,6 +150,7 @@ class Settings(_Section):
     sources: SourcesSettings = SourcesSettings()
     delivery: DeliverySettings = DeliverySettings()
     quality: QualitySettings = QualitySettings()
+    calendar: CalendarSettings = CalendarSettings()
     airflow_home: Path = Path(".airflow")
     # Where relative paths in the file are resolved; set by ``load_settings``.
     base_dir: Path = PROJECT_ROOT

@@ -72,5 +72,12 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
 
 
 def build(settings: Settings) -> DbtResult:
-    """Seeds, models and their tests, in dependency order (dbt build)."""
+    """The business calendar, then seeds, models and their tests in dependency order
+    (dbt build)."""
+    from servicepulse.business_calendar import write_calendar
+    from servicepulse.warehouse import connected
+
+    # dbt opens the DuckDB file itself: the connection must be closed before it runs.
+    with connected(settings) as warehouse:
+        write_calendar(settings, warehouse)
     return run_dbt(settings, "build")

@@ -1,22 +1,54 @@
--- Grain: one row per survey response (latest version). No free text: comments may
--- hold personal data and stay in staging.
+-- Grain: one row per survey response (latest version), attributed to what it rates:
+-- the ticket's department, agent and channel, or the complaint's when it rates a
+-- complaint; the customer's attributes from the responding customer. No free text:
+-- comments may hold personal data and stay in staging.
+with responses as (
+    select * from {{ ref('stg_surveys__survey_responses') }}
+),
+
+tickets as (
+    select * from {{ ref('fct_tickets') }}
+),
+
+complaints as (
+    select * from {{ ref('fct_complaints') }}
+),
+
+customers as (
+    select * from {{ ref('stg_crm__customers') }}
+)
+
 select
-    response_id,
-    ticket_id,
-    complaint_id,
-    customer_id,
-    department,
-    agent_id,
-    sent_at,
-    answered_at_local,
-    answered_at is not null as is_answered,
-    satisfaction,
-    satisfaction >= 4 as is_satisfied,
-    (satisfaction - 1) / 4.0 * 100 as satisfaction_index_points,
-    nps_score,
+    responses.response_id,
+    responses.ticket_id,
+    responses.complaint_id,
+    responses.customer_id,
+    coalesce(tickets.department, complaints.department) as department,
+    coalesce(tickets.agent_id, complaints.agent_id) as agent_id,
+    coalesce(tickets.channel, complaints.channel) as channel,
+    coalesce(tickets.service_type, complaints.service_type) as service_type,
+    customers.customer_type,
+    customers.service_level,
+    customers.region,
+    complaints.complaint_category,
+    coalesce(tickets.priority, complaints.priority) as priority,
+    responses.sent_at,
+    responses.answered_at_local,
+    responses.answered_at is not null as is_answered,
+    responses.satisfaction,
+    responses.satisfaction >= 4 as is_satisfied,
+    responses.satisfaction >= {{ var('excellent_satisfaction') }} as is_excellent,
+    (responses.satisfaction - 1) / 4.0 * 100 as satisfaction_index_points,
+    responses.nps_score,
     case
-        when nps_score >= 9 then 'promoter'
-        when nps_score <= 6 then 'detractor'
-        when nps_score is not null then 'passive'
+        when responses.nps_score >= 9 then 'promoter'
+        when responses.nps_score <= 6 then 'detractor'
+        when responses.nps_score is not null then 'passive'
     end as nps_group
-from {{ ref('int_survey_responses_attributed') }}
+from responses
+left join tickets
+    on responses.ticket_id = tickets.ticket_id
+left join complaints
+    on responses.complaint_id = complaints.complaint_id
+left join customers
+    on responses.customer_id = customers.customer_id

@@ -1,5 +1,5 @@
--- Grain: one row per ticket (latest version), with its customer's attributes and the
--- measures every ticket KPI is built from.
+-- Grain: one row per ticket (latest version), with its customer's attributes, its
+-- working-day deadlines (dim_dates) and the measures every ticket KPI is built from.
 with tickets as (
     select * from {{ ref('stg_crm__tickets') }}
 ),
@@ -8,41 +8,97 @@ customers as (
     select * from {{ ref('stg_crm__customers') }}
 ),
 
+dates as (
+    select * from {{ ref('dim_dates') }}
+),
+
+as_of as (
+    select * from {{ ref('int_changes_summarised') }}
+),
+
 measured as (
     select
         tickets.*,
         {{ minutes_between('tickets.created_at', 'tickets.first_response_at') }}
-            as first_response_minutes
+            as first_response_minutes,
+        created_day.working_day_index as created_working_day_index
     from tickets
+    left join dates as created_day
+        on created_day.calendar_date = cast(tickets.created_at_local as date)
+),
+
+-- Deadlines are the working day N working days after the day of creation.
+deadlines as (
+    select
+        measured.*,
+        measured.service_type = 'delivery' or measured.promised_at is not null as is_delivery,
+        resolution_due_day.calendar_date as resolution_due_date,
+        coalesce(
+            cast({{ to_reporting_tz('measured.promised_at') }} as date),
+            default_promise_day.calendar_date
+        ) as promised_date
+    from measured
+    left join dates as resolution_due_day
+        on resolution_due_day.is_working_day
+        and resolution_due_day.working_day_index = measured.created_working_day_index
+            + {{ resolution_working_days('measured.priority') }}
+    left join dates as default_promise_day
+        on default_promise_day.is_working_day
+        and default_promise_day.working_day_index = measured.created_working_day_index
+            + {{ var('delivery_promise_working_days') }}
 )
 
 select
-    measured.ticket_id,
-    measured.customer_id,
-    measured.department,
-    measured.agent_id,
-    measured.channel,
-    measured.service_type,
-    measured.priority,
-    measured.status,
+    deadlines.ticket_id,
+    deadlines.customer_id,
+    deadlines.department,
+    deadlines.agent_id,
+    deadlines.channel,
+    deadlines.service_type,
+    deadlines.priority,
+    deadlines.status,
     customers.customer_type,
     customers.service_level,
     customers.region,
-    measured.created_at,
-    measured.created_at_local,
-    {{ iso_week_start('measured.created_at_local') }} as created_week_start,
-    measured.first_response_at_local,
-    measured.resolved_at_local,
-    measured.closed_at_local,
-    measured.first_response_minutes,
+    deadlines.created_at,
+    deadlines.created_at_local,
+    {{ iso_week_start('deadlines.created_at_local') }} as created_week_start,
+    deadlines.first_response_at_local,
+    deadlines.resolved_at_local,
+    deadlines.closed_at_local,
+    deadlines.delivered_at_local,
+    deadlines.first_response_minutes,
     -- Never answered counts as outside the SLA (catalogue: RESP_SLA).
-    coalesce(measured.first_response_minutes <= {{ var('response_sla_minutes') }}, false)
+    coalesce(deadlines.first_response_minutes <= {{ var('response_sla_minutes') }}, false)
         as is_responded_within_sla,
-    measured.resolved_at is not null as is_resolved,
-    measured.resolved_at is not null and measured.contacts_to_resolve = 1
+    -- Deadline KPIs count a ticket once its outcome is known: done, or the deadline
+    -- passed before the data's as-of moment (int_changes_summarised).
+    deadlines.first_response_at is not null
+        or deadlines.created_at + interval '1 minute' * {{ var('response_sla_minutes') }}
+            <= as_of.data_as_of as is_response_outcome_known,
+    deadlines.resolved_at is not null as is_resolved,
+    deadlines.resolved_at is not null and deadlines.contacts_to_resolve = 1
         as is_first_contact_resolution,
-    measured.contacts_to_resolve,
-    measured.handle_seconds
-from measured
+    deadlines.contacts_to_resolve,
+    deadlines.handle_seconds,
+    -- RES_RATE: due at the end of this local day; resolved by then or not.
+    deadlines.resolution_due_date,
+    coalesce(cast(deadlines.resolved_at_local as date) <= deadlines.resolution_due_date, false)
+        as is_resolved_by_due_date,
+    deadlines.resolved_at is not null
+        or deadlines.resolution_due_date + interval '1 day' <= as_of.data_as_of_local
+        as is_resolution_outcome_known,
+    -- ON_TIME_DELIVERY: the source's promise, else the end of the N-th working day
+    -- after the order (catalogue CS-002); null until delivered.
+    deadlines.is_delivery,
+    case when deadlines.is_delivery then deadlines.promised_date end as promised_date,
+    case
+        when not deadlines.is_delivery or deadlines.delivered_at is null then null
+        when deadlines.promised_at is not null
+            then deadlines.delivered_at <= deadlines.promised_at
+        else cast(deadlines.delivered_at_local as date) <= deadlines.promised_date
+    end as is_delivered_on_time
+from deadlines
+cross join as_of
 left join customers
-    on measured.customer_id = customers.customer_id
+    on deadlines.customer_id = customers.customer_id

@@ -19,5 +19,6 @@ select
     callback_at,
     {{ to_reporting_tz('received_at') }} as received_at_local,
     {{ to_reporting_tz('resolved_at') }} as resolved_at_local,
+    {{ to_reporting_tz('callback_at') }} as callback_at_local,
     updated_at
 from latest

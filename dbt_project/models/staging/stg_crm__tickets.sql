@@ -23,5 +23,6 @@ select
     {{ to_reporting_tz('first_response_at') }} as first_response_at_local,
     {{ to_reporting_tz('resolved_at') }} as resolved_at_local,
     {{ to_reporting_tz('closed_at') }} as closed_at_local,
+    {{ to_reporting_tz('delivered_at') }} as delivered_at_local,
     updated_at
 from latest

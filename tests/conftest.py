@@ -33,6 +33,7 @@ def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
         for parent in parents:
             node = node.setdefault(parent, {})
         node[last] = value
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "servicepulse.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path

@@ -22,3 +22,10 @@
         else 'red'
     end
 {%- endmacro %}
+
+{#- A deadline KPI counts a fact once its outcome is known at the data's as-of
+    moment: the step is done (in time or late), or its deadline has passed. A fact
+    still inside its deadline counts in neither numerator nor denominator. -#}
+{% macro outcome_known(done, deadline, as_of) -%}
+    ({{ done }} or {{ deadline }} <= {{ as_of }})
+{%- endmacro %}

@@ -56,6 +56,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from servicepulse.transform import build
+
+    result = build(_settings(args), full_refresh=args.full_refresh)
+    summary = [line for line in result.output.splitlines() if "Done. PASS=" in line]
+    print(summary[-1].strip() if summary else "dbt build done")
+    return 0
+
+
 def cmd_kpis(args: argparse.Namespace) -> int:
     from servicepulse.kpis import Period, kpi_document
     from servicepulse.warehouse import connected
@@ -197,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "through Airflow"))
     run.add_argument("--date", required=True, type=_date)
     run.set_defaults(handler=cmd_run)
+
+    build = with_config(commands.add_parser(
+        "build", help="build the marts from the raw tables (business calendar + dbt build)"))
+    build.add_argument("--full-refresh", action="store_true",
+                       help="rebuild the incremental facts from every raw row (after changing "
+                            "the calendar, a deadline or a fact's columns)")
+    build.set_defaults(handler=cmd_build)
 
     kpis = with_config(commands.add_parser("kpis", help="print KPIs from the marts"))
     kpis.add_argument("--period", required=True,

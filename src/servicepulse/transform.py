@@ -64,20 +64,29 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
     output = completed.stdout + completed.stderr
     result = DbtResult(command, completed.returncode, output)
     if check and completed.returncode != 0:
-        failures = [line for line in output.splitlines()
-                    if "ERROR" in line or "FAIL" in line or "Error" in line]
+        # Each error line and the explanation dbt indents under it.
+        failures, in_error = [], False
+        for line in output.splitlines():
+            if "ERROR" in line or "FAIL" in line or "Error" in line:
+                failures.append(line)
+                in_error = True
+            elif in_error and line.startswith("  ") and line.strip():
+                failures.append(line)
+            else:
+                in_error = False
         raise TransformError(f"dbt {' '.join(arguments)} failed (exit {completed.returncode}):\n"
                              + "\n".join(failures[-30:] or output.splitlines()[-30:]))
     return result
 
 
-def build(settings: Settings) -> DbtResult:
+def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
     """The business calendar, then seeds, models and their tests in dependency order
-    (dbt build)."""
+    (dbt build). Facts are incremental; ``full_refresh`` rebuilds them from all raw
+    rows (needed after changing the calendar, a deadline var or a fact's columns)."""
     from servicepulse.business_calendar import write_calendar
     from servicepulse.warehouse import connected
 
     # dbt opens the DuckDB file itself: the connection must be closed before it runs.
     with connected(settings) as warehouse:
         write_calendar(settings, warehouse)
-    return run_dbt(settings, "build")
+    return run_dbt(settings, "build", *(["--full-refresh"] if full_refresh else []))

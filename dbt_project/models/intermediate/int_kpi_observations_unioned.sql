@@ -2,16 +2,25 @@
 -- the local moment that decides its period (attribution rules of the KPI catalogue)
 -- and carrying every dimension the fact can say (null where it cannot).
 -- numerator/denominator add up; measure feeds the percentile KPIs. Stocks (BACKLOG)
--- and weighted KPIs are derived in the KPI marts, per period.
+-- and weighted KPIs are derived in the KPI marts, per period. Deadline KPIs take a
+-- fact only once its outcome is known at the data's as-of moment (outcome_known()).
 {%- set ticket_dimensions = ['department', 'agent_id', 'channel', 'service_type',
                              'customer_type', 'service_level', 'region', 'priority'] %}
 {%- set audit_dimensions = ['department', 'agent_id'] %}
-with tickets as (
-    select * from {{ ref('fct_tickets') }}
+with as_of as (
+    select * from {{ ref('int_changes_summarised') }}
+),
+
+tickets as (
+    select fct_tickets.*, as_of.data_as_of, as_of.data_as_of_local
+    from {{ ref('fct_tickets') }} as fct_tickets
+    cross join as_of
 ),
 
 complaints as (
-    select * from {{ ref('fct_complaints') }}
+    select fct_complaints.*, as_of.data_as_of, as_of.data_as_of_local
+    from {{ ref('fct_complaints') }} as fct_complaints
+    cross join as_of
 ),
 
 answered_surveys as (
@@ -29,7 +38,7 @@ observations as (
            cast(1 as double precision) as denominator, cast(null as double precision) as measure,
            {{ dimension_columns(ticket_dimensions) }}
     from tickets
-    where is_response_outcome_known
+    where {{ outcome_known('first_response_minutes is not null', 'response_due_at', 'data_as_of') }}
 
     union all
     select 'FRT', created_at_local, null, 1.0, first_response_minutes,
@@ -49,7 +58,8 @@ observations as (
            case when is_resolved_by_due_date then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns(ticket_dimensions) }}
     from tickets
-    where resolution_due_date is not null and is_resolution_outcome_known
+    where resolution_due_date is not null
+      and {{ outcome_known('is_resolved', "resolution_due_date + interval '1 day'", 'data_as_of_local') }}
 
     union all
     select 'FCR', resolved_at_local,
@@ -86,35 +96,36 @@ observations as (
            case when has_solution_in_24_hours then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
     from complaints
-    where is_solution_outcome_known
+    where {{ outcome_known('solution_at is not null', 'solution_due_at', 'data_as_of') }}
 
     union all
     select 'CMP_CLOSE_5WD', received_at_local,
            case when is_closed_by_deadline then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
     from complaints
-    where is_close_outcome_known
+    where {{ outcome_known('is_resolved', "close_deadline_date + interval '1 day'", 'data_as_of_local') }}
 
     union all
     select 'CALLBACK_2WD', resolved_at_local,
            case when is_called_back_by_deadline then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
     from complaints
-    where is_resolved and is_callback_outcome_known
+    where is_resolved
+      and {{ outcome_known('callback_at is not null', "callback_deadline_date + interval '1 day'", 'data_as_of_local') }}
 
     union all
     select 'STEP_CLASSIFY_30M', received_at_local,
            case when is_classified_in_30_minutes then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
     from complaints
-    where is_classify_outcome_known
+    where {{ outcome_known('classified_at is not null', 'classify_due_at', 'data_as_of') }}
 
     union all
     select 'STEP_DISPATCH_1H', received_at_local,
            case when is_dispatched_in_1_hour then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
     from complaints
-    where is_dispatch_outcome_known
+    where {{ outcome_known('dispatched_at is not null', 'dispatch_due_at', 'data_as_of') }}
 
     union all
     select 'STEP_ESCALATION', received_at_local,

@@ -1,7 +1,14 @@
+{{ config(materialized='incremental', unique_key='complaint_id', incremental_strategy='delete+insert',
+          on_schema_change='fail') }}
 -- Grain: one row per complaint (latest version), with its step durations, its
 -- working-day deadlines (dim_dates) and the attributes of its customer and ticket.
 with complaints as (
     select * from {{ ref('stg_complaints__complaints') }}
+    {%- if is_incremental() %}
+    where complaint_id in {{ keys_loaded_since_watermark(source('raw', 'complaints'), 'complaint_id') }}
+        or ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
+        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    {%- endif %}
 ),
 
 customers as (
@@ -14,10 +21,6 @@ tickets as (
 
 dates as (
     select * from {{ ref('dim_dates') }}
-),
-
-as_of as (
-    select * from {{ ref('int_changes_summarised') }}
 ),
 
 -- CMP_CLOSE_5WD counts from the day received, CALLBACK_2WD from the day resolved.
@@ -74,35 +77,27 @@ select
         as is_dispatched_in_1_hour,
     coalesce({{ minutes_between('deadlines.received_at', 'deadlines.solution_at') }} <= 24 * 60, false)
         as has_solution_in_24_hours,
-    -- Deadline KPIs count a complaint once the step's outcome is known: done, or its
-    -- deadline passed before the data's as-of moment (int_changes_summarised). The
+    -- Step deadlines as instants; whether a missing step is already missed depends on
+    -- the data's as-of moment and is decided in int_kpi_observations_unioned. The
     -- dispatch clock starts at classification, or when classification was due.
-    deadlines.classified_at is not null
-        or deadlines.received_at + interval '30 minute' <= as_of.data_as_of
-        as is_classify_outcome_known,
-    deadlines.dispatched_at is not null
-        or coalesce(deadlines.classified_at, deadlines.received_at + interval '30 minute')
-            + interval '60 minute' <= as_of.data_as_of
-        as is_dispatch_outcome_known,
-    deadlines.solution_at is not null
-        or deadlines.received_at + interval '24 hour' <= as_of.data_as_of
-        as is_solution_outcome_known,
+    deadlines.classified_at,
+    deadlines.dispatched_at,
+    deadlines.solution_at,
+    deadlines.callback_at,
+    deadlines.received_at + interval '30 minute' as classify_due_at,
+    coalesce(deadlines.classified_at, deadlines.received_at + interval '30 minute')
+        + interval '60 minute' as dispatch_due_at,
+    deadlines.received_at + interval '24 hour' as solution_due_at,
     deadlines.escalated_to is not null as is_escalated,
     deadlines.resolved_at is not null as is_resolved,
     deadlines.close_deadline_date,
     coalesce(cast(deadlines.resolved_at_local as date) <= deadlines.close_deadline_date, false)
         as is_closed_by_deadline,
-    deadlines.resolved_at is not null
-        or deadlines.close_deadline_date + interval '1 day' <= as_of.data_as_of_local
-        as is_close_outcome_known,
     deadlines.callback_deadline_date,
     coalesce(cast(deadlines.callback_at_local as date) <= deadlines.callback_deadline_date, false)
         as is_called_back_by_deadline,
-    deadlines.callback_at is not null
-        or deadlines.callback_deadline_date + interval '1 day' <= as_of.data_as_of_local
-        as is_callback_outcome_known
+    deadlines.loaded_at
 from deadlines
-cross join as_of
 left join customers
     on deadlines.customer_id = customers.customer_id
 left join tickets

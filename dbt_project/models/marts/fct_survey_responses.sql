@@ -1,9 +1,24 @@
+-- depends_on: {{ ref('stg_complaints__complaints') }}
+{{ config(materialized='incremental', unique_key='response_id', incremental_strategy='delete+insert',
+          on_schema_change='fail') }}
 -- Grain: one row per survey response (latest version), attributed to what it rates:
 -- the ticket's department, agent and channel, or the complaint's when it rates a
 -- complaint; the customer's attributes from the responding customer. No free text:
 -- comments may hold personal data and stay in staging.
 with responses as (
     select * from {{ ref('stg_surveys__survey_responses') }}
+    {%- if is_incremental() %}
+    -- A response takes attributes from its ticket, its complaint (and through it the
+    -- complaint's ticket) and its customer: a change in any of them rebuilds it.
+    where response_id in {{ keys_loaded_since_watermark(source('raw', 'survey_responses'), 'response_id') }}
+        or ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
+        or complaint_id in {{ keys_loaded_since_watermark(source('raw', 'complaints'), 'complaint_id') }}
+        or complaint_id in (
+            select complaint_id from {{ ref('stg_complaints__complaints') }}
+            where ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
+        )
+        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    {%- endif %}
 ),
 
 tickets as (
@@ -44,7 +59,8 @@ select
         when responses.nps_score >= 9 then 'promoter'
         when responses.nps_score <= 6 then 'detractor'
         when responses.nps_score is not null then 'passive'
-    end as nps_group
+    end as nps_group,
+    responses.loaded_at
 from responses
 left join tickets
     on responses.ticket_id = tickets.ticket_id

@@ -1,7 +1,13 @@
+{{ config(materialized='incremental', unique_key='ticket_id', incremental_strategy='delete+insert',
+          on_schema_change='fail') }}
 -- Grain: one row per ticket (latest version), with its customer's attributes, its
 -- working-day deadlines (dim_dates) and the measures every ticket KPI is built from.
 with tickets as (
     select * from {{ ref('stg_crm__tickets') }}
+    {%- if is_incremental() %}
+    where ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
+        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    {%- endif %}
 ),
 
 customers as (
@@ -10,10 +16,6 @@ customers as (
 
 dates as (
     select * from {{ ref('dim_dates') }}
-),
-
-as_of as (
-    select * from {{ ref('int_changes_summarised') }}
 ),
 
 measured as (
@@ -71,23 +73,19 @@ select
     -- Never answered counts as outside the SLA (catalogue: RESP_SLA).
     coalesce(deadlines.first_response_minutes <= {{ var('response_sla_minutes') }}, false)
         as is_responded_within_sla,
-    -- Deadline KPIs count a ticket once its outcome is known: done, or the deadline
-    -- passed before the data's as-of moment (int_changes_summarised).
-    deadlines.first_response_at is not null
-        or deadlines.created_at + interval '1 minute' * {{ var('response_sla_minutes') }}
-            <= as_of.data_as_of as is_response_outcome_known,
+    deadlines.created_at + interval '1 minute' * {{ var('response_sla_minutes') }}
+        as response_due_at,
     deadlines.resolved_at is not null as is_resolved,
     deadlines.resolved_at is not null and deadlines.contacts_to_resolve = 1
         as is_first_contact_resolution,
     deadlines.contacts_to_resolve,
     deadlines.handle_seconds,
-    -- RES_RATE: due at the end of this local day; resolved by then or not.
+    -- RES_RATE: due at the end of this local day; resolved by then or not. Whether an
+    -- outcome is known yet depends on the data's as-of moment and is decided in
+    -- int_kpi_observations_unioned, so this row changes only when the ticket does.
     deadlines.resolution_due_date,
     coalesce(cast(deadlines.resolved_at_local as date) <= deadlines.resolution_due_date, false)
         as is_resolved_by_due_date,
-    deadlines.resolved_at is not null
-        or deadlines.resolution_due_date + interval '1 day' <= as_of.data_as_of_local
-        as is_resolution_outcome_known,
     -- ON_TIME_DELIVERY: the source's promise, else the end of the N-th working day
     -- after the order (catalogue CS-002); null until delivered.
     deadlines.is_delivery,
@@ -97,8 +95,8 @@ select
         when deadlines.promised_at is not null
             then deadlines.delivered_at <= deadlines.promised_at
         else cast(deadlines.delivered_at_local as date) <= deadlines.promised_date
-    end as is_delivered_on_time
+    end as is_delivered_on_time,
+    deadlines.loaded_at
 from deadlines
-cross join as_of
 left join customers
     on deadlines.customer_id = customers.customer_id

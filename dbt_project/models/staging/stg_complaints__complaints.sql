@@ -20,5 +20,7 @@ select
     {{ to_reporting_tz('received_at') }} as received_at_local,
     {{ to_reporting_tz('resolved_at') }} as resolved_at_local,
     {{ to_reporting_tz('callback_at') }} as callback_at_local,
-    updated_at
+    updated_at,
+    -- When the warehouse received this version: incremental facts pick up changes by it.
+    _loaded_at as loaded_at
 from latest

@@ -11,5 +11,7 @@ select
     region,
     created_at,
     {{ to_reporting_tz('created_at') }} as created_at_local,
-    updated_at
+    updated_at,
+    -- When the warehouse received this version: incremental facts pick up changes by it.
+    _loaded_at as loaded_at
 from latest

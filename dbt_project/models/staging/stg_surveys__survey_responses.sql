@@ -17,5 +17,7 @@ select
     cast(professionalism_score as integer) as professionalism_score,
     -- Free text may hold personal data; marts and reports never select it.
     comment as comment_text,
-    updated_at
+    updated_at,
+    -- When the warehouse received this version: incremental facts pick up changes by it.
+    _loaded_at as loaded_at
 from latest

@@ -31,7 +31,8 @@ def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
     frame = warehouse.fetch_frame(
         f"select dimension_value, kpi_id, unit, value, status from "
         f"{kpi_table(settings, 'week')} "
-        f"where dimension = 'department' and period_start = ?", [period.start])
+        f"where dimension = 'department' and report_section = 'headline' "
+        f"and period_start = ?", [period.start])
     return [{k: plain_value(v) for k, v in r.items()}
             for r in frame.to_dict(orient="records")]
 

@@ -63,6 +63,8 @@ class Messages:
             return self("unit_minutes", value=self.number(value / 60))
         if unit == "points":
             return self("unit_points", value=self.number(value))
+        if unit == "count":
+            return self.number(value, decimals=0)
         return self.number(value)
 
     def kpi_change(self, value: float | None, previous: float | None, unit: str) -> str:
@@ -76,4 +78,6 @@ class Messages:
             return sign + self("unit_minutes", value=self.number(abs(delta)))
         if unit == "seconds":
             return sign + self("unit_minutes", value=self.number(abs(delta) / 60))
+        if unit == "count":
+            return sign + self.number(abs(delta), decimals=0)
         return sign + self.number(abs(delta))

@@ -45,7 +45,10 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                         data_as_of: datetime) -> dict[str, Any]:
     """Everything the weekly template shows, already worded and formatted."""
     t = Messages(locale)
-    this_week = [r for r in trend_rows if r["period_start"] == period.start]
+    # The headline KPIs are the tiles; backlog buckets and components of weighted
+    # KPIs have their own sections (or none yet).
+    this_week = [r for r in trend_rows
+                 if r["period_start"] == period.start and r["report_section"] == "headline"]
     this_week.sort(key=lambda r: r["display_order"])
 
     tiles = [{

@@ -1,0 +1,16 @@
+{#- Incremental facts. A build after the first rebuilds only the keys whose source rows,
+    or the rows they take attributes from, were loaded after the fact's newest load
+    time (this watermark), and replaces those rows (delete+insert on the key). A late
+    or corrected row is a new version with a new load time, so it is picked up; a
+    full refresh (`servicepulse build --full-refresh`) gives the same table.
+    Changing the business calendar or a deadline var changes old rows too: then run
+    a full refresh. -#}
+{% macro incremental_watermark() -%}
+    (select coalesce(max(loaded_at), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }}))
+     from {{ this }})
+{%- endmacro %}
+
+{#- Keys of `relation` (column `key`) that have a version loaded after the watermark. -#}
+{% macro keys_loaded_since_watermark(relation, key) -%}
+    (select {{ key }} from {{ relation }} where _loaded_at > {{ incremental_watermark() }})
+{%- endmacro %}

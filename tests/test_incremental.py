@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from servicepulse.generate import GenerationSpec, generate
-from servicepulse.pipeline import SOURCES
 from servicepulse.load import load_source
+from servicepulse.pipeline import SOURCES
 from servicepulse.transform import build
 from servicepulse.warehouse import connected
 from tests.conftest import settings_for

@@ -1,0 +1,2 @@
+-- Grain: one row per (calendar month, dimension, dimension value, complaint category); see complaint_priority_table.
+{{ complaint_priority_table('month') }}

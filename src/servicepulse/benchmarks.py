@@ -1,9 +1,17 @@
-"""`make bench`: how long the data-quality gate takes, and how much memory, by size.
+"""`make bench`: how long the data-quality gate and the dbt build take, and how much
+memory, by size.
 
-Generates a data set per size (cached in output/bench/), loads it and builds the
-marts, then runs every suite (raw before dbt, marts after, as the DAG does) in a
-child process and reports its wall time and peak resident memory. Two sizes show
+Quality gate: generates a data set per size (cached in output/bench/), loads it and
+builds the marts, then runs every suite (raw before dbt, marts after, as the DAG does)
+in a child process and reports its wall time and peak resident memory. Two sizes show
 whether memory stays flat as rows grow (the checks run in the warehouse).
+
+Marts: on about 1M generated tickets and on 10M (the same raw rows replicated ten
+times with distinct ids, because generating 10M rows in pandas would take half an
+hour), a full `dbt build`, the hand-written DuckDB query of the weekly KPI table
+(bench_sql/weekly_kpis_by_hand.sql) as the yardstick, and a nightly incremental
+build after the same number of changed rows in both sizes. Each runs in a child
+process so its peak memory is its own.
 """
 
 from __future__ import annotations
@@ -101,13 +109,157 @@ def _child(config: str) -> dict[str, float]:
     return timings
 
 
+MARTS_SCALES = {"1M": 1, "10M": 10}
+NIGHTLY_CHANGED_TICKETS = 10_000
+HAND_WRITTEN_QUERY = Path(__file__).with_name("bench_sql") / "weekly_kpis_by_hand.sql"
+
+
+def _in_child(function: str, *arguments: str) -> dict[str, float]:
+    code = ("import sys, json; from servicepulse import benchmarks; "
+            f"print(json.dumps(benchmarks.{function}(*sys.argv[1:])))")
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True,
+                               text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{function} failed:\n{completed.stderr[-3000:]}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["process_wall_s"] = time.perf_counter() - started
+    return result
+
+
+def _peak_mib() -> float:
+    """Peak resident memory of this process and of its largest child (dbt), in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _scaled_warehouse(source_config: Path, scale: int, root: Path) -> Path:
+    """A warehouse whose raw tables hold the source's rows ``scale`` times (copies get
+    distinct ids, keeping every reference between tickets, complaints and surveys)."""
+    import duckdb
+
+    from servicepulse.settings import load_settings
+
+    source = load_settings(source_config, environ={})
+    workdir = root / f"marts-{scale}x"
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = _config(workdir, source.sources_dir)
+    target = load_settings(config, environ={})
+    if target.duckdb_path.exists():
+        return config
+    con = duckdb.connect(str(target.duckdb_path))
+    con.execute(f"attach '{source.duckdb_path}' as source (read_only)")
+    con.execute("create schema raw")
+
+    def copy_id(column: str) -> str:
+        return (f"case when {column} is null or copy = 0 then {column} "
+                f"else {column} || '-' || copy end")
+
+    replicated = {
+        "crm_tickets": ["ticket_id"],
+        "complaints": ["complaint_id", "ticket_id"],
+        "survey_responses": ["response_id", "ticket_id", "complaint_id"],
+    }
+    for table, columns in replicated.items():
+        replaced = ", ".join(f"{copy_id(c)} as {c}" for c in columns)
+        con.execute(f"create table raw.{table} as select * replace ({replaced}) "
+                    f"from source.raw.{table}, range({scale}) as copies(copy)")
+    for table in ("crm_customers", "audits"):
+        con.execute(f"create table raw.{table} as select * from source.raw.{table}")
+    con.close()
+    return config
+
+
+def _child_full_build(config: str) -> dict[str, float]:
+    from servicepulse.settings import load_settings
+    from servicepulse.transform import build
+    from servicepulse.warehouse import connected
+
+    settings = load_settings(config, environ={})
+    with connected(settings, read_only=True) as warehouse:
+        rows = int(warehouse.fetch_frame("select count(*) as n from raw.crm_tickets")["n"][0])
+    started = time.perf_counter()
+    build(settings, full_refresh=True)
+    return {"raw_ticket_rows": rows, "full_build_s": time.perf_counter() - started,
+            "peak_rss_mib": _peak_mib()}
+
+
+def _child_hand_written_query(config: str) -> dict[str, float]:
+    import duckdb
+
+    from servicepulse.settings import load_settings
+
+    settings = load_settings(config, environ={})
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    started = time.perf_counter()
+    rows = con.execute(f"select count(*) from ({HAND_WRITTEN_QUERY.read_text()})").fetchone()[0]
+    elapsed = time.perf_counter() - started
+    con.close()
+    return {"hand_written_s": elapsed, "hand_written_rows": rows,
+            "hand_written_peak_rss_mib": _peak_mib()}
+
+
+def _child_nightly_build(config: str) -> dict[str, float]:
+    """The same number of changed tickets (with their complaints and surveys) in every
+    size, as a nightly delivery would bring, then an incremental build."""
+    from servicepulse.settings import load_settings
+    from servicepulse.transform import build
+    from servicepulse.warehouse import connected
+
+    settings = load_settings(config, environ={})
+    with connected(settings) as warehouse:
+        warehouse.execute(
+            "create or replace temp table changed as select ticket_id from raw.crm_tickets "
+            f"where ticket_id not like '%-%' order by ticket_id limit {NIGHTLY_CHANGED_TICKETS}")
+        for table in ("crm_tickets", "complaints", "survey_responses"):
+            warehouse.execute(f"update raw.{table} set _loaded_at = now() "
+                              "where ticket_id in (select ticket_id from changed)")
+    started = time.perf_counter()
+    build(settings)
+    return {"nightly_build_s": time.perf_counter() - started,
+            "nightly_peak_rss_mib": _peak_mib()}
+
+
+def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
+    results = []
+    for label, scale in MARTS_SCALES.items():
+        config = _scaled_warehouse(source_config, scale, root)
+        row: dict[str, float | str] = {"size": label}
+        row.update(_in_child("_child_full_build", str(config)))
+        row.update(_in_child("_child_hand_written_query", str(config)))
+        row.update(_in_child("_child_nightly_build", str(config)))
+        row["build_vs_hand_written"] = row["full_build_s"] / row["hand_written_s"]
+        results.append(row)
+        print(f"marts, {row['raw_ticket_rows']:>10,.0f} raw ticket rows: full dbt build "
+              f"{row['full_build_s']:.1f} s (peak RSS {row['peak_rss_mib']:.0f} MiB); "
+              f"hand-written weekly query {row['hand_written_s']:.1f} s (build = "
+              f"{row['build_vs_hand_written']:.1f}x); nightly incremental build after "
+              f"{NIGHTLY_CHANGED_TICKETS:,} changed tickets {row['nightly_build_s']:.1f} s "
+              f"(peak RSS {row['nightly_peak_rss_mib']:.0f} MiB)", flush=True)
+    if len(results) == 2:
+        ratio = results[1]["nightly_build_s"] / results[0]["nightly_build_s"]
+        print(f"marts, nightly incremental build 10M / 1M: {ratio:.2f}x")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickets-per-day", type=int, nargs="+", default=[1000, 9800],
                         help="sizes to run (120 days each; 9800/day is about 1M tickets)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "output" / "bench")
+    parser.add_argument("--only", choices=["quality", "marts"],
+                        help="run one part (default: both)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only != "quality":
+        # The marts benchmark starts from the largest generated data set.
+        config, _ = prepare(max(args.tickets_per_day), args.out)
+        marts = bench_marts(config, args.out)
+        (args.out / "marts.json").write_text(json.dumps(marts, indent=2))
+        print(f"results: {args.out / 'marts.json'}")
+        if args.only == "marts":
+            return 0
     results = []
     for size in args.tickets_per_day:
         config, preparation = prepare(size, args.out)

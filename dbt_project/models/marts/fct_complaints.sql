@@ -19,29 +19,17 @@ tickets as (
     select * from {{ ref('stg_crm__tickets') }}
 ),
 
-dates as (
-    select * from {{ ref('dim_dates') }}
-),
-
 -- CMP_CLOSE_5WD counts from the day received, CALLBACK_2WD from the day resolved.
 deadlines as (
     select
         complaints.*,
-        close_deadline_day.calendar_date as close_deadline_date,
-        callback_deadline_day.calendar_date as callback_deadline_date
+        close_deadline.calendar_date as close_deadline_date,
+        callback_deadline.calendar_date as callback_deadline_date
     from complaints
-    left join dates as received_day
-        on received_day.calendar_date = cast(complaints.received_at_local as date)
-    left join dates as close_deadline_day
-        on close_deadline_day.is_working_day
-        and close_deadline_day.working_day_index = received_day.working_day_index
-            + {{ var('complaint_close_working_days') }}
-    left join dates as resolved_day
-        on resolved_day.calendar_date = cast(complaints.resolved_at_local as date)
-    left join dates as callback_deadline_day
-        on callback_deadline_day.is_working_day
-        and callback_deadline_day.working_day_index = resolved_day.working_day_index
-            + {{ var('callback_working_days') }}
+    {{ join_working_day_deadline('close', 'complaints.received_at_local',
+                                 var('complaint_close_working_days')) }}
+    {{ join_working_day_deadline('callback', 'complaints.resolved_at_local',
+                                 var('callback_working_days')) }}
 )
 
 select

@@ -14,40 +14,29 @@ customers as (
     select * from {{ ref('stg_crm__customers') }}
 ),
 
-dates as (
-    select * from {{ ref('dim_dates') }}
-),
-
 measured as (
     select
         tickets.*,
         {{ minutes_between('tickets.created_at', 'tickets.first_response_at') }}
             as first_response_minutes,
-        created_day.working_day_index as created_working_day_index
+        tickets.service_type = 'delivery' or tickets.promised_at is not null as is_delivery
     from tickets
-    left join dates as created_day
-        on created_day.calendar_date = cast(tickets.created_at_local as date)
 ),
 
 -- Deadlines are the working day N working days after the day of creation.
 deadlines as (
     select
         measured.*,
-        measured.service_type = 'delivery' or measured.promised_at is not null as is_delivery,
-        resolution_due_day.calendar_date as resolution_due_date,
+        resolution_deadline.calendar_date as resolution_due_date,
         coalesce(
             cast({{ to_reporting_tz('measured.promised_at') }} as date),
-            default_promise_day.calendar_date
+            promise_deadline.calendar_date
         ) as promised_date
     from measured
-    left join dates as resolution_due_day
-        on resolution_due_day.is_working_day
-        and resolution_due_day.working_day_index = measured.created_working_day_index
-            + {{ resolution_working_days('measured.priority') }}
-    left join dates as default_promise_day
-        on default_promise_day.is_working_day
-        and default_promise_day.working_day_index = measured.created_working_day_index
-            + {{ var('delivery_promise_working_days') }}
+    {{ join_working_day_deadline('resolution', 'measured.created_at_local',
+                                 resolution_working_days('measured.priority')) }}
+    {{ join_working_day_deadline('promise', 'measured.created_at_local',
+                                 var('delivery_promise_working_days')) }}
 )
 
 select

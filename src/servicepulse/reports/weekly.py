@@ -132,19 +132,21 @@ def _summary(t: Messages, locale: str, this_week: list[dict[str, Any]],
 
 def _department_table(t: Messages, locale: str, this_week: list[dict[str, Any]],
                       department_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    kpis = [(r["kpi_id"], _kpi_name(r, locale)) for r in this_week]
+    """KPIs as rows, departments as columns: the catalogue has more KPIs than an A4
+    page has room for columns, and a table is never cut at the page edge."""
     by_department: dict[str, dict[str, dict[str, Any]]] = {}
     for row in department_rows:
         by_department.setdefault(row["dimension_value"], {})[row["kpi_id"]] = row
+    codes = sorted(by_department)
     body = []
-    for code in sorted(by_department):
+    for kpi in this_week:
         cells = []
-        for kpi_id, _ in kpis:
-            row = by_department[code].get(kpi_id)
+        for code in codes:
+            row = by_department[code].get(kpi["kpi_id"])
             cells.append({"text": t.kpi_value(row["value"], row["unit"]) if row else t("no_data"),
                           "status": (row or {}).get("status") or "none"})
-        body.append({"department": t.department(code), "cells": cells})
-    return {"columns": [name for _, name in kpis], "rows": body}
+        body.append({"kpi": _kpi_name(kpi, locale), "cells": cells})
+    return {"columns": [t.department(code) for code in codes], "rows": body}
 
 
 def _quality_panel(t: Messages, quality: QualitySnapshot | None) -> dict[str, Any]:

@@ -50,3 +50,31 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_calendar_country_and_years_are_checked(tmp_path):
+    path = write_config(tmp_path, tmp_path, **{"calendar.country": "XX",
+                                               "calendar.first_year": 2031})
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, environ={})
+    assert "calendar.country" in str(error.value) and "'XX'" in str(error.value)
+    path = write_config(tmp_path, tmp_path, **{"calendar.first_year": 2031})
+    with pytest.raises(ConfigError, match="first_year 2031 is after last_year 2030"):
+        load_settings(path, environ={})
+
+
+def test_business_calendar_knows_china_s_adjusted_working_days():
+    from datetime import date
+
+    from servicepulse.business_calendar import calendar_days
+    from servicepulse.settings import CalendarSettings
+
+    days = {d.calendar_date: d for d in calendar_days(CalendarSettings(first_year=2026,
+                                                                       last_year=2026))}
+    assert len(days) == 365
+    assert days[date(2026, 10, 1)].day_kind == "public_holiday"
+    assert not days[date(2026, 10, 7)].is_working_day          # a substituted day off
+    assert days[date(2026, 10, 10)].day_kind == "adjusted_workday"  # Saturday, worked
+    assert days[date(2026, 10, 10)].is_working_day
+    assert days[date(2026, 10, 11)].day_kind == "weekend"
+    assert days[date(2026, 10, 12)].day_kind == "workday"

@@ -35,6 +35,7 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
     env.update({
         "SERVICEPULSE_DBT_TARGET": settings.warehouse.kind,
         "SERVICEPULSE_DUCKDB_PATH": str(settings.duckdb_path),
+        "SERVICEPULSE_DUCKDB_MEMORY_LIMIT": settings.warehouse.duckdb_memory_limit,
         "SERVICEPULSE_PG_HOST": pg.host,
         "SERVICEPULSE_PG_PORT": str(pg.port),
         "SERVICEPULSE_PG_USER": pg.user,

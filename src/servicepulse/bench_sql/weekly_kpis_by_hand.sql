@@ -21,7 +21,7 @@ surveys as (
         from raw.survey_responses) where rank_ = 1
 ),
 observations as (
-    select 'RESP_SLA' as kpi_id, created_at as at, department,
+    select 'RESP_SLA' as kpi_id, created_at as observed_at, department,
            case when first_response_at <= created_at + interval 30 minute then 1.0 else 0.0 end as num,
            1.0 as den, null::double as measure
     from tickets
@@ -61,9 +61,9 @@ observations as (
     where s.answered_at is not null and s.satisfaction is not null
 ),
 weekly as (
-    select date_trunc('week', timezone('Asia/Shanghai', at))::date as period_start,
+    select date_trunc('week', timezone('Asia/Shanghai', observed_at))::date as period_start,
            kpi_id, department, num, den, measure
-    from observations where at is not null
+    from observations where observed_at is not null
 )
 select period_start, kpi_id, coalesce(department, 'all') as slice,
        sum(num) / nullif(sum(den), 0) as value,

@@ -55,10 +55,17 @@ observations as (
     left join complaints as c using (complaint_id)
     cross join lateral (values
         ('CSAT', case when s.satisfaction >= 4 then 1.0 else 0.0 end),
-        ('CSI', (s.satisfaction - 1) / 4.0 * 100),
-        ('NPS', case when s.nps_score >= 9 then 1.0 when s.nps_score <= 6 then -1.0 else 0.0 end)
+        ('CSI', (s.satisfaction - 1) / 4.0 * 100)
     ) as kpis(kpi_id, num)
     where s.answered_at is not null and s.satisfaction is not null
+    union all
+    select 'NPS', s.answered_at, coalesce(t.department, c.department),
+           case when s.nps_score >= 9 then 1.0 when s.nps_score <= 6 then -1.0 else 0.0 end,
+           1.0, null
+    from surveys as s
+    left join tickets as t using (ticket_id)
+    left join complaints as c using (complaint_id)
+    where s.answered_at is not null and s.nps_score is not null
 ),
 weekly as (
     select date_trunc('week', timezone('Asia/Shanghai', observed_at))::date as period_start,

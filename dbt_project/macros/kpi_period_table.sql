@@ -2,7 +2,8 @@
     calendar months), all in the reporting time zone.
 
     Grain of the result: one row per (period_start, dimension, dimension_value, kpi_id)
-    for every period between the first and the last observation:
+    for every period from the first observation's to the one holding the data's as-of
+    moment (int_changes_summarised):
     - the organisation ('organisation', 'all') and every department, for every KPI;
     - every other dimension of kpi_dimensions(): each value it was observed with,
       for every KPI it can cut (observed with any value); no rows for KPIs a

@@ -75,17 +75,6 @@ def _interval(settings) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def run_checks_in_child(config: Path) -> dict[str, float]:
-    code = ("import sys, time, json; from servicepulse.benchmarks import _child; "
-            "print(json.dumps(_child(sys.argv[1])))")
-    started = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True,
-                               text=True, check=True)
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    result["process_wall_s"] = time.perf_counter() - started
-    return result
-
-
 def _child(config: str) -> dict[str, float]:
     from servicepulse.quality.runner import run_checks
     from servicepulse.settings import load_settings
@@ -263,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in args.tickets_per_day:
         config, preparation = prepare(size, args.out)
-        measured = run_checks_in_child(config)
+        measured = _in_child("_child", str(config))
         results.append({"tickets_per_day": size, **preparation, **measured})
         row = results[-1]
         print(f"quality gate, {row['raw_ticket_rows']:>9,} raw ticket rows: "

@@ -57,11 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from servicepulse.transform import build
+    from servicepulse.pipeline import transform
 
-    result = build(_settings(args), full_refresh=args.full_refresh)
-    summary = [line for line in result.output.splitlines() if "Done. PASS=" in line]
-    print(summary[-1].strip() if summary else "dbt build done")
+    print(transform(_settings(args), full_refresh=args.full_refresh)["dbt"])
     return 0
 
 

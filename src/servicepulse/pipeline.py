@@ -53,11 +53,11 @@ def load(source: str, start: datetime, end: datetime,
             "backfill": result.backfill}
 
 
-def transform(settings: Settings | None = None) -> dict[str, Any]:
+def transform(settings: Settings | None = None, full_refresh: bool = False) -> dict[str, Any]:
     from servicepulse.transform import build
 
     settings = settings or load_settings()
-    result = build(settings)
+    result = build(settings, full_refresh=full_refresh)
     summary = [line for line in result.output.splitlines() if "Done. PASS=" in line]
     log.info("dbt build: %s", summary[-1].strip() if summary else "done")
     return {"dbt": summary[-1].strip() if summary else "done"}

@@ -56,6 +56,23 @@ def test_environment_matches_the_settings_and_the_dag(compose):
     assert f"pools set {pool} " in compose["services"]["airflow-init"]["command"][1]
 
 
+def test_reports_are_mailed_through_the_compose_smtp_connection(compose, monkeypatch):
+    from servicepulse.delivery.transport import smtp_endpoint
+
+    env = compose["services"]["airflow-worker"]["environment"]
+    settings = load_settings(ROOT / env["SERVICEPULSE_CONFIG"].replace("/opt/servicepulse/", ""),
+                             environ={})
+    assert settings.delivery.transport == "smtp"
+    connection_id = settings.delivery.smtp.connection_id
+    uri = re.fullmatch(r"\$\{\w+:-(.+)\}", env[f"AIRFLOW_CONN_{connection_id.upper()}"])[1]
+    endpoint = smtp_endpoint(settings.delivery.smtp, environ={})  # no connection: fallback
+    assert (endpoint.host, endpoint.port) == ("mailpit", 1025)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{connection_id.upper()}", uri)
+    endpoint = smtp_endpoint(settings.delivery.smtp, environ={})
+    assert (endpoint.host, endpoint.port, endpoint.security) == ("mailpit", 1025, "none")
+    assert endpoint.port in compose["services"]["mailpit"]["expose"]
+
+
 def test_image_installs_the_lock_with_the_same_tools():
     dockerfile = (ROOT / "Dockerfile").read_text()
     makefile = (ROOT / "Makefile").read_text()

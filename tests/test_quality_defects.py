@@ -160,4 +160,4 @@ def test_corrections_from_the_source_clear_the_gate_on_the_next_run(tmp_path):
     pipeline.check_quality("sunday", sunday, END, "raw", settings=settings)
     pipeline.transform(settings=settings)
     pipeline.check_quality("sunday", sunday, END, "marts", settings=settings)
-    assert pipeline.publish_weekly("2026-W47", settings=settings)["emails"]
+    assert pipeline.publish_weekly("2026-W47", settings=settings)["delivery"] == "1 sent"

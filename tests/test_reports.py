@@ -83,10 +83,12 @@ def test_department_slice_contains_only_its_department(published):
 
 
 def test_emails_go_to_configured_recipients_with_their_pdf(published):
-    _, result = published
-    assert len(result.emails) == 3
+    settings, result = published
+    assert result.delivery.summary() == "3 sent"
+    emails = sorted((settings.output_path / "outbox" / "weekly" / "2026-W47").glob("*.eml"))
+    assert len(emails) == 3
     by_recipient = {}
-    for path in result.emails:
+    for path in emails:
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
         by_recipient[message["To"].addresses[0].addr_spec] = message
     assert set(by_recipient) == {"ops@example.com", "manager@example.com", "head.a@example.com"}
@@ -102,10 +104,13 @@ def test_emails_go_to_configured_recipients_with_their_pdf(published):
     assert next(english.iter_attachments()).get_filename().endswith("-all-en.pdf")
 
 
-def test_rerendering_replaces_rather_than_duplicates(published):
+def test_republishing_renders_identical_pdfs_and_sends_nothing_twice(published):
     settings, result = published
+    first = {key: path.read_bytes() for key, path in result.reports.items()}
     again = publish_weekly(settings, Period.parse("2026-W47"))
-    assert sorted(again.emails) == sorted(result.emails)
+    assert {key: path.read_bytes() for key, path in again.reports.items()} == first
+    assert again.delivery.summary() == "3 already_sent"
+    assert not any(o.content_changed for o in again.delivery.outcomes)
     outbox = settings.output_path / "outbox" / "weekly" / "2026-W47"
     assert len(list(outbox.glob("*.eml"))) == 3
 

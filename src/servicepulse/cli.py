@@ -124,8 +124,54 @@ def cmd_publish(args: argparse.Namespace) -> int:
     published = publish_weekly(settings, period)
     for path in published.reports.values():
         print(f"report  {path}")
-    for path in published.emails:
-        print(f"e-mail  {path}")
+    _print_delivery(published.delivery)
+    return 0
+
+
+def _print_delivery(result) -> None:
+    print(f"delivery of {result.report} {result.period}: {result.summary()}")
+    for outcome in result.outcomes:
+        print(f"  {outcome.recipient:<32} {outcome.status:<13} {outcome.detail}")
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    from servicepulse.kpis import Period
+    from servicepulse.reports.publish import publish_weekly
+
+    settings = _settings(args)
+    published = publish_weekly(settings, Period.parse(args.period),
+                               only_recipient=args.recipient, resend_reason=args.reason)
+    _print_delivery(published.delivery)
+    return 0
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    from servicepulse.delivery import ledger
+    from servicepulse.warehouse import connected
+
+    settings = _settings(args)
+    with connected(settings) as warehouse:
+        if args.action == "settle":
+            if not (args.report and args.period and args.recipient) or args.delivered is None:
+                raise ledger.SettleError("settle needs --report, --period, --recipient and "
+                                         "--delivered or --not-delivered")
+            settled = ledger.settle(settings, warehouse, args.report, args.period,
+                                    args.recipient, args.delivered, args.note)
+            print(f"{settled['report']} {settled['period']} to {settled['recipient']} "
+                  f"(#{settled['sequence']}): now {settled['status']}")
+            return 0
+        rows = ledger.ledger_rows(settings, warehouse, args.report, args.period)
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return 0
+    print(f"{'report':<8}{'period':<10}{'recipient':<32}{'#':>2}  {'kind':<10}{'status':<10}"
+          f"{'finished (UTC)':<21}detail")
+    for row in rows:
+        finished = str(row["finished_at"] or "")[:19]
+        detail = row["error"] or row["smtp_reply"] or ""
+        print(f"{row['report']:<8}{row['period']:<10}{row['recipient']:<32}"
+              f"{row['sequence']:>2}  {row['kind']:<10}{row['status']:<10}{finished:<21}"
+              f"{detail[:90]}")
     return 0
 
 
@@ -153,9 +199,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("  Weekly reports:")
     for path in published.reports.values():
         print(f"    {path}")
-    print("  E-mails (outbox):")
-    for path in published.emails:
-        print(f"    {path}")
+    print("  E-mails:")
+    _print_delivery(published.delivery)
     return 0
 
 
@@ -237,6 +282,30 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("kind", choices=["weekly"])
     publish.add_argument("--period", help="ISO week (default: the last complete one)")
     publish.set_defaults(handler=cmd_publish)
+
+    resend = with_config(commands.add_parser(
+        "resend", help="send one recipient a report again, deliberately (recorded in the "
+                       "send ledger with the reason)"))
+    resend.add_argument("kind", choices=["weekly"])
+    resend.add_argument("--period", required=True, help="ISO week such as 2026-W47")
+    resend.add_argument("--recipient", required=True, help="a configured recipient's e-mail")
+    resend.add_argument("--reason", required=True, help="why, for the ledger")
+    resend.set_defaults(handler=cmd_resend)
+
+    deliveries = with_config(commands.add_parser(
+        "deliveries", help="the send ledger: what went to whom; settle an in-doubt send"))
+    deliveries.add_argument("action", nargs="?", choices=["list", "settle"], default="list")
+    deliveries.add_argument("--report", default=None)
+    deliveries.add_argument("--period")
+    deliveries.add_argument("--recipient")
+    outcome = deliveries.add_mutually_exclusive_group()
+    outcome.add_argument("--delivered", action="store_true", default=None,
+                         help="settle: the mail server's log shows it was accepted")
+    outcome.add_argument("--not-delivered", dest="delivered", action="store_false",
+                         help="settle: it never arrived; the next run sends it")
+    deliveries.add_argument("--note", default="", help="settle: what you checked")
+    deliveries.add_argument("--format", choices=["json", "table"], default="table")
+    deliveries.set_defaults(handler=cmd_deliveries)
 
     demo = with_config(commands.add_parser("demo", help="generate + run + publish"))
     demo.add_argument("--days", type=int, default=120)

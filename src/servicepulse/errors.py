@@ -2,11 +2,15 @@
 
 USER_ERRORS: the CLI prints these as one clear message instead of a traceback.
 PERMANENT_ERRORS: a retry cannot fix these (bad delivery, failed critical check,
-no font, unknown period), so Airflow tasks fail at once on them. A dbt failure is
-not in it: a lock held by another DuckDB process is worth a retry.
+no font, unknown period, a recipient refused for good, a send in doubt), so Airflow
+tasks fail at once on them. A dbt failure is not in it: a lock held by another
+DuckDB process is worth a retry; nor is DeliveryIncomplete (temporary SMTP trouble).
 """
 
 from servicepulse.airflow_runner import PipelineRunError
+from servicepulse.delivery.deliver import DeliveryFailed
+from servicepulse.delivery.ledger import SettleError
+from servicepulse.delivery.transport import PermanentDeliveryError
 from servicepulse.kpis import PeriodError
 from servicepulse.load import SourceError
 from servicepulse.pipeline import IntervalError
@@ -16,5 +20,5 @@ from servicepulse.settings import ConfigError
 from servicepulse.transform import TransformError
 
 PERMANENT_ERRORS = (ConfigError, PeriodError, SourceError, IntervalError, QualityGateError,
-                    RenderError)
+                    RenderError, DeliveryFailed, PermanentDeliveryError, SettleError)
 USER_ERRORS = PERMANENT_ERRORS + (PipelineRunError, TransformError, FileNotFoundError)

@@ -95,15 +95,15 @@ def completed_week(end: datetime, settings: Settings | None = None) -> str | Non
     return Period.week_of((local_end - timedelta(days=1)).date()).label
 
 
-def publish_weekly(period_label: str, settings: Settings | None = None) -> dict[str, Any]:
+def publish_weekly(period_label: str, run_id: str | None = None,
+                   settings: Settings | None = None) -> dict[str, Any]:
     from servicepulse.kpis import Period
     from servicepulse.reports.publish import publish_weekly as publish
 
     settings = settings or load_settings()
-    published = publish(settings, Period.parse(period_label))
+    published = publish(settings, Period.parse(period_label), run_id=run_id)
     for path in published.reports.values():
         log.info("report %s", path)
-    for path in published.emails:
-        log.info("e-mail %s", path)
+    log.info("weekly %s delivery: %s", period_label, published.delivery.summary())
     return {"reports": [str(p) for p in published.reports.values()],
-            "emails": [str(p) for p in published.emails]}
+            "delivery": published.delivery.summary()}

@@ -100,13 +100,45 @@ class Recipient(_Section):
     name: str
     locale: Literal["zh-CN", "en"] = "zh-CN"
     department: str | None = None  # None: the whole organisation
+    # What the person does with the report (e.g. director, department head); shown in
+    # the send ledger so a reviewer sees why someone receives a slice.
+    role: str | None = None
+
+
+class SmtpSettings(_Section):
+    """The mail server. Credentials never live here: they come from the Airflow
+    connection ``connection_id`` (host, port, login, password; extra ``security``)
+    when it exists, else from $SERVICEPULSE_SMTP_USER / $SERVICEPULSE_SMTP_PASSWORD."""
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    # starttls: plain connection upgraded to TLS (port 587); ssl: TLS from the first
+    # byte (port 465); none: no encryption (a local relay or a test catcher only).
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    connection_id: str | None = "servicepulse_smtp"
+    # A CA bundle to trust instead of the system's (a private relay's certificate).
+    ca_file: Path | None = None
+    timeout_seconds: float = Field(30, gt=0)
+    # Temporary failures (4xx replies, timeouts, refused connections) are tried this
+    # many times per message, waiting retry_backoff_seconds, then twice that, ...
+    max_attempts: int = Field(3, ge=1)
+    retry_backoff_seconds: float = Field(5, ge=0)
 
 
 class DeliverySettings(_Section):
     sender: EmailStr = "servicepulse@example.com"
+    # outbox: .eml files under output/outbox (the embedded default); smtp: a mail server.
+    transport: Literal["outbox", "smtp"] = "outbox"
+    smtp: SmtpSettings = SmtpSettings()
     weekly: list[Recipient] = []
-    # Who hears about failed or warning data-quality checks.
+    # Who hears about failed or warning data-quality checks and about deliveries that
+    # failed or whose outcome is unknown.
     data_team: list[EmailStr] = []
+    # A send claimed this long ago and never confirmed is "in doubt": the worker died
+    # between handing the message over and recording it. It is reported, not re-sent.
+    in_doubt_after_minutes: float = Field(30, gt=0)
+    # Delivered PDFs are kept under output/archive for this many days after their
+    # period ends (counted from the newest period published).
+    archive_retention_days: int = Field(400, ge=1)
 
 
 class QualitySettings(_Section):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
@@ -23,7 +23,7 @@ def weekly_inputs(settings: Settings, warehouse: Warehouse, period: Period,
                           + ": the marts do not cover that week (run the pipeline first)")
     department_rows = [] if department else _department_rows(settings, warehouse, period)
     return {"trend_rows": trend_rows, "department_rows": department_rows,
-            "quality": latest_quality(settings, warehouse),
+            "quality": latest_quality(settings, warehouse, period),
             "data_as_of": data_as_of(settings, warehouse)}
 
 
@@ -37,23 +37,29 @@ def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
             for r in frame.to_dict(orient="records")]
 
 
-def latest_quality(settings: Settings, warehouse: Warehouse) -> QualitySnapshot | None:
+def latest_quality(settings: Settings, warehouse: Warehouse,
+                   period: Period) -> QualitySnapshot | None:
+    """The checks of the newest run whose interval ends by the period's end: the state
+    the period's figures were checked in. A later night's run does not change what a
+    re-rendered past report says, so the same data gives the same PDF."""
     schema = settings.warehouse.schema("quality")
     if not warehouse.table_exists(schema, "check_results"):
         return None
-    # Every layer's results of the most recent run.
+    period_end = datetime.combine(period.end + timedelta(days=1), time(0), settings.tz)
     frame = warehouse.fetch_frame(
-        f'select run_id, suite, check_name, severity, success from "{schema}"."check_results" '
-        f'where run_id = (select run_id from "{schema}"."check_results" '
-        f'order by checked_at desc limit 1)')
+        f'select run_id, suite, check_name, severity, success, interval_end '
+        f'from "{schema}"."check_results" where run_id = ('
+        f'select run_id from "{schema}"."check_results" where interval_end <= ? '
+        f'order by interval_end desc, checked_at desc limit 1)', [period_end])
     if frame.empty:
         return None
     failed_warnings = frame[(~frame["success"].astype(bool)) & (frame["severity"] == "warning")]
+    checked_end = pd.Timestamp(frame["interval_end"].max()).tz_convert(settings.tz)
     return QualitySnapshot(
-        run_id=str(frame["run_id"].iloc[0]), total=len(frame),
+        checked_through=(checked_end - pd.Timedelta(days=1)).date(), total=len(frame),
         passed=int(frame["success"].astype(bool).sum()),
-        warnings=[f"{s}.{c}" for s, c in zip(failed_warnings["suite"],
-                                              failed_warnings["check_name"])])
+        warnings=sorted(f"{s}.{c}" for s, c in zip(failed_warnings["suite"],
+                                                   failed_warnings["check_name"])))
 
 
 def data_as_of(settings: Settings, warehouse: Warehouse) -> datetime:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
-from servicepulse.delivery.outbox import Attachment, build_message, write_to_outbox
-from servicepulse.kpis import Period
+from servicepulse.delivery.deliver import DeliveryResult, Envelope, deliver, prune_archive
+from servicepulse.delivery.ledger import ledger_rows
+from servicepulse.delivery.outbox import Attachment
+from servicepulse.kpis import Period, PeriodError
 from servicepulse.reports.data import weekly_inputs
 from servicepulse.reports.i18n import Messages
 from servicepulse.reports.render import render_html, render_pdf
 from servicepulse.reports.weekly import build_weekly_report
-from servicepulse.settings import LOCALES, Settings
+from servicepulse.settings import LOCALES, ConfigError, Recipient, Settings
 from servicepulse.warehouse import Warehouse, connected
 
 log = logging.getLogger(__name__)
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Published:
     reports: dict[tuple[str, str | None], Path] = field(default_factory=dict)
-    emails: list[Path] = field(default_factory=list)
+    delivery: DeliveryResult | None = None
 
 
 def report_filename(report: str, period: Period, locale: str, department: str | None) -> str:
@@ -41,8 +44,19 @@ def render_weekly(settings: Settings, warehouse: Warehouse, period: Period, loca
     return path, context
 
 
-def publish_weekly(settings: Settings, period: Period, send: bool = True) -> Published:
-    """Both locales for the whole organisation, plus every recipient's own slice."""
+def publish_weekly(settings: Settings, period: Period, send: bool = True,
+                   run_id: str | None = None, only_recipient: str | None = None,
+                   resend_reason: str | None = None) -> Published:
+    """Both locales for the whole organisation plus every recipient's own slice, then
+    one personalised e-mail per recipient, each delivered once (see delivery.ledger).
+
+    ``only_recipient`` with ``resend_reason``: send that one person the report again,
+    deliberately; the ledger records it as a re-send with the reason."""
+    recipients = [r for r in settings.delivery.weekly
+                  if only_recipient is None or str(r.email) == only_recipient]
+    if only_recipient and not recipients:
+        raise ConfigError(f"{only_recipient} is not a recipient of the weekly report "
+                          "(delivery.weekly in the settings)")
     audiences = {(locale, None) for locale in LOCALES}
     audiences |= {(r.locale, r.department) for r in settings.delivery.weekly}
     out_dir = settings.output_path / "reports" / "weekly" / period.label
@@ -59,30 +73,57 @@ def publish_weekly(settings: Settings, period: Period, send: bool = True) -> Pub
             published.reports[(locale, department)] = path
             contexts[(locale, department)] = context
             log.info("rendered %s", path)
-    if not send:
-        return published
-    outbox = settings.output_path / "outbox"
-    for recipient in settings.delivery.weekly:
-        key = (recipient.locale, recipient.department)
-        context, pdf_path = contexts[key], published.reports[key]
-        t = Messages(recipient.locale)
-        subject = t("email_subject", period=period.label)
-        body = {
-            "subject": subject,
-            "greeting": t("email_greeting", name=recipient.name),
-            "intro": t("email_intro", period=context["period_text"], scope=context["scope"]),
-            "headline_title": t("email_headline"),
-            "footer": t("email_footer"),
-        }
-        html = render_html("weekly", "email.html.j2", {**context, **body})
-        text = "\n".join([body["greeting"], body["intro"], "",
-                          *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
-                            for tile in context["tiles"]],
-                          "", *context["summary"]])
-        message = build_message(
-            settings.delivery.sender, [(recipient.name, str(recipient.email))], subject, html,
-            text, identity=f"weekly|{period.label}|{recipient.email}",
-            attachment=Attachment(pdf_path.name, pdf_path.read_bytes()))
-        published.emails.append(write_to_outbox(outbox, ("weekly", period.label),
-                                                str(recipient.email), message))
+        if not send:
+            return published
+        envelopes = [weekly_envelope(recipient, period, contexts[key],
+                                     published.reports[key])
+                     for recipient in recipients
+                     for key in [(recipient.locale, recipient.department)]]
+        try:
+            published.delivery = deliver(settings, warehouse, "weekly", period.label,
+                                         envelopes, run_id=run_id,
+                                         resend_reason=resend_reason)
+        finally:
+            prune_archive(settings, period.end, {period.label: period.end,
+                                                 **_archived_periods(settings)})
     return published
+
+
+def weekly_envelope(recipient: Recipient, period: Period, context: dict,
+                    pdf_path: Path) -> Envelope:
+    t = Messages(recipient.locale)
+    subject = t("email_subject", period=period.label)
+    body = {
+        "subject": subject,
+        "greeting": t("email_greeting", name=recipient.name),
+        "intro": t("email_intro", period=context["period_text"], scope=context["scope"]),
+        "headline_title": t("email_headline"),
+        "footer": t("email_footer"),
+    }
+    html = render_html("weekly", "email.html.j2", {**context, **body})
+    text = "\n".join([body["greeting"], body["intro"], "",
+                      *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
+                        for tile in context["tiles"]],
+                      "", *context["summary"]])
+    return Envelope(str(recipient.email), recipient.name, subject, text, html,
+                    Attachment(pdf_path.name, pdf_path.read_bytes()), recipient.locale,
+                    recipient.department, recipient.role)
+
+
+def _archived_periods(settings: Settings) -> dict[str, date]:
+    ends = {}
+    for period_dir in (settings.output_path / "archive").glob("*/*"):
+        try:
+            ends[period_dir.name] = Period.parse(period_dir.name).end
+        except PeriodError:
+            continue
+    return ends
+
+
+def weekly_delivered(settings: Settings, period: Period) -> bool:
+    """Every current recipient already has the period's scheduled e-mail (so a nightly
+    trigger need not render anything)."""
+    with connected(settings) as warehouse:
+        rows = ledger_rows(settings, warehouse, "weekly", period.label)
+    sent = {r["recipient"] for r in rows if r["sequence"] == 0 and r["status"] == "sent"}
+    return all(str(r.email) in sent for r in settings.delivery.weekly)

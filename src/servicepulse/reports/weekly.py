@@ -19,7 +19,7 @@ TREND_WEEKS = 12
 
 @dataclass(frozen=True)
 class QualitySnapshot:
-    run_id: str
+    checked_through: date  # the last local day of the checked interval
     total: int
     passed: int
     warnings: list[str]
@@ -153,7 +153,7 @@ def _quality_panel(t: Messages, quality: QualitySnapshot | None) -> dict[str, An
     if quality is None:
         return {"text": t("quality_not_run"), "warnings": [], "warnings_title": None}
     return {"text": t("quality_passed", passed=quality.passed, total=quality.total,
-                      run=quality.run_id),
+                      day=t.date(quality.checked_through)),
             "warnings": quality.warnings,
             "warnings_title": t("quality_warnings") if quality.warnings else None}
 

@@ -1,0 +1,278 @@
+"""Deliver personalised messages exactly once, archive what went out, and say loudly
+what could not go.
+
+For each envelope: archive its PDF (content-addressed), claim the send in the ledger,
+hand the message to the transport (retrying temporary failures with backoff), record
+the outcome. Whatever did not end as "sent" is e-mailed to the data team and raised:
+``DeliveryIncomplete`` (temporary; the task's retries pick it up, the ledger skips
+what already went) or ``DeliveryFailed`` (a person must act; retries would not help).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from email.message import EmailMessage
+from html import escape
+from pathlib import Path
+
+from servicepulse.delivery import ledger
+from servicepulse.delivery.outbox import Attachment, build_message
+from servicepulse.delivery.transport import (
+    DeliveryError,
+    InDoubtDeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    Transport,
+    transport_for,
+)
+from servicepulse.settings import Settings
+from servicepulse.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One personalised message: who gets it and what it says."""
+    email: str
+    name: str
+    subject: str
+    text: str
+    html: str
+    attachment: Attachment | None = None
+    locale: str | None = None
+    department: str | None = None
+    role: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.subject, self.text, self.html):
+            digest.update(part.encode("utf-8") + b"\0")
+        if self.attachment:
+            digest.update(self.attachment.filename.encode() + b"\0" + self.attachment.content)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    recipient: str
+    status: str  # sent, already_sent, in_flight, failed, retry, in_doubt
+    detail: str = ""
+    sequence: int = 0
+    content_changed: bool = False
+    message_id: str | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status in ("failed", "retry", "in_doubt")
+
+
+@dataclass
+class DeliveryResult:
+    report: str
+    period: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    alert: str | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def summary(self) -> str:
+        statuses = sorted({o.status for o in self.outcomes})
+        return ", ".join(f"{self.count(s)} {s}" for s in statuses) or "nothing to send"
+
+
+class DeliveryIncomplete(Exception):
+    """Temporary failures remain; a retry of the task will send only those."""
+
+
+class DeliveryFailed(Exception):
+    """A recipient was refused for good or a send's outcome is unknown: a person acts."""
+
+
+def archive_attachment(settings: Settings, report: str, period: str,
+                       attachment: Attachment) -> tuple[str, Path]:
+    """Keep the delivered PDF under output/archive/<report>/<period>/<sha256>.pdf."""
+    sha256 = hashlib.sha256(attachment.content).hexdigest()
+    folder = settings.output_path / "archive" / report / period
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sha256}{Path(attachment.filename).suffix}"
+    if not path.exists():
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(attachment.content)
+        temporary.replace(path)
+    return sha256, path
+
+
+def prune_archive(settings: Settings, newest_period_end: date,
+                  period_end_of: dict[str, date]) -> list[Path]:
+    """Drop archived periods that ended more than ``archive_retention_days`` before the
+    newest published period (a data date, so pruning does not depend on the clock)."""
+    cutoff = newest_period_end - timedelta(days=settings.delivery.archive_retention_days)
+    removed = []
+    for report_dir in (settings.output_path / "archive").glob("*"):
+        for period_dir in report_dir.glob("*"):
+            end = period_end_of.get(period_dir.name)
+            if end is not None and end < cutoff:
+                shutil.rmtree(period_dir)
+                removed.append(period_dir)
+    return removed
+
+
+def deliver(settings: Settings, warehouse: Warehouse, report: str, period: str,
+            envelopes: list[Envelope], run_id: str | None = None,
+            transport: Transport | None = None, resend_reason: str | None = None,
+            folder: tuple[str, ...] | None = None) -> DeliveryResult:
+    """Send each envelope once (``resend_reason``: send again, deliberately)."""
+    transport = transport or transport_for(settings)
+    ledger.ensure_ledger(settings, warehouse)
+    token = ledger.new_token(run_id)
+    folder = folder or (report, period)
+    result = DeliveryResult(report, period)
+    for envelope in envelopes:
+        outcome = _deliver_one(settings, warehouse, transport, report, period, envelope,
+                               token, resend_reason, folder)
+        log.log(logging.ERROR if outcome.needs_attention else logging.INFO,
+                "%s %s to %s: %s%s", report, period, envelope.email, outcome.status,
+                f" ({outcome.detail})" if outcome.detail else "")
+        result.outcomes.append(outcome)
+    problems = [o for o in result.outcomes if o.needs_attention]
+    changed = [o for o in result.outcomes if o.content_changed]
+    if problems or changed:
+        result.alert = send_delivery_alert(settings, transport, result, problems, changed)
+    if any(o.status == "retry" for o in problems):
+        raise DeliveryIncomplete(_problem_text(report, period, problems))
+    if problems:
+        raise DeliveryFailed(_problem_text(report, period, problems))
+    return result
+
+
+def _deliver_one(settings: Settings, warehouse: Warehouse, transport: Transport, report: str,
+                 period: str, envelope: Envelope, token: str, resend_reason: str | None,
+                 folder: tuple[str, ...]) -> Outcome:
+    content_hash = envelope.content_hash
+    attachment_sha256 = archive_path = None
+    if envelope.attachment:
+        attachment_sha256, path = archive_attachment(settings, report, period,
+                                                     envelope.attachment)
+        archive_path = str(path)
+    message_id = hashlib.sha256(f"{report}|{period}|{envelope.email}|{content_hash}|{token}"
+                                .encode()).hexdigest()[:32]
+    entry = ledger.LedgerEntry(report, period, envelope.email, content_hash, message_id,
+                               envelope.locale, envelope.department, envelope.role,
+                               attachment_sha256, archive_path)
+    kind = "resend" if resend_reason else "scheduled"
+    claim = ledger.claim(settings, warehouse, entry, token, kind, resend_reason)
+    if not claim.won:
+        status = {"sent": "already_sent", "sending": "in_flight"}.get(claim.status,
+                                                                      claim.status)
+        detail = (claim.previous or {}).get("error") or ""
+        if claim.content_changed:
+            detail = ("the report changed since it was delivered; it is not sent again "
+                      "automatically (servicepulse resend … to send the corrected one)")
+        return Outcome(envelope.email, status, detail or "", 0, claim.content_changed,
+                       (claim.previous or {}).get("message_id"))
+
+    message = _message(settings, envelope, message_id)
+    stem = envelope.email if claim.sequence == 0 else f"{envelope.email}.resend-{claim.sequence}"
+    smtp = settings.delivery.smtp
+    for attempt in range(1, smtp.max_attempts + 1):
+        try:
+            reply = transport.send(message, str(settings.delivery.sender), envelope.email,
+                                   folder, stem)
+        except TemporaryDeliveryError as exc:
+            if attempt < smtp.max_attempts:
+                wait = smtp.retry_backoff_seconds * 2 ** (attempt - 1)
+                log.warning("%s; attempt %d of %d, next in %.1f s", exc, attempt,
+                            smtp.max_attempts, wait)
+                time.sleep(wait)
+                continue
+            ledger.mark(settings, warehouse, entry, claim.sequence, token, "retry",
+                        error=str(exc))
+            return Outcome(envelope.email, "retry", str(exc), claim.sequence,
+                           message_id=message_id)
+        except PermanentDeliveryError as exc:
+            ledger.mark(settings, warehouse, entry, claim.sequence, token, "failed",
+                        error=str(exc))
+            return Outcome(envelope.email, "failed", str(exc), claim.sequence,
+                           message_id=message_id)
+        except InDoubtDeliveryError as exc:
+            ledger.mark(settings, warehouse, entry, claim.sequence, token, "in_doubt",
+                        error=str(exc))
+            return Outcome(envelope.email, "in_doubt", str(exc), claim.sequence,
+                           message_id=message_id)
+        ledger.mark(settings, warehouse, entry, claim.sequence, token, "sent", smtp_reply=reply)
+        return Outcome(envelope.email, "sent", reply, claim.sequence, message_id=message_id)
+    raise AssertionError("unreachable: the loop returns on every path")
+
+
+def _message(settings: Settings, envelope: Envelope, message_id: str) -> EmailMessage:
+    message = build_message(str(settings.delivery.sender), [(envelope.name, envelope.email)],
+                            envelope.subject, envelope.html, envelope.text,
+                            identity=message_id, attachment=envelope.attachment)
+    message.replace_header("Message-ID", f"<{message_id}@servicepulse.local>")
+    return message
+
+
+def _problem_text(report: str, period: str, problems: list[Outcome]) -> str:
+    lines = [f"{report} {period}: {len(problems)} recipient(s) not delivered:"]
+    lines += [f"  {o.recipient}: {o.status}: {o.detail}" for o in problems]
+    return "\n".join(lines)
+
+
+ADVICE = {
+    "failed": "refused for good: fix the address or account in the configuration; "
+              "a corrected address is a new recipient and is sent on the next run.",
+    "retry": "temporary failures used up the attempts: the task's retries and the next "
+             "run send it (only it).",
+    "in_doubt": "handed over but never confirmed: look for the Message-ID in the mail "
+                "server's log, then `servicepulse deliveries settle --report R --period P "
+                "--recipient A --delivered` (or `--not-delivered`: the next run sends it).",
+}
+
+
+def send_delivery_alert(settings: Settings, transport: Transport, result: DeliveryResult,
+                        problems: list[Outcome], changed: list[Outcome]) -> str | None:
+    """Tell the data team, through the same transport; not ledgered (an alert repeats
+    until its cause is settled, by design)."""
+    subject = (f"[ServicePulse delivery] {result.report} {result.period}: "
+               f"{len(problems)} not delivered, {len(changed)} changed after delivery")
+    if not settings.delivery.data_team:
+        log.error("no delivery.data_team configured to alert: %s", subject)
+        return None
+    lines = [subject, ""]
+    rows = []
+    for outcome in problems + changed:
+        status = outcome.status if outcome.needs_attention else "changed"
+        advice = ADVICE.get(outcome.status, "") if outcome.needs_attention else outcome.detail
+        if outcome.status == "in_doubt" and outcome.message_id:
+            advice += f" Message-ID: <{outcome.message_id}@servicepulse.local>"
+        lines.append(f"{outcome.recipient}: {status}: {outcome.detail} -> {advice}")
+        rows.append(f"<tr><td>{escape(outcome.recipient)}</td><td>{escape(status)}</td>"
+                    f"<td>{escape(outcome.detail)}</td><td>{escape(advice)}</td></tr>")
+    html = ("<html><body style=\"font-family:Arial,sans-serif;font-size:14px\">"
+            f"<p><b>{escape(subject)}</b></p>"
+            "<table cellpadding=\"6\" style=\"border-collapse:collapse\"><tr>"
+            "<th align=\"left\">recipient</th><th align=\"left\">status</th>"
+            "<th align=\"left\">detail</th><th align=\"left\">what to do</th></tr>"
+            f"{''.join(rows)}</table></body></html>")
+    recipients = [str(a) for a in settings.delivery.data_team]
+    message = build_message(str(settings.delivery.sender), [("", a) for a in recipients],
+                            subject, html, "\n".join(lines),
+                            identity=f"delivery-alert|{result.report}|{result.period}|"
+                                     f"{ledger.new_token()}")
+    replies = []
+    for address in recipients:
+        try:
+            replies.append(transport.send(message, str(settings.delivery.sender), address,
+                                          ("alerts",), f"delivery-{result.report}-"
+                                                       f"{result.period}-{address}"))
+        except (DeliveryError, OSError) as exc:  # must not hide the original problem
+            log.error("could not alert %s about undelivered reports: %s", address, exc)
+    return "; ".join(replies) or None

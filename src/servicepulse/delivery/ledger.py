@@ -1,0 +1,260 @@
+"""The send ledger: which report went to whom, once.
+
+One row per (report, period, recipient, sequence). The scheduled delivery of a
+period is sequence 0, so the table's key itself guarantees that at most one worker
+ever claims it, on DuckDB and on PostgreSQL, however many retries, re-runs or
+parallel workers try; a deliberate re-send takes the next sequence number.
+
+A row moves  sending -> sent | failed | retry | in_doubt:
+- sending: claimed (``claimed_by``, ``claimed_at``); the message is being handed over.
+- sent: the server (or the outbox) accepted it; ``smtp_reply`` names it there.
+- failed: refused for good (bad mailbox, ...); not tried again automatically.
+- retry: temporary failures used up the attempts; the next run claims it again.
+- in_doubt: handed over without a confirmation, or claimed and never confirmed for
+  longer than ``delivery.in_doubt_after_minutes`` (the worker died between the server's
+  accept and this table). Never re-sent automatically: the data team is told, checks
+  the mail server's log for the Message-ID, and re-sends by hand if it is not there.
+
+The content hash (subject, bodies and attachment) is recorded with every row: a
+period re-rendered from changed data after its delivery is reported as changed, not
+silently sent a second time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from servicepulse.settings import Settings
+from servicepulse.warehouse import Warehouse
+
+TABLE = "send_ledger"
+COLUMNS = """
+    report VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    recipient VARCHAR NOT NULL,
+    sequence INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    locale VARCHAR,
+    department VARCHAR,
+    role VARCHAR,
+    content_hash VARCHAR NOT NULL,
+    message_id VARCHAR NOT NULL,
+    attachment_sha256 VARCHAR,
+    archive_path VARCHAR,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    claimed_by VARCHAR NOT NULL,
+    claimed_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    smtp_reply VARCHAR,
+    error VARCHAR,
+    reason VARCHAR,
+    PRIMARY KEY (report, period, recipient, sequence)
+"""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What a delivery is about to send; ``claim`` records it."""
+    report: str
+    period: str
+    recipient: str
+    content_hash: str
+    message_id: str
+    locale: str | None = None
+    department: str | None = None
+    role: str | None = None
+    attachment_sha256: str | None = None
+    archive_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to claim a delivery.
+
+    ``won``: this worker sends. Otherwise ``status`` says why not: sent (earlier),
+    sending (another worker, right now), in_doubt, failed.
+    """
+    won: bool
+    status: str
+    sequence: int
+    token: str
+    previous: dict | None = None
+
+    @property
+    def content_changed(self) -> bool:
+        return bool(self.previous) and self.status == "sent" and \
+            self.previous.get("content_hash") != self.previous.get("new_content_hash")
+
+
+def table_name(settings: Settings) -> str:
+    return f'"{settings.warehouse.schema("delivery")}"."{TABLE}"'
+
+
+def ensure_ledger(settings: Settings, warehouse: Warehouse) -> None:
+    schema = settings.warehouse.schema("delivery")
+    if warehouse.table_exists(schema, TABLE):
+        return
+    for attempt in range(5):
+        try:
+            warehouse.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            warehouse.execute(f"CREATE TABLE IF NOT EXISTS {table_name(settings)} ({COLUMNS})")
+            return
+        except Exception as exc:
+            # Another worker creates it at the same moment (DuckDB: a catalog conflict).
+            if "conflict" not in str(exc).lower() and "already exists" not in str(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+            if warehouse.table_exists(schema, TABLE):
+                return
+    raise RuntimeError(f"could not create {table_name(settings)}: kept conflicting")
+
+
+def _now() -> datetime:
+    # Operational bookkeeping (when a worker claimed a send), not report logic.
+    return datetime.now(UTC)
+
+
+def new_token(run_id: str | None = None) -> str:
+    return f"{run_id or 'manual'}/{uuid.uuid4().hex[:12]}"
+
+
+def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: str,
+          kind: str = "scheduled", reason: str | None = None) -> Claim:
+    """Claim the delivery of ``entry``: the scheduled one (sequence 0), or, for
+    ``kind="resend"``, a new sequence number."""
+    table = table_name(settings)
+    if kind == "resend":
+        for _ in range(5):  # two simultaneous re-sends race for the same number
+            sequence = int(warehouse.fetch_frame(
+                f"select coalesce(max(sequence), 0) + 1 as n from {table} where report = ? "
+                "and period = ? and recipient = ?",
+                [entry.report, entry.period, entry.recipient])["n"].iloc[0])
+            if _insert(warehouse, table, entry, sequence, kind, token, reason):
+                return Claim(True, "sending", sequence, token)
+        raise RuntimeError(f"could not number a re-send of {entry.report} {entry.period} "
+                           f"to {entry.recipient}: too many simultaneous re-sends")
+    if _insert(warehouse, table, entry, 0, kind, token, reason):
+        return Claim(True, "sending", 0, token)
+    existing = _row(warehouse, table, entry, 0)
+    previous = {**existing, "new_content_hash": entry.content_hash}
+    status = existing["status"]
+    if status == "retry":
+        reclaimed = warehouse.fetch_frame(
+            f"update {table} set status = 'sending', claimed_by = ?, claimed_at = ?, "
+            "attempts = attempts + 1, content_hash = ?, message_id = ?, "
+            "attachment_sha256 = ?, archive_path = ?, error = null "
+            "where report = ? and period = ? and recipient = ? and sequence = 0 "
+            "and status = 'retry' returning claimed_by",
+            [token, _now(), entry.content_hash, entry.message_id, entry.attachment_sha256,
+             entry.archive_path, entry.report, entry.period, entry.recipient])
+        if len(reclaimed):
+            return Claim(True, "sending", 0, token, previous)
+        return Claim(False, _row(warehouse, table, entry, 0)["status"], 0, token, previous)
+    if status == "sending":
+        cutoff = _now() - timedelta(minutes=settings.delivery.in_doubt_after_minutes)
+        if pd.Timestamp(existing["claimed_at"]) < pd.Timestamp(cutoff):
+            previous["error"] = (f"claimed by {existing['claimed_by']} at "
+                                 f"{existing['claimed_at']} and never confirmed: the worker "
+                                 "stopped between handing the message over and recording it")
+            mark(settings, warehouse, entry, 0, existing["claimed_by"], "in_doubt",
+                 error=previous["error"])
+            return Claim(False, "in_doubt", 0, token, previous)
+    return Claim(False, status, 0, token, previous)
+
+
+def _insert(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int, kind: str,
+            token: str, reason: str | None) -> bool:
+    """True if this worker inserted the row. A concurrent insert of the same key loses:
+    on PostgreSQL by ON CONFLICT, on DuckDB by a write-write conflict at commit."""
+    try:
+        return _insert_row(warehouse, table, entry, sequence, kind, token, reason)
+    except Exception as exc:
+        if "conflict" not in str(exc).lower() and "duplicate key" not in str(exc).lower():
+            raise
+        return False
+
+
+def _insert_row(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int,
+                kind: str, token: str, reason: str | None) -> bool:
+    inserted = warehouse.fetch_frame(
+        f"insert into {table} (report, period, recipient, sequence, kind, locale, department, "
+        "role, content_hash, message_id, attachment_sha256, archive_path, status, attempts, "
+        "claimed_by, claimed_at, reason) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "'sending', 1, ?, ?, ?) on conflict do nothing returning sequence",
+        [entry.report, entry.period, entry.recipient, sequence, kind, entry.locale,
+         entry.department, entry.role, entry.content_hash, entry.message_id,
+         entry.attachment_sha256, entry.archive_path, token, _now(), reason])
+    return len(inserted) > 0
+
+
+def _row(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int) -> dict:
+    frame = warehouse.fetch_frame(
+        f"select * from {table} where report = ? and period = ? and recipient = ? "
+        "and sequence = ?", [entry.report, entry.period, entry.recipient, sequence])
+    return frame.to_dict(orient="records")[0]
+
+
+def mark(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, sequence: int,
+         token: str, status: str, smtp_reply: str | None = None,
+         error: str | None = None) -> None:
+    """Record the outcome of a claimed send; only the claiming worker may."""
+    warehouse.execute(
+        f"update {table_name(settings)} set status = ?, finished_at = ?, smtp_reply = ?, "
+        "error = ? where report = ? and period = ? and recipient = ? and sequence = ? "
+        "and claimed_by = ?",
+        [status, _now(), smtp_reply, error, entry.report, entry.period, entry.recipient,
+         sequence, token])
+
+
+def ledger_rows(settings: Settings, warehouse: Warehouse, report: str | None = None,
+                period: str | None = None) -> list[dict]:
+    ensure_ledger(settings, warehouse)
+    where, params = [], []
+    if report:
+        where.append("report = ?")
+        params.append(report)
+    if period:
+        where.append("period = ?")
+        params.append(period)
+    frame = warehouse.fetch_frame(
+        f"select * from {table_name(settings)}"
+        + (f" where {' and '.join(where)}" if where else "")
+        + " order by report, period, recipient, sequence", params)
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+class SettleError(ValueError):
+    pass
+
+
+def settle(settings: Settings, warehouse: Warehouse, report: str, period: str, recipient: str,
+           delivered: bool, note: str) -> dict:
+    """Record what a person found out about an in-doubt send: delivered (it counts as
+    sent) or not (the scheduled send is claimed again by the next run; a re-send is
+    closed as failed, re-send again if wanted)."""
+    ensure_ledger(settings, warehouse)
+    table = table_name(settings)
+    rows = warehouse.fetch_frame(
+        f"select sequence from {table} where report = ? and period = ? and recipient = ? "
+        "and status = 'in_doubt' order by sequence", [report, period, recipient])
+    if rows.empty:
+        raise SettleError(f"no in-doubt delivery of {report} {period} to {recipient} "
+                          "(see `servicepulse deliveries`)")
+    sequence = int(rows["sequence"].iloc[-1])
+    status = "sent" if delivered else ("retry" if sequence == 0 else "failed")
+    verdict = "delivered" if delivered else "not delivered"
+    warehouse.execute(
+        f"update {table} set status = ?, finished_at = ?, "
+        "error = coalesce(error, '') || ? where report = ? and period = ? "
+        "and recipient = ? and sequence = ? and status = 'in_doubt'",
+        [status, _now(), f" | settled by hand as {verdict}: {note}", report, period,
+         recipient, sequence])
+    return {"report": report, "period": period, "recipient": recipient,
+            "sequence": sequence, "status": status}

@@ -1,8 +1,8 @@
 """ServicePulse nightly pipeline (Airflow 3).
 
 load each source for yesterday (local time) -> raw data checks -> dbt build ->
-mart checks ->
-on the night a week completes, the weekly report and its e-mails.
+mart checks. Passing mart checks update the Asset the report DAGs are scheduled on
+(servicepulse_weekly_report), so reports go out only after their data passed.
 All logic lives in servicepulse.pipeline; this file only wires it.
 """
 
@@ -74,27 +74,11 @@ def servicepulse_nightly():
         return run_step(pipeline.check_quality, run_id, data_interval_start,
                         data_interval_end, "marts")
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def week_completed(data_interval_end=None):
-        from servicepulse import pipeline
-
-        return pipeline.completed_week(data_interval_end) or False
-
-    @task
-    def publish_weekly_report(period_label: str):
-        from servicepulse import pipeline
-        from servicepulse.airflow_support import run_step
-
-        return run_step(pipeline.publish_weekly, period_label)
-
     loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
              for source in SOURCES]
     raw_checked = check_raw_data()
     built = dbt_build()
-    marts_checked = check_marts()
-    week = week_completed()
-    loads >> raw_checked >> built >> marts_checked >> week
-    publish_weekly_report(week)
+    loads >> raw_checked >> built >> check_marts()
 
 
 servicepulse_nightly()

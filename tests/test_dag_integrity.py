@@ -27,7 +27,7 @@ def dagbag(tmp_path_factory):
 
 def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "servicepulse_nightly" in dagbag.dags
+    assert {"servicepulse_nightly", "servicepulse_weekly_report"} <= set(dagbag.dags)
 
 
 def test_every_dag_has_tags_and_retries(dagbag):
@@ -50,6 +50,14 @@ def test_nightly_structure(dagbag):
     assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
 
 
+def test_weekly_report_waits_for_the_nightly_checked_marts(dagbag):
+    nightly, weekly = dagbag.dags["servicepulse_nightly"], dagbag.dags["servicepulse_weekly_report"]
+    checked = {outlet.uri for outlet in nightly.get_task("check_marts").outlets}
+    assert weekly.timetable.asset_condition.uri in checked
+    assert {"period", "recipient", "resend_reason"} <= set(weekly.params)
+    assert {t.pool for t in weekly.tasks} == {"servicepulse_warehouse"}
+
+
 def test_dag_files_have_no_heavy_top_level_imports():
     for path in DAGS.glob("*.py"):
         tree = ast.parse(path.read_text())
@@ -63,10 +71,11 @@ def test_dag_files_have_no_heavy_top_level_imports():
                 assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name} at top level"
 
 
-def test_dag_file_parses_in_well_under_a_second():
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_dag_file_parses_in_well_under_a_second(dag_file):
     code = ("import time, runpy, airflow.sdk; t = time.perf_counter(); "
-            f"runpy.run_path({str(DAGS / 'servicepulse_nightly.py')!r}); "
+            f"runpy.run_path({str(DAGS / dag_file)!r}); "
             "print(time.perf_counter() - t)")
     elapsed = float(subprocess.run([sys.executable, "-c", code], capture_output=True,
                                    text=True, check=True).stdout.strip().splitlines()[-1])
-    assert elapsed < 0.5, f"parsing took {elapsed:.2f}s"
+    assert elapsed < 0.5, f"parsing {dag_file} took {elapsed:.2f}s"

@@ -1,5 +1,5 @@
-"""The nightly DAG through Airflow (`airflow dags test`, SQLite metadata) on a small
-generated data set: load -> dbt -> quality gate -> weekly report -> e-mails."""
+"""The DAGs through Airflow (`airflow dags test`, SQLite metadata) on a small generated
+data set: nightly load -> dbt -> quality gate, then the weekly report DAG -> e-mails."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from email import policy
 import pytest
 from pypdf import PdfReader
 
-from servicepulse.airflow_runner import PipelineRunError, run_nightly
+from servicepulse.airflow_runner import PipelineRunError, run_nightly, run_weekly_report
+from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.kpis import Period, kpi_document
 from servicepulse.reports.i18n import Messages
@@ -39,11 +40,18 @@ def _settings(tmp_path, airflow_home):
                         **{"delivery.weekly": recipients})
 
 
-def test_nightly_dag_publishes_the_weekly_report(tmp_path, airflow_home):
+def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
     settings = _settings(tmp_path, airflow_home)
     outcome = run_nightly(settings, SUNDAY)
     assert outcome.state == "success"
     assert outcome.data_interval == ("2026-11-21 16:00:00+00:00", "2026-11-22 16:00:00+00:00")
+    assert not (settings.output_path / "outbox" / "weekly").exists()  # reports wait
+    for _ in range(2):  # a re-run of the report DAG sends nothing twice
+        assert run_weekly_report(settings, "2026-W47", SUNDAY).state == "success"
+    with connected(settings, read_only=True) as warehouse:
+        rows = ledger_rows(settings, warehouse)
+    assert sorted((r["recipient"], r["sequence"], r["status"]) for r in rows) == [
+        ("bj.head@example.com", 0, "sent"), ("ops@example.com", 0, "sent")]
 
     with connected(settings, read_only=True) as warehouse:
         csat = kpi_document(settings, warehouse, Period.parse("2026-W47"))["kpis"]["CSAT"]

@@ -45,15 +45,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from servicepulse.airflow_runner import run_nightly
+    from servicepulse.airflow_runner import run_nightly, run_weekly_report
+    from servicepulse.kpis import Period
 
     settings = _settings(args)
     outcome = run_nightly(settings, args.date)
     print(f"{outcome.dag_id} for {outcome.day} (data interval {outcome.data_interval[0]} – "
           f"{outcome.data_interval[1]}): {outcome.state}")
+    # What the scheduler does on the nightly's checked-marts Asset: the last complete
+    # week goes out if it has not yet (the ledger makes a repeat a no-op).
+    week = Period.last_complete_week(args.date + timedelta(days=1))
+    report = run_weekly_report(settings, week.label, args.date)
+    print(f"{report.dag_id} for {week.label}: {report.state}")
     _print_artefacts(settings)
-    print(f"  Airflow log:     {outcome.log_file}")
+    print(f"  Airflow logs:    {outcome.log_file}, {report.log_file}")
+    _print_ledger(settings, week.label)
     return 0
+
+
+def _print_ledger(settings: Settings, period: str) -> None:
+    from servicepulse.delivery.ledger import ledger_rows
+    from servicepulse.warehouse import connected
+
+    with connected(settings, read_only=True) as warehouse:
+        rows = ledger_rows(settings, warehouse, "weekly", period) \
+            if warehouse.table_exists(settings.warehouse.schema("delivery"), "send_ledger") \
+            else []
+    print(f"  Deliveries of weekly {period} ({settings.delivery.transport}):")
+    for row in rows:
+        print(f"    {row['recipient']:<32} #{row['sequence']} {row['status']:<9} "
+              f"{row['smtp_reply'] or row['error'] or ''}")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -177,10 +198,9 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """generate + run + publish, the embedded demo end to end."""
-    from servicepulse.airflow_runner import run_nightly
+    from servicepulse.airflow_runner import run_nightly, run_weekly_report
     from servicepulse.generate import GenerationSpec, generate
     from servicepulse.kpis import Period
-    from servicepulse.reports.publish import publish_weekly
 
     settings = _settings(args)
     yesterday = settings.today() - timedelta(days=1)
@@ -193,14 +213,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     outcome = run_nightly(settings, yesterday)
     print(f"    {outcome.dag_id}: {outcome.state} (log: {outcome.log_file})")
     period = Period.last_complete_week(settings.today())
-    print(f"3/3 publishing the weekly report for {period.label}")
-    published = publish_weekly(settings, period)
+    print(f"3/3 the weekly report DAG for {period.label} through Airflow")
+    report = run_weekly_report(settings, period.label, yesterday)
+    print(f"    {report.dag_id}: {report.state} (log: {report.log_file})")
     _print_artefacts(settings)
     print("  Weekly reports:")
-    for path in published.reports.values():
+    for path in sorted((settings.output_path / "reports" / "weekly" / period.label).glob("*.pdf")):
         print(f"    {path}")
-    print("  E-mails:")
-    _print_delivery(published.delivery)
+    _print_ledger(settings, period.label)
     return 0
 
 

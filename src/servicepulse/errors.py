@@ -13,12 +13,13 @@ from servicepulse.delivery.ledger import SettleError
 from servicepulse.delivery.transport import PermanentDeliveryError
 from servicepulse.kpis import PeriodError
 from servicepulse.load import SourceError
-from servicepulse.pipeline import IntervalError
+from servicepulse.pipeline import IntervalError, ReportNotReady
 from servicepulse.quality.runner import QualityGateError
 from servicepulse.reports.render import RenderError
 from servicepulse.settings import ConfigError
 from servicepulse.transform import TransformError
 
 PERMANENT_ERRORS = (ConfigError, PeriodError, SourceError, IntervalError, QualityGateError,
-                    RenderError, DeliveryFailed, PermanentDeliveryError, SettleError)
+                    RenderError, DeliveryFailed, PermanentDeliveryError, SettleError,
+                    ReportNotReady)
 USER_ERRORS = PERMANENT_ERRORS + (PipelineRunError, TransformError, FileNotFoundError)

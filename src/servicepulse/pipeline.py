@@ -8,7 +8,7 @@ scheduler, in `airflow dags test`, or called from a test.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from servicepulse.settings import Settings, load_settings
@@ -84,26 +84,61 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     return report.summary()
 
 
-def completed_week(end: datetime, settings: Settings | None = None) -> str | None:
-    """The ISO week label the interval completes, if it ends on a local Monday 00:00."""
-    from servicepulse.kpis import Period
-
-    settings = settings or load_settings()
-    local_end = end.astimezone(settings.tz)
-    if local_end.isoweekday() != 1 or (local_end.hour, local_end.minute) != (0, 0):
-        return None
-    return Period.week_of((local_end - timedelta(days=1)).date()).label
+class ReportNotReady(RuntimeError):
+    """The period's data has not passed the quality gate: nothing was sent to readers."""
 
 
-def publish_weekly(period_label: str, run_id: str | None = None,
+def publish_weekly(period_label: str | None = None, run_id: str | None = None,
+                   logical_date: datetime | None = None, triggered_by_data: bool = False,
+                   recipient: str | None = None, resend_reason: str | None = None,
                    settings: Settings | None = None) -> dict[str, Any]:
+    """The weekly report DAG's one step: decide which ISO week is due, check that its
+    data passed the gate, and deliver it (each recipient once; see delivery.ledger).
+
+    - ``period_label`` given (backfill, re-send): that week.
+    - ``triggered_by_data`` (the nightly run's checked-marts Asset): the last week
+      complete in the newest checked-and-passed interval; quietly nothing if it is
+      already delivered or not complete yet.
+    - otherwise (the deadline on the DAG's timetable, Monday morning): the last week
+      complete before ``logical_date``; if its data is not ready, every recipient gets
+      a "report delayed" notice (once) and the data team an alert, and the run fails.
+    """
     from servicepulse.kpis import Period
+    from servicepulse.readiness import newest_ready_end, period_readiness
     from servicepulse.reports.publish import publish_weekly as publish
+    from servicepulse.reports.publish import send_delayed_notice, weekly_delivered
+    from servicepulse.warehouse import connected
 
     settings = settings or load_settings()
-    published = publish(settings, Period.parse(period_label), run_id=run_id)
+    with connected(settings) as warehouse:
+        if period_label:
+            period = Period.parse(period_label)
+        elif triggered_by_data:
+            ready_end = newest_ready_end(settings, warehouse)
+            if ready_end is None:
+                return {"period": None, "skipped": "no interval has passed the gate yet"}
+            period = Period.last_complete_week(ready_end.astimezone(settings.tz).date())
+        else:
+            if logical_date is None:
+                raise IntervalError("a scheduled weekly run needs its logical date")
+            period = Period.last_complete_week(logical_date.astimezone(settings.tz).date())
+        readiness = period_readiness(settings, warehouse, period)
+    log.info("weekly %s: %s", period.label, readiness.reason)
+
+    if not resend_reason and weekly_delivered(settings, period):
+        return {"period": period.label, "skipped": "already delivered to every recipient"}
+    if not readiness.ready:
+        if triggered_by_data:
+            return {"period": period.label, "skipped": readiness.reason}
+        if period_label:
+            raise ReportNotReady(f"weekly {period.label} is not ready: {readiness.reason}")
+        notice = send_delayed_notice(settings, period, readiness.reason, run_id=run_id)
+        raise ReportNotReady(f"weekly {period.label} is not ready at its deadline: "
+                             f"{readiness.reason}; delayed notice: {notice.summary()}")
+    published = publish(settings, period, run_id=run_id, only_recipient=recipient,
+                        resend_reason=resend_reason)
     for path in published.reports.values():
         log.info("report %s", path)
-    log.info("weekly %s delivery: %s", period_label, published.delivery.summary())
-    return {"reports": [str(p) for p in published.reports.values()],
+    log.info("weekly %s delivery: %s", period.label, published.delivery.summary())
+    return {"period": period.label, "reports": [str(p) for p in published.reports.values()],
             "delivery": published.delivery.summary()}

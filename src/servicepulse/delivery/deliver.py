@@ -238,15 +238,17 @@ ADVICE = {
 
 
 def send_delivery_alert(settings: Settings, transport: Transport, result: DeliveryResult,
-                        problems: list[Outcome], changed: list[Outcome]) -> str | None:
+                        problems: list[Outcome], changed: list[Outcome],
+                        subject: str | None = None, intro: str = "") -> str | None:
     """Tell the data team, through the same transport; not ledgered (an alert repeats
     until its cause is settled, by design)."""
-    subject = (f"[ServicePulse delivery] {result.report} {result.period}: "
-               f"{len(problems)} not delivered, {len(changed)} changed after delivery")
+    subject = "[ServicePulse delivery] " + (
+        subject or f"{result.report} {result.period}: {len(problems)} not delivered, "
+                   f"{len(changed)} changed after delivery")
     if not settings.delivery.data_team:
-        log.error("no delivery.data_team configured to alert: %s", subject)
+        log.error("no delivery.data_team configured to alert: %s %s", subject, intro)
         return None
-    lines = [subject, ""]
+    lines = [subject, intro, ""]
     rows = []
     for outcome in problems + changed:
         status = outcome.status if outcome.needs_attention else "changed"
@@ -257,11 +259,11 @@ def send_delivery_alert(settings: Settings, transport: Transport, result: Delive
         rows.append(f"<tr><td>{escape(outcome.recipient)}</td><td>{escape(status)}</td>"
                     f"<td>{escape(outcome.detail)}</td><td>{escape(advice)}</td></tr>")
     html = ("<html><body style=\"font-family:Arial,sans-serif;font-size:14px\">"
-            f"<p><b>{escape(subject)}</b></p>"
-            "<table cellpadding=\"6\" style=\"border-collapse:collapse\"><tr>"
-            "<th align=\"left\">recipient</th><th align=\"left\">status</th>"
-            "<th align=\"left\">detail</th><th align=\"left\">what to do</th></tr>"
-            f"{''.join(rows)}</table></body></html>")
+            f"<p><b>{escape(subject)}</b></p><p>{escape(intro)}</p>"
+            + ("<table cellpadding=\"6\" style=\"border-collapse:collapse\"><tr>"
+               "<th align=\"left\">recipient</th><th align=\"left\">status</th>"
+               "<th align=\"left\">detail</th><th align=\"left\">what to do</th></tr>"
+               f"{''.join(rows)}</table>" if rows else "") + "</body></html>")
     recipients = [str(a) for a in settings.delivery.data_team]
     message = build_message(str(settings.delivery.sender), [("", a) for a in recipients],
                             subject, html, "\n".join(lines),

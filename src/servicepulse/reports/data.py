@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -39,22 +39,30 @@ def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
 
 def latest_quality(settings: Settings, warehouse: Warehouse,
                    period: Period) -> QualitySnapshot | None:
-    """The checks of the newest run whose interval ends by the period's end: the state
-    the period's figures were checked in. A later night's run does not change what a
-    re-rendered past report says, so the same data gives the same PDF."""
-    schema = settings.warehouse.schema("quality")
-    if not warehouse.table_exists(schema, "check_results"):
+    """The checks of the run that released the period: the first run reaching the
+    period's end that checked the marts and passed (the newest run, for a period not
+    released yet). Later nights' runs do not change it, so re-rendering a released
+    period from the same data gives the same PDF."""
+    from servicepulse.readiness import checked_runs, period_end_moment
+
+    runs = checked_runs(settings, warehouse)
+    if runs.empty:
         return None
-    period_end = datetime.combine(period.end + timedelta(days=1), time(0), settings.tz)
+    releasing = runs[(runs["interval_end"] >= pd.Timestamp(period_end_moment(settings, period)))
+                     & (runs["marts_checks"] > 0) & (runs["critical_failures"] == 0)]
+    if releasing.empty:
+        run = runs.iloc[-1]
+    else:
+        first_end = releasing["interval_end"].min()
+        run = releasing[releasing["interval_end"] == first_end].iloc[-1]
     frame = warehouse.fetch_frame(
-        f'select run_id, suite, check_name, severity, success, interval_end '
-        f'from "{schema}"."check_results" where run_id = ('
-        f'select run_id from "{schema}"."check_results" where interval_end <= ? '
-        f'order by interval_end desc, checked_at desc limit 1)', [period_end])
+        f'select suite, check_name, severity, success, interval_end '
+        f'from "{settings.warehouse.schema("quality")}"."check_results" where run_id = ?',
+        [run["run_id"]])
     if frame.empty:
         return None
     failed_warnings = frame[(~frame["success"].astype(bool)) & (frame["severity"] == "warning")]
-    checked_end = pd.Timestamp(frame["interval_end"].max()).tz_convert(settings.tz)
+    checked_end = run["interval_end"]
     return QualitySnapshot(
         checked_through=(checked_end - pd.Timedelta(days=1)).date(), total=len(frame),
         passed=int(frame["success"].astype(bool).sum()),

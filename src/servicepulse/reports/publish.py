@@ -127,3 +127,43 @@ def weekly_delivered(settings: Settings, period: Period) -> bool:
         rows = ledger_rows(settings, warehouse, "weekly", period.label)
     sent = {r["recipient"] for r in rows if r["sequence"] == 0 and r["status"] == "sent"}
     return all(str(r.email) in sent for r in settings.delivery.weekly)
+
+
+def delayed_notice_envelope(recipient: Recipient, period: Period) -> Envelope:
+    t = Messages(recipient.locale)
+    year, week, _ = period.start.isocalendar()
+    scope = t("scope_department", department=t.department(recipient.department)) \
+        if recipient.department else t("scope_org")
+    period_text = t("period_week", year=year, week=week, start=t.date(period.start),
+                    end=t.date(period.end))
+    context = {"locale": recipient.locale,
+               "subject": t("delayed_subject", period=period.label),
+               "greeting": t("email_greeting", name=recipient.name),
+               "body": t("delayed_body", period=period_text, scope=scope)}
+    html = render_html("weekly", "delayed.html.j2", context)
+    text = "\n".join([context["greeting"], context["body"]])
+    return Envelope(str(recipient.email), recipient.name, context["subject"], text, html,
+                    None, recipient.locale, recipient.department, recipient.role)
+
+
+def send_delayed_notice(settings: Settings, period: Period, reason: str,
+                        run_id: str | None = None) -> DeliveryResult:
+    """Tell each recipient, once per period, that the report is late (and the data team
+    why). Recipients who already have the report are not told it is late."""
+    from servicepulse.delivery.deliver import send_delivery_alert
+    from servicepulse.delivery.transport import transport_for
+
+    with connected(settings) as warehouse:
+        delivered = {r["recipient"] for r in ledger_rows(settings, warehouse, "weekly",
+                                                         period.label)
+                     if r["status"] == "sent"}
+        waiting = [r for r in settings.delivery.weekly if str(r.email) not in delivered]
+        result = deliver(settings, warehouse, "weekly-delayed", period.label,
+                         [delayed_notice_envelope(r, period) for r in waiting], run_id=run_id,
+                         folder=("weekly", period.label, "delayed"))
+    result.alert = send_delivery_alert(
+        settings, transport_for(settings), result, [], [],
+        subject=f"weekly {period.label} is delayed: not ready at its deadline",
+        intro=f"{reason}. {result.count('sent')} recipient(s) were told the report is "
+              "delayed; it goes out by itself once the interval is re-run and passes.")
+    return result

@@ -40,7 +40,17 @@ def test_commands_are_real_airflow_subcommands(compose):
         command = compose["services"][name]["command"].split()
         assert command[0] == "airflow"
         parser.parse_args(command[1:])  # raises SystemExit on an unknown command
-    import airflow.providers.celery  # noqa: F401  the CeleryExecutor is installed
+    # The executor itself must load (celery 5.7 broke the provider's import of it).
+    from airflow.providers.celery.executors.celery_executor import CeleryExecutor  # noqa: F401
+
+
+def test_celery_result_backend_names_an_installed_driver(compose):
+    """`db+postgresql://` makes SQLAlchemy pick a driver the image may not have
+    (psycopg 3 was asked for and missing); name psycopg2, which the lock installs."""
+    backend = compose["services"]["airflow-worker"]["environment"][
+        "AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert backend.startswith("db+postgresql+psycopg2://")
+    import psycopg2  # noqa: F401
 
 
 def test_environment_matches_the_settings_and_the_dag(compose):

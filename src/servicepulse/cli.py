@@ -136,33 +136,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from servicepulse import pipeline
     from servicepulse.kpis import Period
-    from servicepulse.reports.publish import publish_weekly
 
     settings = _settings(args)
     period = Period.parse(args.period) if args.period else Period.last_complete_week(
         settings.today())
-    published = publish_weekly(settings, period)
-    for path in published.reports.values():
-        print(f"report  {path}")
-    _print_delivery(published.delivery)
+    _print_publish(settings, pipeline.publish_weekly(period.label, settings=settings))
     return 0
 
 
-def _print_delivery(result) -> None:
-    print(f"delivery of {result.report} {result.period}: {result.summary()}")
-    for outcome in result.outcomes:
-        print(f"  {outcome.recipient:<32} {outcome.status:<13} {outcome.detail}")
+def _print_publish(settings: Settings, result: dict) -> None:
+    for path in result.get("reports", []):
+        print(f"report  {path}")
+    print(f"weekly {result['period']}: " + (result.get("delivery") or result.get("skipped")))
+    _print_ledger(settings, result["period"])
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
-    from servicepulse.kpis import Period
-    from servicepulse.reports.publish import publish_weekly
+    from servicepulse import pipeline
 
     settings = _settings(args)
-    published = publish_weekly(settings, Period.parse(args.period),
-                               only_recipient=args.recipient, resend_reason=args.reason)
-    _print_delivery(published.delivery)
+    _print_publish(settings, pipeline.publish_weekly(
+        args.period, recipient=args.recipient, resend_reason=args.reason, settings=settings))
     return 0
 
 
@@ -231,7 +227,7 @@ def _print_artefacts(settings: Settings) -> None:
                   f"{settings.warehouse.postgres.dbname}")
     print(f"  Warehouse:       {where} (schemas {settings.warehouse.schema('raw')}, "
           f"{settings.warehouse.schema('staging')}, {settings.warehouse.schema('marts')}, "
-          f"{settings.warehouse.schema('quality')})")
+          f"{settings.warehouse.schema('quality')}, {settings.warehouse.schema('delivery')})")
     quality = sorted((settings.output_path / "quality").glob("*.json"),
                      key=lambda p: p.stat().st_mtime)
     if quality:
@@ -240,7 +236,10 @@ def _print_artefacts(settings: Settings) -> None:
     if docs.exists():
         print(f"  Data Docs:       {docs}")
     print(f"  Reports:         {settings.output_path / 'reports'}")
-    print(f"  Outbox:          {settings.output_path / 'outbox'}")
+    print(f"  Outbox:          {settings.output_path / 'outbox'}"
+          + ("" if settings.delivery.transport == "outbox" else " (alerts only: reports go by "
+             f"SMTP to {settings.delivery.smtp.host})"))
+    print(f"  Archive:         {settings.output_path / 'archive'} (delivered PDFs by SHA-256)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,13 +53,19 @@ def postgres_reachable() -> bool:
     return True
 
 
+def require_local_service(available: bool, what: str) -> None:
+    """Skip a test whose server is missing on a developer's machine; under CI it must run."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required under CI=true")
+    pytest.skip(f"{what} is not reachable")
+
+
 @pytest.fixture
 def postgres_prefix():
     """A fresh schema prefix on the local PostgreSQL; its schemas are dropped after."""
-    if not postgres_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required under CI=true")
-        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
+    require_local_service(postgres_reachable(), "PostgreSQL on 127.0.0.1:5432")
     import psycopg2
 
     prefix = f"t{uuid.uuid4().hex[:10]}_"

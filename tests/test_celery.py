@@ -28,7 +28,7 @@ from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.settings import load_settings
 from servicepulse.warehouse import connected
-from tests.conftest import PG, postgres_reachable, write_config
+from tests.conftest import PG, postgres_reachable, require_local_service, write_config
 from tests.smtp_server import free_port
 
 pytestmark = pytest.mark.airflow
@@ -40,22 +40,18 @@ REDIS_DB = 9  # a database of its own on the local Redis, emptied before and aft
 def _redis_or_skip():
     import redis
 
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=3)
     try:
-        client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_timeout=3)
-        client.ping()
+        reachable = bool(client.ping())
     except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis on 127.0.0.1:6379 is required under CI=true")
-        pytest.skip("Redis on 127.0.0.1:6379 is not reachable")
+        reachable = False
+    require_local_service(reachable, "Redis on 127.0.0.1:6379")
     return client
 
 
 @pytest.fixture
 def metadata_database():
-    if not postgres_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required under CI=true")
-        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
+    require_local_service(postgres_reachable(), "PostgreSQL on 127.0.0.1:5432")
     name = f"airflow_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(**{**PG, "dbname": "postgres"})
     admin.autocommit = True

@@ -5,6 +5,7 @@ Every page is also rendered to PNG in output/review/ for a person to look at."""
 from __future__ import annotations
 
 import email
+import re
 import subprocess
 from email import policy
 from pathlib import Path
@@ -38,6 +39,8 @@ def _text(path: Path) -> str:
 def _review(path: Path) -> list[Path]:
     REVIEW_DIR.mkdir(parents=True, exist_ok=True)
     prefix = REVIEW_DIR / path.stem
+    for stale in REVIEW_DIR.glob(f"{path.stem}-*.png"):  # a longer earlier render
+        stale.unlink()
     subprocess.run(["pdftoppm", "-r", "70", "-png", str(path), str(prefix)], check=True)
     return sorted(REVIEW_DIR.glob(f"{path.stem}-*.png"))
 
@@ -54,6 +57,9 @@ def test_chinese_report_has_kpi_names_and_the_mart_figures(published):
     assert "50.0%" in text and "62.5" in text and "-25.0" in text.replace("−", "-")
     assert "33.3%" in text
     assert "未达标" in text and "达标" in text
+    # ON_TIME_DELIVERY has a target and no delivery in W47: "nothing to measure", not
+    # "trend only", which stays for KPIs without a target (COMPOSITE, BACKLOG).
+    assert "本期无可计量数据" in text and "仅看趋势" in text
     # 22 headline KPIs: summary and tiles, 12-week trends, the department table (KPIs as
     # rows, so it never runs off the page) and the quality panel.
     assert 1 <= len(PdfReader(path).pages) <= 6
@@ -69,6 +75,7 @@ def test_english_report(published):
     assert "Weekly service-quality report" in text and "ISO week 47 of 2026" in text
     assert "CSAT" in text and "50.0%" in text and "Off target" in text
     assert "Page 1 of" in text
+    assert re.search(r"Data as of \d+ \w{3} 2026 \d\d:\d\d \(UTC\+08:00\)", text)
 
 
 def test_department_slice_contains_only_its_department(published):
@@ -130,3 +137,25 @@ def test_every_message_exists_in_both_catalogues():
     keys = [set(yaml.safe_load((TEMPLATES_DIR / "messages" / f"{locale}.yaml").read_text(
         encoding="utf-8"))) for locale in ("en", "zh-CN")]
     assert keys[0] == keys[1]
+
+
+def test_moments_carry_their_offset_in_each_locale():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    evening = datetime(2026, 11, 22, 23, 58, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert Messages("en").moment(evening) == "22 Nov 2026 23:58 (UTC+08:00)"
+    assert Messages("zh-CN").moment(evening) == "2026年11月22日 23:58 (UTC+08:00)"
+    summer = datetime(2026, 3, 29, 3, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert Messages("en").moment(summer).endswith("(UTC+02:00)")
+
+
+def test_a_trend_without_any_value_says_so():
+    from servicepulse.reports.charts import trend_svg
+
+    empty = trend_svg([None] * 12, [f"W{w}" for w in range(36, 48)], 0.9, "target",
+                      empty_label="No data")
+    assert ">No data</text>" in empty and "<polyline" not in empty
+    drawn = trend_svg([0.8, None, 0.9], ["W45", "W46", "W47"], 0.9, "target",
+                      empty_label="No data")
+    assert "No data" not in drawn and drawn.count("<polyline") == 2

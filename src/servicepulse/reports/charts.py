@@ -12,12 +12,18 @@ GRID_COLOUR = "#d9d9d9"
 
 
 def trend_svg(values: list[float | None], labels: list[str], target: float | None,
-              target_label: str, width: int = 240, height: int = 96) -> str:
-    """A line chart of ``values`` (None leaves a gap) with an optional target line."""
+              target_label: str, width: int = 240, height: int = 96,
+              empty_label: str = "") -> str:
+    """A line chart of ``values`` (None leaves a gap) with an optional target line; with
+    no value at all, a frame that says ``empty_label`` rather than a blank box."""
     known = [v for v in values if v is not None]
     if not known:
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-                f'viewBox="0 0 {width} {height}"></svg>')
+                f'viewBox="0 0 {width} {height}" font-size="9">'
+                f'<rect x="4" y="6" width="{width - 8}" height="{height - 22}" fill="none" '
+                f'stroke="{GRID_COLOUR}" stroke-width="0.8" stroke-dasharray="3 3"/>'
+                f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" '
+                f'fill="#595959">{escape(empty_label)}</text></svg>')
     low = min(known + ([target] if target is not None else []))
     high = max(known + ([target] if target is not None else []))
     if high == low:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,11 @@ class Messages:
 
     def date(self, value: date) -> str:
         return format_date(value, format="medium", locale=self.babel_locale)
+
+    def moment(self, value: datetime) -> str:
+        """A local moment with its offset, e.g. "2026年11月22日 23:58 (UTC+08:00)"."""
+        offset = value.strftime("%z")
+        return f"{self.date(value.date())} {value:%H:%M} (UTC{offset[:3]}:{offset[3:]})"
 
     def kpi_value(self, value: float | None, unit: str) -> str:
         """A KPI value as a reader expects it: rates as percentages, times with units."""

@@ -25,7 +25,11 @@ class QualitySnapshot:
     warnings: list[str]
 
 
-def _status_label(t: Messages, status: str | None) -> str:
+def _status_label(t: Messages, status: str | None, value: float | None = 0.0) -> str:
+    """A KPI without a value has no status, but "trend only" (a KPI without a target)
+    would misstate it: it has a target and nothing to measure this period."""
+    if value is None:
+        return t("status_unmeasured")
     return t(f"status_{status}") if status else t("status_none")
 
 
@@ -57,7 +61,7 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "value": t.kpi_value(r["value"], r["unit"]),
         "target": t.kpi_value(r["target"], r["unit"]) if r["target"] is not None else None,
         "status": r["status"] or "none",
-        "status_label": _status_label(t, r["status"]),
+        "status_label": _status_label(t, r["status"], r["value"]),
         "change": t.kpi_change(r["value"], r["previous_value"], r["unit"]),
     } for r in this_week]
 
@@ -70,7 +74,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         values = [None if by_week.get(w) is None else by_week[w] * scale for w in weeks]
         target = None if r["target"] is None else r["target"] * scale
         trends.append({"name": _kpi_name(r, locale),
-                       "svg": trend_svg(values, labels, target, t("chart_target"))})
+                       "svg": trend_svg(values, labels, target, t("chart_target"),
+                                          empty_label=t("no_data"))})
 
     department_table = _department_table(t, locale, this_week, department_rows) \
         if department is None else None
@@ -87,7 +92,7 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "scope": scope,
         "department": department,
         "data_as_of": data_as_of.isoformat(),
-        "data_as_of_text": t("data_as_of", as_of=data_as_of.strftime("%Y-%m-%d %H:%M UTC%z")),
+        "data_as_of_text": t("data_as_of", as_of=t.moment(data_as_of)),
         "summary": _summary(t, locale, this_week, department_rows if department is None else []),
         "tiles": tiles,
         "trends": trends,

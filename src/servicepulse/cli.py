@@ -68,9 +68,7 @@ def _print_ledger(settings: Settings, period: str) -> None:
     from servicepulse.warehouse import connected
 
     with connected(settings, read_only=True) as warehouse:
-        rows = ledger_rows(settings, warehouse, "weekly", period) \
-            if warehouse.table_exists(settings.warehouse.schema("delivery"), "send_ledger") \
-            else []
+        rows = ledger_rows(settings, warehouse, "weekly", period)
     print(f"  Deliveries of weekly {period} ({settings.delivery.transport}):")
     for row in rows:
         print(f"    {row['recipient']:<32} #{row['sequence']} {row['status']:<9} "

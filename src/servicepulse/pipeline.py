@@ -122,11 +122,12 @@ def publish_weekly(period_label: str | None = None, run_id: str | None = None,
             if logical_date is None:
                 raise IntervalError("a scheduled weekly run needs its logical date")
             period = Period.last_complete_week(logical_date.astimezone(settings.tz).date())
+        if not resend_reason and weekly_delivered(settings, warehouse, period):
+            return {"period": period.label,
+                    "skipped": "already delivered to every recipient"}
         readiness = period_readiness(settings, warehouse, period)
     log.info("weekly %s: %s", period.label, readiness.reason)
 
-    if not resend_reason and weekly_delivered(settings, period):
-        return {"period": period.label, "skipped": "already delivered to every recipient"}
     if not readiness.ready:
         if triggered_by_data:
             return {"period": period.label, "skipped": readiness.reason}

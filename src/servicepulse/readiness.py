@@ -78,8 +78,27 @@ def period_readiness(settings: Settings, warehouse: Warehouse, period: Period) -
                      f"checked and passed in run {latest['run_id']}")
 
 
+def _passed(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that checked the marts and failed no critical check."""
+    return runs[(runs["marts_checks"] > 0) & (runs["critical_failures"] == 0)]
+
+
 def newest_ready_end(settings: Settings, warehouse: Warehouse) -> datetime | None:
     """The end of the newest interval whose run checked the marts and passed."""
-    runs = checked_runs(settings, warehouse)
-    passed = runs[(runs["marts_checks"] > 0) & (runs["critical_failures"] == 0)]
+    passed = _passed(checked_runs(settings, warehouse))
     return None if passed.empty else passed["interval_end"].iloc[-1].to_pydatetime()
+
+
+def releasing_run(settings: Settings, warehouse: Warehouse, period: Period) -> pd.Series | None:
+    """The run that released ``period``: the first run reaching its end that passed (the
+    newest run, for a period not released yet; None before any check). Later nights'
+    runs do not change it."""
+    runs = checked_runs(settings, warehouse)
+    if runs.empty:
+        return None
+    passed = _passed(runs)
+    releasing = passed[passed["interval_end"] >= pd.Timestamp(period_end_moment(settings,
+                                                                                period))]
+    if releasing.empty:
+        return runs.iloc[-1]
+    return releasing[releasing["interval_end"] == releasing["interval_end"].min()].iloc[-1]

@@ -30,6 +30,7 @@ from servicepulse.delivery.transport import (
     Transport,
     transport_for,
 )
+from servicepulse.kpis import Period, PeriodError
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
@@ -110,18 +111,20 @@ def archive_attachment(settings: Settings, report: str, period: str,
     return sha256, path
 
 
-def prune_archive(settings: Settings, newest_period_end: date,
-                  period_end_of: dict[str, date]) -> list[Path]:
+def prune_archive(settings: Settings, newest_period_end: date) -> list[Path]:
     """Drop archived periods that ended more than ``archive_retention_days`` before the
-    newest published period (a data date, so pruning does not depend on the clock)."""
+    newest published period (a data date, so pruning does not depend on the clock).
+    Folders whose name is not a period are left alone."""
     cutoff = newest_period_end - timedelta(days=settings.delivery.archive_retention_days)
     removed = []
-    for report_dir in (settings.output_path / "archive").glob("*"):
-        for period_dir in report_dir.glob("*"):
-            end = period_end_of.get(period_dir.name)
-            if end is not None and end < cutoff:
-                shutil.rmtree(period_dir)
-                removed.append(period_dir)
+    for period_dir in (settings.output_path / "archive").glob("*/*"):
+        try:
+            end = Period.parse(period_dir.name).end
+        except PeriodError:
+            continue
+        if end < cutoff:
+            shutil.rmtree(period_dir)
+            removed.append(period_dir)
     return removed
 
 
@@ -213,11 +216,10 @@ def _deliver_one(settings: Settings, warehouse: Warehouse, transport: Transport,
 
 
 def _message(settings: Settings, envelope: Envelope, message_id: str) -> EmailMessage:
-    message = build_message(str(settings.delivery.sender), [(envelope.name, envelope.email)],
-                            envelope.subject, envelope.html, envelope.text,
-                            identity=message_id, attachment=envelope.attachment)
-    message.replace_header("Message-ID", f"<{message_id}@servicepulse.local>")
-    return message
+    return build_message(str(settings.delivery.sender), [(envelope.name, envelope.email)],
+                         envelope.subject, envelope.html, envelope.text,
+                         identity=message_id, attachment=envelope.attachment,
+                         message_id=message_id)
 
 
 def _problem_text(report: str, period: str, problems: list[Outcome]) -> str:

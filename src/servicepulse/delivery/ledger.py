@@ -84,12 +84,9 @@ class Claim:
     status: str
     sequence: int
     token: str
-    previous: dict | None = None
-
-    @property
-    def content_changed(self) -> bool:
-        return bool(self.previous) and self.status == "sent" and \
-            self.previous.get("content_hash") != self.previous.get("new_content_hash")
+    previous: dict | None = None  # the row this claim found, when it lost
+    # Already sent with another content hash: the report changed after delivery.
+    content_changed: bool = False
 
 
 def table_name(settings: Settings) -> str:
@@ -142,7 +139,7 @@ def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: s
     if _insert(warehouse, table, entry, 0, kind, token, reason):
         return Claim(True, "sending", 0, token)
     existing = _row(warehouse, table, entry, 0)
-    previous = {**existing, "new_content_hash": entry.content_hash}
+    previous = dict(existing)
     status = existing["status"]
     if status == "retry":
         reclaimed = warehouse.fetch_frame(
@@ -165,7 +162,9 @@ def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: s
             mark(settings, warehouse, entry, 0, existing["claimed_by"], "in_doubt",
                  error=previous["error"])
             return Claim(False, "in_doubt", 0, token, previous)
-    return Claim(False, status, 0, token, previous)
+    return Claim(False, status, 0, token, previous,
+                 content_changed=status == "sent"
+                 and existing["content_hash"] != entry.content_hash)
 
 
 def _insert(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int, kind: str,
@@ -214,7 +213,10 @@ def mark(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, sequence:
 
 def ledger_rows(settings: Settings, warehouse: Warehouse, report: str | None = None,
                 period: str | None = None) -> list[dict]:
-    ensure_ledger(settings, warehouse)
+    """The ledger's rows by report, period, recipient, sequence; none before the first
+    delivery (reading does not create the table, so it works read-only)."""
+    if not warehouse.table_exists(settings.warehouse.schema("delivery"), TABLE):
+        return []
     where, params = [], []
     if report:
         where.append("report = ?")

@@ -26,16 +26,18 @@ class Attachment:
 
 def build_message(sender: str, recipients: list[tuple[str, str]], subject: str,
                   html_body: str, text_body: str, identity: str,
-                  attachment: Attachment | None = None) -> EmailMessage:
-    """A text + HTML message to (name, address) recipients; the Message-ID is derived
-    from ``identity`` and the attachment, so the same message keeps the same id."""
+                  attachment: Attachment | None = None,
+                  message_id: str | None = None) -> EmailMessage:
+    """A text + HTML message to (name, address) recipients. The Message-ID is
+    ``message_id`` when given (the send ledger's), else derived from ``identity`` and the
+    attachment, so the same message keeps the same id."""
     message = EmailMessage(policy=SMTP)
     message["From"] = formataddr(("ServicePulse", sender))
     message["To"] = ", ".join(formataddr(recipient) for recipient in recipients)
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
     content = attachment.content if attachment else b""
-    digest = hashlib.sha256(identity.encode() + content).hexdigest()[:32]
+    digest = message_id or hashlib.sha256(identity.encode() + content).hexdigest()[:32]
     message["Message-ID"] = f"<{digest}@servicepulse.local>"
     message.set_content(text_body)
     message.add_alternative(html_body, subtype="html")

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table, plain_value
+from servicepulse.readiness import releasing_run
 from servicepulse.reports.weekly import QualitySnapshot, period_weeks
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
@@ -39,32 +40,20 @@ def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
 
 def latest_quality(settings: Settings, warehouse: Warehouse,
                    period: Period) -> QualitySnapshot | None:
-    """The checks of the run that released the period: the first run reaching the
-    period's end that checked the marts and passed (the newest run, for a period not
-    released yet). Later nights' runs do not change it, so re-rendering a released
-    period from the same data gives the same PDF."""
-    from servicepulse.readiness import checked_runs, period_end_moment
-
-    runs = checked_runs(settings, warehouse)
-    if runs.empty:
+    """The checks of the run that released the period (readiness.releasing_run), so
+    re-rendering a released period from the same data gives the same PDF."""
+    run = releasing_run(settings, warehouse, period)
+    if run is None:
         return None
-    releasing = runs[(runs["interval_end"] >= pd.Timestamp(period_end_moment(settings, period)))
-                     & (runs["marts_checks"] > 0) & (runs["critical_failures"] == 0)]
-    if releasing.empty:
-        run = runs.iloc[-1]
-    else:
-        first_end = releasing["interval_end"].min()
-        run = releasing[releasing["interval_end"] == first_end].iloc[-1]
     frame = warehouse.fetch_frame(
-        f'select suite, check_name, severity, success, interval_end '
+        f'select suite, check_name, severity, success '
         f'from "{settings.warehouse.schema("quality")}"."check_results" where run_id = ?',
         [run["run_id"]])
     if frame.empty:
         return None
     failed_warnings = frame[(~frame["success"].astype(bool)) & (frame["severity"] == "warning")]
-    checked_end = run["interval_end"]
     return QualitySnapshot(
-        checked_through=(checked_end - pd.Timedelta(days=1)).date(), total=len(frame),
+        checked_through=(run["interval_end"] - pd.Timedelta(days=1)).date(), total=len(frame),
         passed=int(frame["success"].astype(bool).sum()),
         warnings=sorted(f"{s}.{c}" for s, c in zip(failed_warnings["suite"],
                                                    failed_warnings["check_name"])))

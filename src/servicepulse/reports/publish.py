@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from servicepulse.delivery.deliver import DeliveryResult, Envelope, deliver, prune_archive
 from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.delivery.outbox import Attachment
-from servicepulse.kpis import Period, PeriodError
+from servicepulse.kpis import Period
 from servicepulse.reports.data import weekly_inputs
 from servicepulse.reports.i18n import Messages
 from servicepulse.reports.render import render_html, render_pdf
@@ -84,8 +83,7 @@ def publish_weekly(settings: Settings, period: Period, send: bool = True,
                                          envelopes, run_id=run_id,
                                          resend_reason=resend_reason)
         finally:
-            prune_archive(settings, period.end, {period.label: period.end,
-                                                 **_archived_periods(settings)})
+            prune_archive(settings, period.end)
     return published
 
 
@@ -110,21 +108,10 @@ def weekly_envelope(recipient: Recipient, period: Period, context: dict,
                     recipient.department, recipient.role)
 
 
-def _archived_periods(settings: Settings) -> dict[str, date]:
-    ends = {}
-    for period_dir in (settings.output_path / "archive").glob("*/*"):
-        try:
-            ends[period_dir.name] = Period.parse(period_dir.name).end
-        except PeriodError:
-            continue
-    return ends
-
-
-def weekly_delivered(settings: Settings, period: Period) -> bool:
+def weekly_delivered(settings: Settings, warehouse: Warehouse, period: Period) -> bool:
     """Every current recipient already has the period's scheduled e-mail (so a nightly
     trigger need not render anything)."""
-    with connected(settings) as warehouse:
-        rows = ledger_rows(settings, warehouse, "weekly", period.label)
+    rows = ledger_rows(settings, warehouse, "weekly", period.label)
     sent = {r["recipient"] for r in rows if r["sequence"] == 0 and r["status"] == "sent"}
     return all(str(r.email) in sent for r in settings.delivery.weekly)
 

@@ -91,48 +91,13 @@ observations as (
     select 'CMP_RATE', received_at_local, 1.0, 0.0, null, {{ dimension_columns() }}
     from complaints
 
+    -- Complaint steps and their deadlines are decided in int_complaint_steps_evaluated,
+    -- which the breach list reads too.
     union all
-    select 'CMP_SOLUTION_24H', received_at_local,
-           case when has_solution_in_24_hours then 1.0 else 0.0 end, 1.0, null,
+    select kpi_id, anchored_at_local, case when is_met then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
-    from complaints
-    where {{ outcome_known('solution_at is not null', 'solution_due_at', 'data_as_of') }}
-
-    union all
-    select 'CMP_CLOSE_5WD', received_at_local,
-           case when is_closed_by_deadline then 1.0 else 0.0 end, 1.0, null,
-           {{ dimension_columns() }}
-    from complaints
-    where {{ outcome_known('is_resolved', "close_deadline_date + interval '1 day'", 'data_as_of_local') }}
-
-    union all
-    select 'CALLBACK_2WD', resolved_at_local,
-           case when is_called_back_by_deadline then 1.0 else 0.0 end, 1.0, null,
-           {{ dimension_columns() }}
-    from complaints
-    where is_resolved
-      and {{ outcome_known('callback_at is not null', "callback_deadline_date + interval '1 day'", 'data_as_of_local') }}
-
-    union all
-    select 'STEP_CLASSIFY_30M', received_at_local,
-           case when is_classified_in_30_minutes then 1.0 else 0.0 end, 1.0, null,
-           {{ dimension_columns() }}
-    from complaints
-    where {{ outcome_known('classified_at is not null', 'classify_due_at', 'data_as_of') }}
-
-    union all
-    select 'STEP_DISPATCH_1H', received_at_local,
-           case when is_dispatched_in_1_hour then 1.0 else 0.0 end, 1.0, null,
-           {{ dimension_columns() }}
-    from complaints
-    where {{ outcome_known('dispatched_at is not null', 'dispatch_due_at', 'data_as_of') }}
-
-    union all
-    select 'STEP_ESCALATION', received_at_local,
-           case when is_escalated then 1.0 else 0.0 end, 1.0, null,
-           {{ dimension_columns() }}
-    from complaints
-    where severity = 'urgent'
+    from {{ ref('int_complaint_steps_evaluated') }}
+    where is_outcome_known
 
     union all
     select 'CSAT', answered_at_local,

@@ -1,0 +1,83 @@
+-- Grain: one row per (complaint, process step it is subject to): its deadline, when it
+-- was done, and whether it met the deadline, decided at the data's as-of moment.
+-- The one definition of the complaint-step KPIs (int_kpi_observations_unioned sums
+-- is_met over decided rows) and of the breach list (fct_complaint_step_breaches), so a
+-- report's breach count always equals its KPI tile's misses.
+--
+-- Minute deadlines (classify, dispatch, solution) are instants and lateness is elapsed
+-- time; working-day deadlines (close, callback) end with their local deadline day.
+-- anchored_at_local is the moment that decides the KPI's period (catalogue
+-- attribution rules): receipt, or resolution for the callback.
+with as_of as (
+    select * from {{ ref('int_changes_summarised') }}
+),
+
+complaints as (
+    select fct_complaints.*, as_of.data_as_of, as_of.data_as_of_local
+    from {{ ref('fct_complaints') }} as fct_complaints
+    cross join as_of
+),
+
+steps as (
+    select complaint_id, 'classify' as step, 'STEP_CLASSIFY_30M' as kpi_id,
+           received_at_local as anchored_at_local,
+           {{ to_reporting_tz('classify_due_at') }} as due_at_local,
+           {{ to_reporting_tz('classified_at') }} as done_at_local,
+           is_classified_in_30_minutes as is_met,
+           {{ outcome_known('classified_at is not null', 'classify_due_at', 'data_as_of') }}
+               as is_outcome_known,
+           {{ minutes_between('classify_due_at', 'coalesce(classified_at, data_as_of)') }}
+               as minutes_past_due,
+           {{ dimension_columns() }}
+    from complaints
+
+    union all
+    select complaint_id, 'dispatch', 'STEP_DISPATCH_1H', received_at_local,
+           {{ to_reporting_tz('dispatch_due_at') }}, {{ to_reporting_tz('dispatched_at') }},
+           is_dispatched_in_1_hour,
+           {{ outcome_known('dispatched_at is not null', 'dispatch_due_at', 'data_as_of') }},
+           {{ minutes_between('dispatch_due_at', 'coalesce(dispatched_at, data_as_of)') }},
+           {{ dimension_columns() }}
+    from complaints
+
+    union all
+    select complaint_id, 'solution', 'CMP_SOLUTION_24H', received_at_local,
+           {{ to_reporting_tz('solution_due_at') }}, {{ to_reporting_tz('solution_at') }},
+           has_solution_in_24_hours,
+           {{ outcome_known('solution_at is not null', 'solution_due_at', 'data_as_of') }},
+           {{ minutes_between('solution_due_at', 'coalesce(solution_at, data_as_of)') }},
+           {{ dimension_columns() }}
+    from complaints
+
+    union all
+    select complaint_id, 'close', 'CMP_CLOSE_5WD', received_at_local,
+           cast(close_deadline_date + interval '1 day' as timestamp), resolved_at_local,
+           is_closed_by_deadline,
+           {{ outcome_known('is_resolved', "close_deadline_date + interval '1 day'", 'data_as_of_local') }},
+           {{ minutes_between("cast(close_deadline_date + interval '1 day' as timestamp)",
+                              'coalesce(resolved_at_local, data_as_of_local)') }},
+           {{ dimension_columns() }}
+    from complaints
+
+    union all
+    select complaint_id, 'callback', 'CALLBACK_2WD', resolved_at_local,
+           cast(callback_deadline_date + interval '1 day' as timestamp), callback_at_local,
+           is_called_back_by_deadline,
+           {{ outcome_known('callback_at is not null', "callback_deadline_date + interval '1 day'", 'data_as_of_local') }},
+           {{ minutes_between("cast(callback_deadline_date + interval '1 day' as timestamp)",
+                              'coalesce(callback_at_local, data_as_of_local)') }},
+           {{ dimension_columns() }}
+    from complaints
+    where is_resolved
+
+    -- An urgent complaint must be escalated; it has no clock, so no lateness.
+    union all
+    select complaint_id, 'escalate', 'STEP_ESCALATION', received_at_local,
+           cast(null as timestamp), cast(null as timestamp),
+           is_escalated, true, cast(null as double precision),
+           {{ dimension_columns() }}
+    from complaints
+    where severity = 'urgent'
+)
+
+select * from steps

@@ -25,6 +25,10 @@ def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
             {"email": "manager@example.com", "name": "Service Manager", "locale": "en"},
             {"email": "head.a@example.com", "name": "A 主管", "locale": "zh-CN",
              "department": "d_a"},
+        ], "monthly": [
+            {"email": "ceo@example.com", "name": "CEO", "locale": "en"},
+            {"email": "head.b@example.com", "name": "B 主管", "locale": "zh-CN",
+             "department": "d_b"},
         ]},
     }
     for key, value in overrides.items():

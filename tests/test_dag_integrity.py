@@ -27,7 +27,8 @@ def dagbag(tmp_path_factory):
 
 def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"servicepulse_nightly", "servicepulse_weekly_report"} <= set(dagbag.dags)
+    assert {"servicepulse_nightly", "servicepulse_weekly_report",
+            "servicepulse_monthly_report"} <= set(dagbag.dags)
 
 
 def test_every_dag_has_tags_and_retries(dagbag):
@@ -50,12 +51,14 @@ def test_nightly_structure(dagbag):
     assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
 
 
-def test_weekly_report_waits_for_the_nightly_checked_marts(dagbag):
-    nightly, weekly = dagbag.dags["servicepulse_nightly"], dagbag.dags["servicepulse_weekly_report"]
+@pytest.mark.parametrize("report", ["weekly", "monthly"])
+def test_reports_wait_for_the_nightly_checked_marts(dagbag, report):
+    nightly = dagbag.dags["servicepulse_nightly"]
+    dag = dagbag.dags[f"servicepulse_{report}_report"]
     checked = {outlet.uri for outlet in nightly.get_task("check_marts").outlets}
-    assert weekly.timetable.asset_condition.uri in checked
-    assert {"period", "recipient", "resend_reason"} <= set(weekly.params)
-    assert {t.pool for t in weekly.tasks} == {"servicepulse_warehouse"}
+    assert dag.timetable.asset_condition.uri in checked
+    assert {"period", "recipient", "resend_reason"} <= set(dag.params)
+    assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
 
 
 def test_dag_files_have_no_heavy_top_level_imports():

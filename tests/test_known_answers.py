@@ -220,6 +220,64 @@ def test_day_grain(duckdb_settings):
         kpis(duckdb_settings, "2026-11-24")
 
 
+BREACH_COLUMNS = ("complaint_id, step, cast(anchored_week_start as varchar) as week, "
+                  "round(cast(minutes_late as numeric), 3) as minutes_late, is_still_undone, "
+                  "department")
+
+
+def _breaches(settings) -> list[tuple]:
+    with connected(settings) as warehouse:
+        frame = warehouse.fetch_frame(
+            f"select {BREACH_COLUMNS} from {settings.warehouse.schema('marts')}"
+            ".fct_complaint_step_breaches order by complaint_id, step")
+    return [tuple(float(v) if k == 3 else v for k, v in enumerate(row))
+            for row in frame.itertuples(index=False)]
+
+
+def test_breach_list_week_47(duckdb_settings):
+    """At the data's as-of moment (23 Nov 08:00) two complaint steps of W47 missed
+    their deadline: P1 (resolved Wed 18 Nov) was due a callback by the end of Fri 20
+    Nov and has none: 2 days 8 hours late so far (3,360 min); P2 (classified Sun 22
+    Nov 20:20) was due to be dispatched by 21:20 and is not: 10 h 40 min (640 min).
+    P2's solution (due 20:00 on the 23rd) is not late yet; P3 is W48's. Week 40 holds
+    P5 (received Fri 9 Oct, resolved Fri 16 Oct, closing due end of Thu 15 Oct:
+    10 hours late = 600 min)."""
+    rows = [r for r in _breaches(duckdb_settings) if r[2] == "2026-11-16"]
+    assert rows == [("P1", "callback", "2026-11-16", 3360.0, True, "d_a"),
+                    ("P2", "dispatch", "2026-11-16", 640.0, True, "d_b")]
+    assert ("P5", "close", "2026-10-05", 600.0, False, "d_a") in _breaches(duckdb_settings)
+
+
+@pytest.mark.parametrize("grain", ["week", "month"])
+def test_breach_list_equals_each_step_kpis_misses(duckdb_settings, grain):
+    """The breach list and the step KPIs are one definition: for every period,
+    department and step, listed breaches = KPI denominator − numerator."""
+    anchor = {"week": "anchored_week_start", "month": "anchored_month_start"}[grain]
+    table = {"week": "kpi_weekly", "month": "kpi_monthly"}[grain]
+    with connected(duckdb_settings) as warehouse:
+        frame = warehouse.fetch_frame(
+            f"with listed as (select {anchor} as period_start, department, kpi_id, "
+            f"count(*) as breaches from marts.fct_complaint_step_breaches group by 1, 2, 3) "
+            f"select kpi.period_start, kpi.dimension_value, kpi.kpi_id, "
+            f"kpi.denominator - kpi.numerator as misses, coalesce(listed.breaches, 0) as listed "
+            f"from marts.{table} as kpi left join listed "
+            f"on listed.period_start = kpi.period_start and listed.department = kpi.dimension_value "
+            f"and listed.kpi_id = kpi.kpi_id "
+            f"where kpi.dimension = 'department' and kpi.kpi_id in ('STEP_CLASSIFY_30M', "
+            f"'STEP_DISPATCH_1H', 'CMP_SOLUTION_24H', 'CMP_CLOSE_5WD', 'CALLBACK_2WD', "
+            f"'STEP_ESCALATION')")
+    assert len(frame) > 0 and frame["misses"].sum() > 0
+    assert (frame["misses"] == frame["listed"]).all(), frame[frame["misses"] != frame["listed"]]
+
+
+def test_agents_belong_to_their_latest_department(duckdb_settings):
+    with connected(duckdb_settings) as warehouse:
+        frame = warehouse.fetch_frame("select agent_id, department from marts.dim_agents "
+                                      "order by agent_id")
+    assert [tuple(r) for r in frame.itertuples(index=False)] == [
+        ("A1", "d_a"), ("A2", "d_a"), ("B1", "d_b"), ("B2", "d_b")]
+
+
 @pytest.mark.postgres
 def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix):
     """Same raw data, same models, PostgreSQL: every KPI row equal to DuckDB's."""
@@ -232,6 +290,7 @@ def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix
         assert len(pg_rows) == len(duck_rows) > 0
         assert pg_rows == duck_rows
     assert kpis(pg_settings, "2026-W47")["CSI"]["value"] == pytest.approx(62.5)
+    assert _breaches(pg_settings) == _breaches(duckdb_settings)
 
 
 def test_every_mart_column_is_described(duckdb_settings):

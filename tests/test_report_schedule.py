@@ -107,6 +107,40 @@ def test_a_requested_period_is_refused_until_its_data_passed(tmp_path):
         pipeline.publish_weekly("2026-W47", settings=settings)
 
 
+def test_monthly_report_is_due_on_the_first_working_day_of_the_month(tmp_path):
+    """China 2026: 1-7 October are the National Day holiday, so October's deadline (for
+    September's review) is Thursday 8 October; 1 November is a Sunday, so November's is
+    Monday 2 November. Before it a run does nothing; at it, September's data has no
+    passed check here, so every monthly recipient is told the review is delayed, once."""
+    from tests import known_answers
+    from tests.kpi_harness import UNTIL, load_and_build
+
+    settings = settings_for(tmp_path, known_answers.write(tmp_path / "sources"),
+                            **{"delivery.data_team": ["data.team@example.com"]})
+    load_and_build(settings, UNTIL)
+    for day in range(1, 8):
+        early = pipeline.publish_monthly(logical_date=datetime(2026, 10, day, 10, tzinfo=SH),
+                                         settings=settings)
+        assert early == {"period": "2026-09",
+                         "skipped": "not due before 2026-10-08, the month's first working day"}
+    assert pipeline.publish_monthly(logical_date=datetime(2026, 11, 1, 10, tzinfo=SH),
+                                    settings=settings)["skipped"].startswith(
+        "not due before 2026-11-02")
+    for attempt in ("deadline", "deadline-retry"):
+        with pytest.raises(pipeline.ReportNotReady,
+                           match="monthly 2026-09 is not ready at its deadline"):
+            pipeline.publish_monthly(logical_date=datetime(2026, 10, 8, 10, tzinfo=SH),
+                                     run_id=attempt, settings=settings)
+    notices = _messages(settings.output_path / "outbox" / "monthly" / "2026-09" / "delayed")
+    assert set(notices) == {"ceo@example.com.eml", "head.b@example.com.eml"}
+    assert notices["ceo@example.com.eml"]["Subject"] == \
+        "[ServicePulse] Monthly review 2026-09 is delayed"
+    assert notices["head.b@example.com.eml"]["Subject"] == \
+        "[ServicePulse] 服务质量月度报告 2026-09 延迟发送"
+    with pytest.raises(Exception, match="the monthly report covers a month such as 2026-10"):
+        pipeline.publish_monthly("2026-W40", settings=settings)
+
+
 def _dag(monkeypatch, filename: str, zone: str):
     monkeypatch.setenv("SERVICEPULSE_REPORTING_TIMEZONE", zone)
     namespace = runpy.run_path(str(pipeline.__file__).replace(

@@ -20,6 +20,7 @@ from servicepulse.settings import PROJECT_ROOT, Settings
 
 DAG_ID = "servicepulse_nightly"
 WEEKLY_DAG_ID = "servicepulse_weekly_report"
+MONTHLY_DAG_ID = "servicepulse_monthly_report"
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 WAREHOUSE_POOL = "servicepulse_warehouse"
 
@@ -88,6 +89,12 @@ def run_weekly_report(settings: Settings, period_label: str, day: date) -> RunOu
     """The weekly report DAG for ``period_label`` (what the scheduler does when the
     nightly run's mart checks pass; `dags test` does not follow Assets)."""
     return run_dag(settings, WEEKLY_DAG_ID, logical_date_for(settings, day), day,
+                   conf={"period": period_label})
+
+
+def run_monthly_report(settings: Settings, period_label: str, day: date) -> RunOutcome:
+    """The monthly report DAG for ``period_label``, as run_weekly_report."""
+    return run_dag(settings, MONTHLY_DAG_ID, logical_date_for(settings, day), day,
                    conf={"period": period_label})
 
 

@@ -12,6 +12,11 @@ hour), a full `dbt build`, the hand-written DuckDB query of the weekly KPI table
 (bench_sql/weekly_kpis_by_hand.sql) as the yardstick, and a nightly incremental
 build after the same number of changed rows in both sizes. Each runs in a child
 process so its peak memory is its own.
+
+Reports: the weekly report of the data's last complete ISO week and the monthly report
+of its last complete month, whole organisation and one department, zh-CN and en, each
+rendered in a fresh child process (a report task's real situation: imports, fonts,
+marts read, PDF written): the render's own time and the process's peak memory.
 """
 
 from __future__ import annotations
@@ -75,6 +80,19 @@ def _interval(settings) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def _own_peak_mib() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image, whereas
+    Linux carries ru_maxrss over from the parent across fork and exec: a child of a
+    parent that once held 450 MiB reported 450 MiB however little it used itself."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _child(config: str) -> dict[str, float]:
     from servicepulse.quality.runner import run_checks
     from servicepulse.settings import load_settings
@@ -93,8 +111,8 @@ def _child(config: str) -> dict[str, float]:
         checks += len(report.results)
         timings[f"{layer}_failed"] = len(report.critical_failures) + len(report.warnings)
     timings["checks"] = checks
-    # The child's own peak (Linux reports KiB): imports, GX and the checks, nothing else.
-    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The child's own peak: imports, GX and the checks, nothing else.
+    timings["peak_rss_mib"] = _own_peak_mib()
     return timings
 
 
@@ -118,9 +136,8 @@ def _in_child(function: str, *arguments: str) -> dict[str, float]:
 
 def _peak_mib() -> float:
     """Peak resident memory of this process and of its largest child (dbt), in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return max(_own_peak_mib(), children)
 
 
 def _scaled_warehouse(source_config: Path, scale: int, root: Path) -> Path:
@@ -232,15 +249,72 @@ def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
     return results
 
 
+REPORT_PERIODS = ("2026-W47", "2026-10")  # the last complete week and month of the data
+
+
+def _child_render(config: str, period_label: str, locale: str, department: str) -> dict:
+    """One report as a report task renders it, in a fresh process: the first render
+    pays for WeasyPrint's import and font set-up (cold); the second, as publishing's
+    next audience would, does not (warm)."""
+    from servicepulse.kpis import Period
+    from servicepulse.reports.publish import render_report
+    from servicepulse.settings import load_settings
+    from servicepulse.warehouse import connected
+
+    settings = load_settings(config, environ={})
+    timings = {}
+    for attempt in ("render_s", "warm_render_s"):
+        started = time.perf_counter()
+        with connected(settings, read_only=True) as warehouse:
+            path, _ = render_report(settings, warehouse, Period.parse(period_label), locale,
+                                    department or None, settings.output_path / "bench-reports")
+        timings[attempt] = time.perf_counter() - started
+    from pypdf import PdfReader
+
+    return {**timings, "pages": len(PdfReader(path).pages),
+            "pdf_kib": path.stat().st_size / 1024, "peak_rss_mib": _own_peak_mib()}
+
+
+def bench_reports(config: Path) -> list[dict]:
+    from servicepulse.settings import load_settings
+    from servicepulse.warehouse import connected
+
+    settings = load_settings(config, environ={})
+    with connected(settings, read_only=True) as warehouse:
+        department = warehouse.fetch_frame(
+            "select min(department) as d from marts.dim_departments")["d"][0]
+    results = []
+    for period in REPORT_PERIODS:
+        for scope in ("", department):
+            for locale in ("zh-CN", "en"):
+                row = {"period": period, "scope": scope or "all", "locale": locale,
+                       **_in_child("_child_render", str(config), period, locale, scope)}
+                results.append(row)
+                print(f"report {period:<8} {row['scope']:<15} {locale:<5}: render "
+                      f"{row['render_s']:.2f} s cold, {row['warm_render_s']:.2f} s warm "
+                      f"(process {row['process_wall_s']:.2f} s), {row['pages']:.0f} pages, "
+                      f"peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickets-per-day", type=int, nargs="+", default=[1000, 9800],
                         help="sizes to run (120 days each; 9800/day is about 1M tickets)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "output" / "bench")
-    parser.add_argument("--only", choices=["quality", "marts"],
-                        help="run one part (default: both)")
+    parser.add_argument("--only", choices=["quality", "marts", "reports"],
+                        help="run one part (default: all)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "reports"):
+        reports = []
+        for size in args.tickets_per_day:
+            config, _ = prepare(size, args.out)
+            reports += [{"tickets_per_day": size, **row} for row in bench_reports(config)]
+        (args.out / "reports.json").write_text(json.dumps(reports, indent=2))
+        print(f"results: {args.out / 'reports.json'}")
+        if args.only == "reports":
+            return 0
     if args.only != "quality":
         # The marts benchmark starts from the largest generated data set.
         config, _ = prepare(max(args.tickets_per_day), args.out)

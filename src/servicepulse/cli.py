@@ -45,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from servicepulse.airflow_runner import run_nightly, run_weekly_report
+    from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
     from servicepulse.kpis import Period
 
     settings = _settings(args)
@@ -53,23 +53,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{outcome.dag_id} for {outcome.day} (data interval {outcome.data_interval[0]} – "
           f"{outcome.data_interval[1]}): {outcome.state}")
     # What the scheduler does on the nightly's checked-marts Asset: the last complete
-    # week goes out if it has not yet (the ledger makes a repeat a no-op).
-    week = Period.last_complete_week(args.date + timedelta(days=1))
-    report = run_weekly_report(settings, week.label, args.date)
-    print(f"{report.dag_id} for {week.label}: {report.state}")
+    # week and month go out if they have not yet (the ledger makes a repeat a no-op).
+    checked_through = args.date + timedelta(days=1)
+    week = Period.last_complete_week(checked_through)
+    month = Period.last_complete_month(checked_through)
+    weekly = run_weekly_report(settings, week.label, args.date)
+    print(f"{weekly.dag_id} for {week.label}: {weekly.state}")
+    monthly = run_monthly_report(settings, month.label, args.date)
+    print(f"{monthly.dag_id} for {month.label}: {monthly.state}")
     _print_artefacts(settings)
-    print(f"  Airflow logs:    {outcome.log_file}, {report.log_file}")
-    _print_ledger(settings, week.label)
+    print(f"  Airflow logs:    {outcome.log_file}, {weekly.log_file}, {monthly.log_file}")
+    _print_ledger(settings, "weekly", week.label)
+    _print_ledger(settings, "monthly", month.label)
     return 0
 
 
-def _print_ledger(settings: Settings, period: str) -> None:
+def _print_ledger(settings: Settings, report: str, period: str) -> None:
     from servicepulse.delivery.ledger import ledger_rows
     from servicepulse.warehouse import connected
 
     with connected(settings, read_only=True) as warehouse:
-        rows = ledger_rows(settings, warehouse, "weekly", period)
-    print(f"  Deliveries of weekly {period} ({settings.delivery.transport}):")
+        rows = ledger_rows(settings, warehouse, report, period)
+    print(f"  Deliveries of {report} {period} ({settings.delivery.transport}):")
     for row in rows:
         print(f"    {row['recipient']:<32} #{row['sequence']} {row['status']:<9} "
               f"{row['smtp_reply'] or row['error'] or ''}")
@@ -117,17 +122,13 @@ def _print_kpi_table(title: str, kpis: dict) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from servicepulse.kpis import Period, PeriodError
-    from servicepulse.reports.publish import render_weekly
+    from servicepulse.reports.publish import parse_report_period, render_report
     from servicepulse.warehouse import connected
 
     settings = _settings(args)
-    period = Period.parse(args.period)
-    if args.kind == "monthly" or period.kind != "week":
-        raise PeriodError("the monthly leadership report is not built yet; "
-                          "render a weekly report for an ISO week such as 2026-W47")
+    period = parse_report_period(args.kind, args.period)
     with connected(settings, read_only=True) as warehouse:
-        path, _ = render_weekly(settings, warehouse, period, args.locale, args.department,
+        path, _ = render_report(settings, warehouse, period, args.locale, args.department,
                                 Path(args.out))
     print(f"wrote {path}")
     return 0
@@ -138,25 +139,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from servicepulse.kpis import Period
 
     settings = _settings(args)
-    period = Period.parse(args.period) if args.period else Period.last_complete_week(
-        settings.today())
-    _print_publish(settings, pipeline.publish_weekly(period.label, settings=settings))
+    kind = "week" if args.kind == "weekly" else "month"
+    label = args.period or Period.last_complete(kind, settings.today()).label
+    _print_publish(settings, args.kind,
+                   pipeline.publish_report(args.kind, label, settings=settings))
     return 0
 
 
-def _print_publish(settings: Settings, result: dict) -> None:
+def _print_publish(settings: Settings, report: str, result: dict) -> None:
     for path in result.get("reports", []):
         print(f"report  {path}")
-    print(f"weekly {result['period']}: " + (result.get("delivery") or result.get("skipped")))
-    _print_ledger(settings, result["period"])
+    print(f"{report} {result['period']}: " + (result.get("delivery") or result.get("skipped")))
+    _print_ledger(settings, report, result["period"])
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
     from servicepulse import pipeline
 
     settings = _settings(args)
-    _print_publish(settings, pipeline.publish_weekly(
-        args.period, recipient=args.recipient, resend_reason=args.reason, settings=settings))
+    _print_publish(settings, args.kind, pipeline.publish_report(
+        args.kind, args.period, recipient=args.recipient, resend_reason=args.reason,
+        settings=settings))
     return 0
 
 
@@ -192,29 +195,36 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """generate + run + publish, the embedded demo end to end."""
-    from servicepulse.airflow_runner import run_nightly, run_weekly_report
+    from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
     from servicepulse.generate import GenerationSpec, generate
     from servicepulse.kpis import Period
 
     settings = _settings(args)
     yesterday = settings.today() - timedelta(days=1)
     start = yesterday - timedelta(days=args.days - 1)
-    print(f"1/3 generating {args.days} days of demo data ({start} – {yesterday}) "
+    print(f"1/4 generating {args.days} days of demo data ({start} – {yesterday}) "
           f"into {settings.sources_dir}")
     generate(GenerationSpec(out=settings.sources_dir, start=start, days=args.days,
                             seed=args.seed, timezone=settings.reporting_timezone))
-    print(f"2/3 running the nightly pipeline for {yesterday} through Airflow")
+    print(f"2/4 running the nightly pipeline for {yesterday} through Airflow")
     outcome = run_nightly(settings, yesterday)
     print(f"    {outcome.dag_id}: {outcome.state} (log: {outcome.log_file})")
-    period = Period.last_complete_week(settings.today())
-    print(f"3/3 the weekly report DAG for {period.label} through Airflow")
-    report = run_weekly_report(settings, period.label, yesterday)
-    print(f"    {report.dag_id}: {report.state} (log: {report.log_file})")
+    week = Period.last_complete_week(settings.today())
+    print(f"3/4 the weekly report DAG for {week.label} through Airflow")
+    weekly = run_weekly_report(settings, week.label, yesterday)
+    print(f"    {weekly.dag_id}: {weekly.state} (log: {weekly.log_file})")
+    month = Period.last_complete_month(settings.today())
+    print(f"4/4 the monthly report DAG for {month.label} through Airflow")
+    monthly = run_monthly_report(settings, month.label, yesterday)
+    print(f"    {monthly.dag_id}: {monthly.state} (log: {monthly.log_file})")
     _print_artefacts(settings)
-    print("  Weekly reports:")
-    for path in sorted((settings.output_path / "reports" / "weekly" / period.label).glob("*.pdf")):
-        print(f"    {path}")
-    _print_ledger(settings, period.label)
+    for report, period in (("weekly", week), ("monthly", month)):
+        print(f"  {report.capitalize()} reports:")
+        for path in sorted((settings.output_path / "reports" / report / period.label)
+                           .glob("*.pdf")):
+            print(f"    {path}")
+    _print_ledger(settings, "weekly", week.label)
+    _print_ledger(settings, "monthly", month.label)
     return 0
 
 
@@ -295,16 +305,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
 
     publish = with_config(commands.add_parser(
-        "publish", help="render the weekly report for every recipient and e-mail it"))
-    publish.add_argument("kind", choices=["weekly"])
-    publish.add_argument("--period", help="ISO week (default: the last complete one)")
+        "publish", help="render a report for every recipient and e-mail it (once)"))
+    publish.add_argument("kind", choices=["weekly", "monthly"])
+    publish.add_argument("--period", help="ISO week (weekly) or month (monthly), default: "
+                                          "the last complete one")
     publish.set_defaults(handler=cmd_publish)
 
     resend = with_config(commands.add_parser(
         "resend", help="send one recipient a report again, deliberately (recorded in the "
                        "send ledger with the reason)"))
-    resend.add_argument("kind", choices=["weekly"])
-    resend.add_argument("--period", required=True, help="ISO week such as 2026-W47")
+    resend.add_argument("kind", choices=["weekly", "monthly"])
+    resend.add_argument("--period", required=True,
+                        help="ISO week such as 2026-W47 (weekly), month such as 2026-10 (monthly)")
     resend.add_argument("--recipient", required=True, help="a configured recipient's e-mail")
     resend.add_argument("--reason", required=True, help="why, for the ledger")
     resend.set_defaults(handler=cmd_resend)

@@ -62,6 +62,15 @@ class Period:
     def last_complete_week(cls, today: date) -> Period:
         return cls.week_of(today - timedelta(days=today.isoweekday()))
 
+    @classmethod
+    def last_complete_month(cls, today: date) -> Period:
+        return cls.parse(f"{today:%Y-%m}").previous()
+
+    @classmethod
+    def last_complete(cls, kind: str, today: date) -> Period:
+        """The last ISO week or month that ended before ``today``."""
+        return cls.last_complete_week(today) if kind == "week" else cls.last_complete_month(today)
+
     def previous(self, count: int = 1) -> Period:
         if self.kind == "day":
             return Period.parse((self.start - timedelta(days=count)).isoformat())

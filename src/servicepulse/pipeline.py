@@ -8,7 +8,7 @@ scheduler, in `airflow dags test`, or called from a test.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from servicepulse.settings import Settings, load_settings
@@ -88,58 +88,102 @@ class ReportNotReady(RuntimeError):
     """The period's data has not passed the quality gate: nothing was sent to readers."""
 
 
-def publish_weekly(period_label: str | None = None, run_id: str | None = None,
+def publish_weekly(period_label: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The weekly report DAG's step (see publish_report)."""
+    return publish_report("weekly", period_label, **kwargs)
+
+
+def publish_monthly(period_label: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The monthly report DAG's step (see publish_report)."""
+    return publish_report("monthly", period_label, **kwargs)
+
+
+def publish_report(report: str, period_label: str | None = None, run_id: str | None = None,
                    logical_date: datetime | None = None, triggered_by_data: bool = False,
                    recipient: str | None = None, resend_reason: str | None = None,
                    settings: Settings | None = None) -> dict[str, Any]:
-    """The weekly report DAG's one step: decide which ISO week is due, check that its
-    data passed the gate, and deliver it (each recipient once; see delivery.ledger).
+    """A report DAG's one step: decide which period is due, check that its data passed
+    the gate, and deliver it (each recipient once; see delivery.ledger).
 
-    - ``period_label`` given (backfill, re-send): that week.
-    - ``triggered_by_data`` (the nightly run's checked-marts Asset): the last week
+    - ``period_label`` given (backfill, re-send): that ISO week / month.
+    - ``triggered_by_data`` (the nightly run's checked-marts Asset): the last period
       complete in the newest checked-and-passed interval; quietly nothing if it is
       already delivered or not complete yet.
-    - otherwise (the deadline on the DAG's timetable, Monday morning): the last week
-      complete before ``logical_date``; if its data is not ready, every recipient gets
-      a "report delayed" notice (once) and the data team an alert, and the run fails.
+    - otherwise (the deadline on the DAG's timetable): the last period complete before
+      ``logical_date``. The weekly deadline is Monday morning; the monthly one is the
+      month's first working day (business calendar, dim_dates), so runs on the days
+      before it do nothing. Past the deadline and not ready: every recipient gets a
+      "report delayed" notice (once) and the data team an alert, and the run fails.
     """
     from servicepulse.kpis import Period
     from servicepulse.readiness import newest_ready_end, period_readiness
-    from servicepulse.reports.publish import publish_weekly as publish
-    from servicepulse.reports.publish import send_delayed_notice, weekly_delivered
+    from servicepulse.reports.publish import (
+        PERIOD_KINDS,
+        delivered,
+        parse_report_period,
+        send_delayed_notice,
+    )
+    from servicepulse.reports.publish import (
+        publish_report as publish,
+    )
     from servicepulse.warehouse import connected
 
     settings = settings or load_settings()
+    kind = PERIOD_KINDS[report]
     with connected(settings) as warehouse:
         if period_label:
-            period = Period.parse(period_label)
+            period = parse_report_period(report, period_label)
         elif triggered_by_data:
             ready_end = newest_ready_end(settings, warehouse)
             if ready_end is None:
                 return {"period": None, "skipped": "no interval has passed the gate yet"}
-            period = Period.last_complete_week(ready_end.astimezone(settings.tz).date())
+            period = Period.last_complete(kind, ready_end.astimezone(settings.tz).date())
         else:
             if logical_date is None:
-                raise IntervalError("a scheduled weekly run needs its logical date")
-            period = Period.last_complete_week(logical_date.astimezone(settings.tz).date())
-        if not resend_reason and weekly_delivered(settings, warehouse, period):
+                raise IntervalError(f"a scheduled {report} run needs its logical date")
+            today = logical_date.astimezone(settings.tz).date()
+            period = Period.last_complete(kind, today)
+            if kind == "month":
+                due = first_working_day(settings, warehouse, today.replace(day=1))
+                if today < due:
+                    return {"period": period.label,
+                            "skipped": f"not due before {due.isoformat()}, the month's "
+                                       "first working day"}
+        if not resend_reason and delivered(settings, warehouse, period):
             return {"period": period.label,
                     "skipped": "already delivered to every recipient"}
         readiness = period_readiness(settings, warehouse, period)
-    log.info("weekly %s: %s", period.label, readiness.reason)
+    log.info("%s %s: %s", report, period.label, readiness.reason)
 
     if not readiness.ready:
         if triggered_by_data:
             return {"period": period.label, "skipped": readiness.reason}
         if period_label:
-            raise ReportNotReady(f"weekly {period.label} is not ready: {readiness.reason}")
+            raise ReportNotReady(f"{report} {period.label} is not ready: {readiness.reason}")
         notice = send_delayed_notice(settings, period, readiness.reason, run_id=run_id)
-        raise ReportNotReady(f"weekly {period.label} is not ready at its deadline: "
+        raise ReportNotReady(f"{report} {period.label} is not ready at its deadline: "
                              f"{readiness.reason}; delayed notice: {notice.summary()}")
     published = publish(settings, period, run_id=run_id, only_recipient=recipient,
                         resend_reason=resend_reason)
     for path in published.reports.values():
         log.info("report %s", path)
-    log.info("weekly %s delivery: %s", period.label, published.delivery.summary())
-    return {"period": period.label, "reports": [str(p) for p in published.reports.values()],
+    log.info("%s %s delivery: %s", report, period.label, published.delivery.summary())
+    return {"report": report, "period": period.label,
+            "reports": [str(p) for p in published.reports.values()],
             "delivery": published.delivery.summary()}
+
+
+def first_working_day(settings: Settings, warehouse: Any, month_start: date) -> date:
+    """The month's first working day in the business calendar (dim_dates: public
+    holidays, adjusted working weekends and the organisation's overrides)."""
+    frame = warehouse.fetch_frame(
+        f'select min(calendar_date) as day from "{settings.warehouse.schema("marts")}".'
+        f'"dim_dates" where month_start = ? and is_working_day', [month_start])
+    import pandas as pd
+
+    day = frame["day"].iloc[0]
+    if pd.isna(day):
+        log.warning("the business calendar has no working day in %s (calendar.years in "
+                    "the settings?); the monthly report is due on the 1st", month_start)
+        return month_start
+    return day.date() if hasattr(day, "date") else day

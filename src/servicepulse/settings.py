@@ -129,7 +129,10 @@ class DeliverySettings(_Section):
     # outbox: .eml files under output/outbox (the embedded default); smtp: a mail server.
     transport: Literal["outbox", "smtp"] = "outbox"
     smtp: SmtpSettings = SmtpSettings()
+    # Who receives which report (each its own list: service managers read the weekly
+    # operations report, leadership the monthly review).
     weekly: list[Recipient] = []
+    monthly: list[Recipient] = []
     # Who hears about failed or warning data-quality checks and about deliveries that
     # failed or whose outcome is unknown.
     data_team: list[EmailStr] = []
@@ -153,6 +156,13 @@ class QualitySettings(_Section):
     jump_band: float = Field(0.5, gt=0)
     # DuckDB memory for the checks (its cache; it spills beyond this).
     duckdb_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
+
+
+class ReportSettings(_Section):
+    # The weekly breach list shows this many rows, the most overdue still-open steps
+    # first; it says how many it left out (all are in marts.fct_complaint_step_breaches,
+    # and each department's own report lists its own).
+    breach_list_limit: int = Field(50, ge=1)
 
 
 class CalendarSettings(_Section):
@@ -192,6 +202,7 @@ class Settings(_Section):
     sources: SourcesSettings = SourcesSettings()
     delivery: DeliverySettings = DeliverySettings()
     quality: QualitySettings = QualitySettings()
+    reports: ReportSettings = ReportSettings()
     calendar: CalendarSettings = CalendarSettings()
     airflow_home: Path = Path(".airflow")
     # Where relative paths in the file are resolved; set by ``load_settings``.

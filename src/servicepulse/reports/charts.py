@@ -69,3 +69,49 @@ def trend_svg(values: list[float | None], labels: list[str], target: float | Non
                      f'text-anchor="{anchor}" fill="#595959">{escape(labels[index])}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def bar_svg(value: float, largest: float, width: int = 110, height: int = 9) -> str:
+    """One horizontal bar for a table cell, scaled to the table's largest value: the
+    figure itself is the cell beside it, so the bar needs no text."""
+    length = 0.0 if not largest else max(0.0, value) / largest * width
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}"><rect x="0" y="0" width="{length:.1f}" '
+            f'height="{height}" fill="{SERIES_COLOUR}"/></svg>')
+
+
+def matrix_svg(points: list[tuple[int, float, float]], frequency_threshold: float,
+               impact_threshold: float, size: int = 210) -> str:
+    """The complaint priority matrix: frequency share across, impact share up, the
+    thresholds as dashed lines, each category a numbered marker (the number is its row
+    in the table beside it). The fix-first quadrant (top right) is shaded."""
+    margin = 14
+    inner = size - 2 * margin
+    high_frequency = max([f for _, f, _ in points] + [frequency_threshold * 2, 0.01])
+
+    def x(share: float) -> float:
+        return margin + min(share / high_frequency, 1.0) * inner
+
+    def y(share: float) -> float:
+        return size - margin - min(share, 1.0) * inner
+
+    tx, ty = x(frequency_threshold), y(impact_threshold)
+    parts = [
+        (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+         f'viewBox="0 0 {size} {size}" font-size="8">'),
+        (f'<rect x="{tx:.1f}" y="{margin}" width="{size - margin - tx:.1f}" '
+         f'height="{ty - margin:.1f}" fill="#e8e8e8"/>'),
+        (f'<rect x="{margin}" y="{margin}" width="{inner}" height="{inner}" fill="none" '
+         f'stroke="{GRID_COLOUR}" stroke-width="0.8"/>'),
+        (f'<line x1="{tx:.1f}" y1="{margin}" x2="{tx:.1f}" y2="{size - margin}" '
+         f'stroke="{TARGET_COLOUR}" stroke-dasharray="4 3"/>'),
+        (f'<line x1="{margin}" y1="{ty:.1f}" x2="{size - margin}" y2="{ty:.1f}" '
+         f'stroke="{TARGET_COLOUR}" stroke-dasharray="4 3"/>'),
+    ]
+    for number, frequency, impact in points:
+        cx, cy = x(frequency), y(impact)
+        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{SERIES_COLOUR}"/>')
+        parts.append(f'<text x="{cx:.1f}" y="{cy + 2.8:.1f}" text-anchor="middle" '
+                     f'fill="#ffffff">{number}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

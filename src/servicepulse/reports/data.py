@@ -1,4 +1,6 @@
-"""Reads the marts and quality results a report needs. No KPI arithmetic here."""
+"""Reads the marts and quality results a report needs. No KPI arithmetic here: every
+figure is a mart column, and the pure builders (weekly.py, monthly.py) only select,
+order, format and word them."""
 
 from __future__ import annotations
 
@@ -9,33 +11,121 @@ import pandas as pd
 
 from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table, plain_value
 from servicepulse.readiness import releasing_run
-from servicepulse.reports.weekly import QualitySnapshot, period_weeks
+from servicepulse.reports.sections import (
+    AGENT_KPIS,
+    STEP_ORDER,
+    QualitySnapshot,
+    trend_window,
+)
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
+_PRIORITY_TABLES = {"week": "kpi_complaint_priority_weekly",
+                    "month": "kpi_complaint_priority_monthly"}
+_ANCHOR_COLUMNS = {"week": "anchored_week_start", "month": "anchored_month_start"}
 
-def weekly_inputs(settings: Settings, warehouse: Warehouse, period: Period,
+
+def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
                   department: str | None) -> dict[str, Any]:
-    first, last = period_weeks(period)
-    trend_rows = kpi_rows(settings, warehouse, "week", first, last, department)
+    """The mart rows one report of ``period`` (an ISO week or a month) shows, for the
+    organisation (``department`` None) or one department's slice."""
+    if period.kind not in ("week", "month"):
+        raise PeriodError(f"{period.label}: reports cover an ISO week or a month")
+    first, last = trend_window(period)
+    trend_rows = kpi_rows(settings, warehouse, period.kind, first, last, department)
     if not any(r["period_start"] == period.start for r in trend_rows):
         raise PeriodError(f"no KPI rows for {period.label}"
                           + (f" and department {department!r}" if department else "")
-                          + ": the marts do not cover that week (run the pipeline first)")
-    department_rows = [] if department else _department_rows(settings, warehouse, period)
-    return {"trend_rows": trend_rows, "department_rows": department_rows,
-            "quality": latest_quality(settings, warehouse, period),
-            "data_as_of": data_as_of(settings, warehouse)}
+                          + f": the marts do not cover that {period.kind} "
+                            "(run the pipeline first)")
+    return {
+        "trend_rows": trend_rows,
+        # A department's report names no other department; it reads them only for its
+        # place in the ranking.
+        "department_rows": _department_rows(settings, warehouse, period),
+        "agent_rows": _agent_rows(settings, warehouse, period, department),
+        "category_rows": _category_rows(settings, warehouse, period, department),
+        "breaches": _breaches(settings, warehouse, period, department),
+        "breach_limit": settings.reports.breach_list_limit,
+        "quality": latest_quality(settings, warehouse, period),
+        "data_as_of": data_as_of(settings, warehouse),
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records = []
+    for record in frame.to_dict(orient="records"):
+        record = {k: plain_value(v) for k, v in record.items()}
+        for key, value in record.items():
+            if value is pd.NaT:
+                record[key] = None
+            elif isinstance(value, pd.Timestamp):
+                # period_start is a calendar date (DuckDB's date comes back as a
+                # midnight timestamp); the rest are local moments.
+                record[key] = value.date() if key == "period_start" else value.to_pydatetime()
+        records.append(record)
+    return records
 
 
 def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
-    frame = warehouse.fetch_frame(
-        f"select dimension_value, kpi_id, unit, value, status from "
-        f"{kpi_table(settings, 'week')} "
+    """Every department's headline KPIs for the period."""
+    return _records(warehouse.fetch_frame(
+        f"select period_start, dimension_value, kpi_id, unit, direction, numerator, "
+        f"denominator, value, target, status, previous_value "
+        f"from {kpi_table(settings, period.kind)} "
         f"where dimension = 'department' and report_section = 'headline' "
-        f"and period_start = ?", [period.start])
-    return [{k: plain_value(v) for k, v in r.items()}
-            for r in frame.to_dict(orient="records")]
+        f"and period_start = ? order by dimension_value, display_order", [period.start]))
+
+
+def _agent_rows(settings: Settings, warehouse: Warehouse, period: Period,
+                department: str | None):
+    """The agents' KPIs for the period, with the department each agent works in now
+    (dim_agents); a department's slice has only its agents."""
+    marts = settings.warehouse.schema("marts")
+    placeholders = ", ".join("?" for _ in AGENT_KPIS)
+    return _records(warehouse.fetch_frame(
+        f"select kpi.dimension_value as agent_id, agents.department, kpi.kpi_id, kpi.unit, "
+        f"kpi.numerator, kpi.denominator, kpi.value, kpi.status "
+        f"from {kpi_table(settings, period.kind)} as kpi "
+        f'inner join "{marts}"."dim_agents" as agents '
+        f"on kpi.dimension_value = agents.agent_id "
+        f"where kpi.dimension = 'agent' and kpi.period_start = ? "
+        f"and kpi.kpi_id in ({placeholders}) "
+        f"and (? is null or agents.department = ?) "
+        f"order by agents.department, kpi.dimension_value",
+        [period.start, *AGENT_KPIS, department, department]))
+
+
+def _category_rows(settings: Settings, warehouse: Warehouse, period: Period,
+                   department: str | None):
+    """The complaint priority matrix rows of the period and the one before (for the
+    change in volume), for the report's slice."""
+    marts = settings.warehouse.schema("marts")
+    dimension, value = ("department", department) if department else ("organisation", "all")
+    return _records(warehouse.fetch_frame(
+        f"select period_start, complaint_category, complaints, high_impact_complaints, "
+        f"frequency_share, impact_share, frequency_threshold, impact_threshold, "
+        f"is_high_frequency, is_high_impact, priority_rank "
+        f'from "{marts}"."{_PRIORITY_TABLES[period.kind]}" '
+        f"where dimension = ? and dimension_value = ? and period_start in (?, ?) "
+        f"order by period_start, priority_rank, complaints desc, complaint_category",
+        [dimension, value, period.previous().start, period.start]))
+
+
+def _breaches(settings: Settings, warehouse: Warehouse, period: Period,
+              department: str | None):
+    """Every complaint step that missed its deadline and counts in the period: the ones
+    still not done first (someone can act on them), most overdue first."""
+    marts = settings.warehouse.schema("marts")
+    order = " ".join(f"when '{step}' then {i}" for i, step in enumerate(STEP_ORDER))
+    return _records(warehouse.fetch_frame(
+        f"select complaint_id, step, kpi_id, received_at_local, due_at_local, done_at_local, "
+        f"is_still_undone, minutes_late, department, complaint_category, severity "
+        f'from "{marts}"."fct_complaint_step_breaches" '
+        f"where {_ANCHOR_COLUMNS[period.kind]} = ? and (? is null or department = ?) "
+        f"order by is_still_undone desc, minutes_late desc nulls last, case step {order} end, "
+        f"complaint_id",
+        [period.start, department, department]))
 
 
 def latest_quality(settings: Settings, warehouse: Warehouse,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,23 @@ class Messages:
             raise KeyError(f"message {key!r} missing from the {self.locale} catalogue") from None
         return text.format(**values) if values else text
 
-    def department(self, code: str) -> str:
+    def department(self, code: str | None) -> str:
+        if code is None:
+            return "–"
         return _catalogue(self.locale).get("departments", {}).get(code, code)
+
+    def category(self, code: str | None) -> str:
+        if code is None:
+            return "–"
+        return _catalogue(self.locale).get("complaint_categories", {}).get(code, code)
+
+    def section_texts(self, kind: str) -> dict[str, str]:
+        """Every ``section_``/``col_`` text and the few others templates print, the
+        period's own wording (``<key>_week`` / ``<key>_month``) where one exists."""
+        catalogue = _catalogue(self.locale)
+        keys = {key.removesuffix("_week").removesuffix("_month") for key in catalogue
+                if key.startswith(("section_", "col_", "label_"))}
+        return {key: catalogue.get(f"{key}_{kind}", catalogue.get(key, "")) for key in keys}
 
     @property
     def babel_locale(self) -> str:
@@ -55,6 +70,23 @@ class Messages:
         """A local moment with its offset, e.g. "2026年11月22日 23:58 (UTC+08:00)"."""
         offset = value.strftime("%z")
         return f"{self.date(value.date())} {value:%H:%M} (UTC{offset[:3]}:{offset[3:]})"
+
+    def short_moment(self, value: datetime) -> str:
+        """A local moment within a report's period, e.g. "11-22 21:20" (tables); a
+        day's end reads as "11-22 24:00", not as the next day's start."""
+        if (value.hour, value.minute, value.second) == (0, 0, 0):
+            return f"{value - timedelta(days=1):%m-%d} 24:00"
+        return f"{value:%m-%d %H:%M}"
+
+    def duration(self, minutes: float) -> str:
+        """Lateness as a reader weighs it: minutes, hours, or days and hours."""
+        minutes = max(0.0, minutes)
+        if minutes < 60:
+            return self("duration_minutes", minutes=round(minutes))
+        if minutes < 24 * 60:
+            return self("duration_hours", hours=self.number(minutes / 60))
+        days, rest = divmod(round(minutes / 60), 24)
+        return self("duration_days", days=days, hours=rest)
 
     def kpi_value(self, value: float | None, unit: str) -> str:
         """A KPI value as a reader expects it: rates as percentages, times with units."""

@@ -1,4 +1,5 @@
-"""Render the weekly report for every audience and e-mail each recipient their slice."""
+"""Render a report (weekly: an ISO week; monthly: a month) for every audience and
+e-mail each recipient their slice, once."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ from pathlib import Path
 from servicepulse.delivery.deliver import DeliveryResult, Envelope, deliver, prune_archive
 from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.delivery.outbox import Attachment
-from servicepulse.kpis import Period
-from servicepulse.reports.data import weekly_inputs
+from servicepulse.kpis import Period, PeriodError
+from servicepulse.reports.data import report_inputs
 from servicepulse.reports.i18n import Messages
+from servicepulse.reports.monthly import build_monthly_report
 from servicepulse.reports.render import render_html, render_pdf
 from servicepulse.reports.weekly import build_weekly_report
 from servicepulse.settings import LOCALES, ConfigError, Recipient, Settings
 from servicepulse.warehouse import Warehouse, connected
 
 log = logging.getLogger(__name__)
+
+# The report of each period kind: its name (template folder, ledger, outbox, recipients
+# list in delivery settings) and the pure function that builds its template data.
+REPORTS = {"week": ("weekly", build_weekly_report), "month": ("monthly", build_monthly_report)}
+PERIOD_KINDS = {name: kind for kind, (name, _) in REPORTS.items()}
 
 
 @dataclass
@@ -26,24 +33,47 @@ class Published:
     delivery: DeliveryResult | None = None
 
 
+def report_name(period: Period) -> str:
+    if period.kind not in REPORTS:
+        raise PeriodError(f"{period.label}: a report covers an ISO week (weekly, e.g. "
+                          "2026-W47) or a month (monthly, e.g. 2026-10)")
+    return REPORTS[period.kind][0]
+
+
+def parse_report_period(report: str, label: str) -> Period:
+    """``label`` as the period of ``report``, refusing a week for the monthly report."""
+    period = Period.parse(label)
+    if PERIOD_KINDS[report] != period.kind:
+        example = "an ISO week such as 2026-W47" if report == "weekly" else "a month such as 2026-10"
+        raise PeriodError(f"the {report} report covers {example}, not {label!r}")
+    return period
+
+
+def recipients_of(settings: Settings, report: str) -> list[Recipient]:
+    return list(getattr(settings.delivery, report))
+
+
 def report_filename(report: str, period: Period, locale: str, department: str | None) -> str:
     scope = department or "all"
     return f"servicepulse-{report}-{period.label}-{scope}-{locale}.pdf"
 
 
-def render_weekly(settings: Settings, warehouse: Warehouse, period: Period, locale: str,
+def render_report(settings: Settings, warehouse: Warehouse, period: Period, locale: str,
                   department: str | None, out_dir: Path,
                   inputs: dict | None = None) -> tuple[Path, dict]:
-    """``inputs``: the slice's mart rows, when already read for another locale."""
-    inputs = inputs or weekly_inputs(settings, warehouse, period, department)
-    context = build_weekly_report(period, locale, department, **inputs)
+    """The report of ``period`` for one audience. ``inputs``: the slice's mart rows,
+    when already read for another locale."""
+    report = report_name(period)
+    build = REPORTS[period.kind][1]
+    inputs = inputs or report_inputs(settings, warehouse, period, department)
+    context = build(period, locale, department, **inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / report_filename("weekly", period, locale, department)
-    path.write_bytes(render_pdf("weekly", context))
+    path = out_dir / report_filename(report, period, locale, department)
+    path.write_bytes(render_pdf(report, context))
     return path, context
 
 
-def publish_weekly(settings: Settings, period: Period, send: bool = True,
+def publish_report(settings: Settings, period: Period, send: bool = True,
                    run_id: str | None = None, only_recipient: str | None = None,
                    resend_reason: str | None = None) -> Published:
     """Both locales for the whole organisation plus every recipient's own slice, then
@@ -51,35 +81,37 @@ def publish_weekly(settings: Settings, period: Period, send: bool = True,
 
     ``only_recipient`` with ``resend_reason``: send that one person the report again,
     deliberately; the ledger records it as a re-send with the reason."""
-    recipients = [r for r in settings.delivery.weekly
+    report = report_name(period)
+    configured = recipients_of(settings, report)
+    recipients = [r for r in configured
                   if only_recipient is None or str(r.email) == only_recipient]
     if only_recipient and not recipients:
-        raise ConfigError(f"{only_recipient} is not a recipient of the weekly report "
-                          "(delivery.weekly in the settings)")
+        raise ConfigError(f"{only_recipient} is not a recipient of the {report} report "
+                          f"(delivery.{report} in the settings)")
     audiences = {(locale, None) for locale in LOCALES}
-    audiences |= {(r.locale, r.department) for r in settings.delivery.weekly}
-    out_dir = settings.output_path / "reports" / "weekly" / period.label
+    audiences |= {(r.locale, r.department) for r in configured}
+    out_dir = settings.output_path / "reports" / report / period.label
     published = Published()
     contexts: dict = {}
     inputs_by_slice: dict = {}  # both locales of a slice show the same rows
     with connected(settings) as warehouse:
         for locale, department in sorted(audiences, key=lambda a: (a[1] or "", a[0])):
             if department not in inputs_by_slice:
-                inputs_by_slice[department] = weekly_inputs(settings, warehouse, period,
+                inputs_by_slice[department] = report_inputs(settings, warehouse, period,
                                                             department)
-            path, context = render_weekly(settings, warehouse, period, locale, department,
+            path, context = render_report(settings, warehouse, period, locale, department,
                                           out_dir, inputs_by_slice[department])
             published.reports[(locale, department)] = path
             contexts[(locale, department)] = context
             log.info("rendered %s", path)
         if not send:
             return published
-        envelopes = [weekly_envelope(recipient, period, contexts[key],
+        envelopes = [report_envelope(recipient, period, contexts[key],
                                      published.reports[key])
                      for recipient in recipients
                      for key in [(recipient.locale, recipient.department)]]
         try:
-            published.delivery = deliver(settings, warehouse, "weekly", period.label,
+            published.delivery = deliver(settings, warehouse, report, period.label,
                                          envelopes, run_id=run_id,
                                          resend_reason=resend_reason)
         finally:
@@ -87,47 +119,58 @@ def publish_weekly(settings: Settings, period: Period, send: bool = True,
     return published
 
 
-def weekly_envelope(recipient: Recipient, period: Period, context: dict,
+def report_envelope(recipient: Recipient, period: Period, context: dict,
                     pdf_path: Path) -> Envelope:
+    """The e-mail: headline KPIs and the written summary (HTML with inline CSS, and
+    plain text), the recipient's PDF attached."""
+    report = report_name(period)
     t = Messages(recipient.locale)
-    subject = t("email_subject", period=period.label)
+    subject = t(f"email_subject_{report}", period=period.label)
     body = {
         "subject": subject,
         "greeting": t("email_greeting", name=recipient.name),
-        "intro": t("email_intro", period=context["period_text"], scope=context["scope"]),
+        "intro": t(f"email_intro_{report}", period=context["period_text"],
+                   scope=context["scope"]),
         "headline_title": t("email_headline"),
         "footer": t("email_footer"),
+        "tiles": context.get("tiles") or context["scorecard"],
     }
-    html = render_html("weekly", "email.html.j2", {**context, **body})
+    html = render_html("_partials", "email.html.j2", {**context, **body})
     text = "\n".join([body["greeting"], body["intro"], "",
                       *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
-                        for tile in context["tiles"]],
+                        for tile in body["tiles"]],
                       "", *context["summary"]])
     return Envelope(str(recipient.email), recipient.name, subject, text, html,
                     Attachment(pdf_path.name, pdf_path.read_bytes()), recipient.locale,
                     recipient.department, recipient.role)
 
 
-def weekly_delivered(settings: Settings, warehouse: Warehouse, period: Period) -> bool:
+def delivered(settings: Settings, warehouse: Warehouse, period: Period) -> bool:
     """Every current recipient already has the period's scheduled e-mail (so a nightly
     trigger need not render anything)."""
-    rows = ledger_rows(settings, warehouse, "weekly", period.label)
+    report = report_name(period)
+    rows = ledger_rows(settings, warehouse, report, period.label)
     sent = {r["recipient"] for r in rows if r["sequence"] == 0 and r["status"] == "sent"}
-    return all(str(r.email) in sent for r in settings.delivery.weekly)
+    return all(str(r.email) in sent for r in recipients_of(settings, report))
 
 
 def delayed_notice_envelope(recipient: Recipient, period: Period) -> Envelope:
+    report = report_name(period)
     t = Messages(recipient.locale)
-    year, week, _ = period.start.isocalendar()
     scope = t("scope_department", department=t.department(recipient.department)) \
         if recipient.department else t("scope_org")
-    period_text = t("period_week", year=year, week=week, start=t.date(period.start),
-                    end=t.date(period.end))
+    if period.kind == "week":
+        year, week, _ = period.start.isocalendar()
+        period_text = t("period_week", year=year, week=week, start=t.date(period.start),
+                        end=t.date(period.end))
+    else:
+        period_text = t("period_month", year=period.start.year, month=period.start.month,
+                        start=t.date(period.start), end=t.date(period.end))
     context = {"locale": recipient.locale,
-               "subject": t("delayed_subject", period=period.label),
+               "subject": t(f"delayed_subject_{report}", period=period.label),
                "greeting": t("email_greeting", name=recipient.name),
-               "body": t("delayed_body", period=period_text, scope=scope)}
-    html = render_html("weekly", "delayed.html.j2", context)
+               "body": t(f"delayed_body_{report}", period=period_text, scope=scope)}
+    html = render_html("_partials", "delayed.html.j2", context)
     text = "\n".join([context["greeting"], context["body"]])
     return Envelope(str(recipient.email), recipient.name, context["subject"], text, html,
                     None, recipient.locale, recipient.department, recipient.role)
@@ -140,17 +183,18 @@ def send_delayed_notice(settings: Settings, period: Period, reason: str,
     from servicepulse.delivery.deliver import send_delivery_alert
     from servicepulse.delivery.transport import transport_for
 
+    report = report_name(period)
     with connected(settings) as warehouse:
-        delivered = {r["recipient"] for r in ledger_rows(settings, warehouse, "weekly",
-                                                         period.label)
-                     if r["status"] == "sent"}
-        waiting = [r for r in settings.delivery.weekly if str(r.email) not in delivered]
-        result = deliver(settings, warehouse, "weekly-delayed", period.label,
+        already = {r["recipient"] for r in ledger_rows(settings, warehouse, report,
+                                                       period.label)
+                   if r["status"] == "sent"}
+        waiting = [r for r in recipients_of(settings, report) if str(r.email) not in already]
+        result = deliver(settings, warehouse, f"{report}-delayed", period.label,
                          [delayed_notice_envelope(r, period) for r in waiting], run_id=run_id,
-                         folder=("weekly", period.label, "delayed"))
+                         folder=(report, period.label, "delayed"))
     result.alert = send_delivery_alert(
         settings, transport_for(settings), result, [], [],
-        subject=f"weekly {period.label} is delayed: not ready at its deadline",
+        subject=f"{report} {period.label} is delayed: not ready at its deadline",
         intro=f"{reason}. {result.count('sent')} recipient(s) were told the report is "
               "delayed; it goes out by itself once the interval is re-run and passes.")
     return result

@@ -65,9 +65,10 @@ def render_pdf(report: str, context: dict[str, Any]) -> bytes:
     if context.get("locale") == "zh-CN" and installed_cjk_font() is None:
         raise RenderError(FONT_HELP)
     html = render_html(report, "report.html.j2", context)
-    stylesheet = CSS(filename=str(TEMPLATES_DIR / report / "style.css"))
+    stylesheets = [CSS(filename=str(TEMPLATES_DIR / "_partials" / "base.css")),
+                   CSS(filename=str(TEMPLATES_DIR / report / "style.css"))]
     document = HTML(string=html, base_url=str(TEMPLATES_DIR / report)).render(
-        stylesheets=[stylesheet])
+        stylesheets=stylesheets)
     pdf = document.write_pdf()
     # WeasyPrint draws a character that no font has as an empty box and only notes
     # it on the font object: fail the render rather than the reader.

@@ -1,0 +1,76 @@
+"""ServicePulse monthly leadership review (Airflow 3).
+
+Runs when its data is ready, not on a blind timer:
+- every time the nightly DAG's mart checks pass (the Asset below), it sends the last
+  complete month if that month is now checked and not yet delivered;
+- every morning of the first ten days of a month at 10:00 (reporting time zone) it
+  checks the deadline: the month's first working day in the business calendar (so
+  1 October and the National Day holiday push it back, and a working weekend counts).
+  Before it, nothing happens; from it on, the previous month goes out, or, if its data
+  has not passed the quality gate, every recipient is told the review is delayed and
+  the data team is alerted (the run fails, loudly).
+Each recipient gets each month once (the send ledger), however often this runs.
+Backfill / re-send: trigger with params, e.g. {"period": "2026-10"} or
+{"period": "2026-10", "recipient": "a@example.com", "resend_reason": "lost it"}.
+All logic lives in servicepulse.pipeline; this file only wires it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, Param, dag, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+REPORTING_TIMEZONE = os.environ.get("SERVICEPULSE_REPORTING_TIMEZONE", "Asia/Shanghai")
+CHECKED_MARTS = Asset("servicepulse://quality/kpi_marts_checked")
+WAREHOUSE_POOL = "servicepulse_warehouse"
+# The first working day of a month is one of its first ten days even after the
+# longest Chinese holiday; the step decides which.
+MONTHLY_DEADLINE_CHECK = "0 10 1-10 * *"
+
+
+@dag(
+    dag_id="servicepulse_monthly_report",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(MONTHLY_DEADLINE_CHECK, timezone=REPORTING_TIMEZONE),
+        assets=CHECKED_MARTS),
+    start_date=pendulum.datetime(2026, 1, 1, tz=REPORTING_TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    tags=["servicepulse", "report"],
+    params={
+        "period": Param(None, type=["null", "string"],
+                        description="month to send, e.g. 2026-10 (default: the due one)"),
+        "recipient": Param(None, type=["null", "string"],
+                           description="only this configured recipient"),
+        "resend_reason": Param(None, type=["null", "string"],
+                               description="send again on purpose, recorded in the ledger"),
+    },
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "pool": WAREHOUSE_POOL,
+    },
+    doc_md=__doc__,
+)
+def servicepulse_monthly_report():
+    @task
+    def publish_monthly_report(params=None, run_id=None, logical_date=None,
+                               triggering_asset_events=None):
+        from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
+
+        return run_step(pipeline.publish_monthly, params.get("period"), run_id=run_id,
+                        logical_date=logical_date,
+                        triggered_by_data=bool(triggering_asset_events),
+                        recipient=params.get("recipient"),
+                        resend_reason=params.get("resend_reason"))
+
+    publish_monthly_report()
+
+
+servicepulse_monthly_report()

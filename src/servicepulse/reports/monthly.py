@@ -1,0 +1,71 @@
+"""The monthly leadership report's data: a pure function of mart rows.
+
+Sections follow the catalogue's "Monthly leadership report": a one-page summary of
+KPIs against targets with month-over-month and year-over-year change, 13-month
+trends, the complaint priority matrix, top issues by root-cause category, the
+department ranking by composite score, audits and mystery shoppers, data quality.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from servicepulse.kpis import Period
+from servicepulse.reports import sections
+from servicepulse.reports.i18n import Messages
+from servicepulse.reports.sections import QualitySnapshot
+
+TOP_ISSUES = 5
+
+
+def build_monthly_report(period: Period, locale: str, department: str | None,
+                         trend_rows: list[dict[str, Any]],
+                         department_rows: list[dict[str, Any]],
+                         agent_rows: list[dict[str, Any]],
+                         category_rows: list[dict[str, Any]],
+                         breaches: list[dict[str, Any]],
+                         quality: QualitySnapshot | None,
+                         data_as_of: datetime, breach_limit: int) -> dict[str, Any]:
+    """Everything the monthly template shows, already worded and formatted.
+    ``agent_rows`` and the breach rows themselves are not shown: leadership reads
+    departments and missed deadlines by step, not agents and single complaints."""
+    del agent_rows, breach_limit
+    t = Messages(locale)
+    this_month = sections.headline(trend_rows, period)
+    year_ago = sections.year_ago(trend_rows, period)
+    categories = sections.complaint_categories(t, category_rows, period)
+    breach_list = sections.breach_list(t, breaches, limit=0)
+    scope = t("scope_department", department=t.department(department)) if department \
+        else t("scope_org")
+    scorecard = [{
+        **tile,
+        "year_ago": t.kpi_change(row["value"], year_ago.get(row["kpi_id"]), row["unit"]),
+    } for tile, row in zip(sections.tiles(t, locale, this_month), this_month)]
+    return {
+        "locale": locale,
+        "report": "monthly",
+        "title": t("report_title_monthly"),
+        "period_label": period.label,
+        "period_text": t("period_month", year=period.start.year, month=period.start.month,
+                         start=t.date(period.start), end=t.date(period.end)),
+        "scope": scope,
+        "department": department,
+        "data_as_of": data_as_of.isoformat(),
+        "data_as_of_text": sections.moment_text(t, data_as_of),
+        "summary": sections.summary(t, locale, "month", this_month,
+                                    [] if department else department_rows, categories,
+                                    breach_list),
+        "scorecard": scorecard,
+        "trends": sections.trends(t, locale, this_month, trend_rows, period),
+        "categories": categories,
+        "top_issues": categories["rows"][:TOP_ISSUES],
+        "breach_steps": breach_list["by_step"],
+        "breach_total": breach_list["total"],
+        # A department's own report shows its own line and place, no other name.
+        "ranking": sections.department_ranking(t, department_rows, department),
+        "audits": sections.audit_table(t, this_month, department_rows, department),
+        "quality": sections.quality_panel(t, quality),
+        "t": t.section_texts("month"),
+        "page_of": t("page_of"),
+    }

@@ -1,16 +1,22 @@
 """The DAGs through Airflow (`airflow dags test`, SQLite metadata) on a small generated
-data set: nightly load -> dbt -> quality gate, then the weekly report DAG -> e-mails."""
+data set: nightly load -> dbt -> quality gate, then the weekly and the monthly report
+DAGs -> e-mails."""
 
 from __future__ import annotations
 
 import email
-from datetime import date, timedelta
+from datetime import date
 from email import policy
 
 import pytest
 from pypdf import PdfReader
 
-from servicepulse.airflow_runner import PipelineRunError, run_nightly, run_weekly_report
+from servicepulse.airflow_runner import (
+    PipelineRunError,
+    run_monthly_report,
+    run_nightly,
+    run_weekly_report,
+)
 from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.kpis import Period, kpi_document
@@ -29,7 +35,8 @@ def airflow_home(tmp_path_factory):
 
 def _settings(tmp_path, airflow_home):
     sources = tmp_path / "sources"
-    generate(GenerationSpec(out=sources, start=SUNDAY - timedelta(days=20), days=21, seed=3,
+    # From 1 October: a whole month for the monthly report.
+    generate(GenerationSpec(out=sources, start=date(2026, 10, 1), days=53, seed=3,
                             tickets_per_day=60))
     recipients = [
         {"email": "ops@example.com", "name": "运营总监", "locale": "zh-CN"},
@@ -37,7 +44,9 @@ def _settings(tmp_path, airflow_home):
          "department": "bj_call_centre"},
     ]
     return settings_for(tmp_path, sources, airflow_home=str(airflow_home),
-                        **{"delivery.weekly": recipients})
+                        **{"delivery.weekly": recipients,
+                           "delivery.monthly": [{"email": "ceo@example.com", "name": "CEO",
+                                                 "locale": "en"}]})
 
 
 def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
@@ -48,10 +57,16 @@ def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
     assert not (settings.output_path / "outbox" / "weekly").exists()  # reports wait
     for _ in range(2):  # a re-run of the report DAG sends nothing twice
         assert run_weekly_report(settings, "2026-W47", SUNDAY).state == "success"
+    for _ in range(2):
+        assert run_monthly_report(settings, "2026-10", SUNDAY).state == "success"
     with connected(settings, read_only=True) as warehouse:
         rows = ledger_rows(settings, warehouse)
-    assert sorted((r["recipient"], r["sequence"], r["status"]) for r in rows) == [
-        ("bj.head@example.com", 0, "sent"), ("ops@example.com", 0, "sent")]
+    assert sorted((r["report"], r["recipient"], r["sequence"], r["status"]) for r in rows) == [
+        ("monthly", "ceo@example.com", 0, "sent"),
+        ("weekly", "bj.head@example.com", 0, "sent"), ("weekly", "ops@example.com", 0, "sent")]
+    monthly_pdf = (settings.output_path / "reports" / "monthly" / "2026-10" /
+                   "servicepulse-monthly-2026-10-all-en.pdf")
+    assert "Monthly service-quality review" in PdfReader(monthly_pdf).pages[0].extract_text()
 
     with connected(settings, read_only=True) as warehouse:
         csat = kpi_document(settings, warehouse, Period.parse("2026-W47"))["kpis"]["CSAT"]

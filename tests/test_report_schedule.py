@@ -202,6 +202,25 @@ def test_weekly_deadline_runs_once_a_week_for_consecutive_weeks(monkeypatch, zon
                                         for i in range(len(weeks))]
 
 
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/New_York"])
+def test_monthly_deadline_checks_run_at_ten_on_the_first_ten_days_of_each_month(monkeypatch,
+                                                                              zone):
+    """The monthly DAG wakes at 10:00 local on days 1-10 (the step sends on the month's
+    first working day, see above): through both daylight-saving changes every wake-up
+    is at 10:00 local, and each month's ten wake-ups all ask for the month before."""
+    tz = ZoneInfo(zone)
+    dag = _dag(monkeypatch, "servicepulse_monthly_report.py", zone)
+    assert dag.timetable.asset_condition.uri == "servicepulse://quality/kpi_marts_checked"
+    runs = _runs(dag.timetable.timetable, datetime(2026, 1, 1, tzinfo=tz), 120)
+    due: dict[str, list[int]] = {}
+    for run in runs:
+        local = run.run_after.in_timezone(zone)
+        assert (local.hour, local.minute) == (10, 0)
+        due.setdefault(Period.last_complete_month(local.date()).label, []).append(local.day)
+    assert list(due) == ["2025-12"] + [f"2026-{month:02d}" for month in range(1, 12)]
+    assert all(days == list(range(1, 11)) for days in due.values())
+
+
 def settings_for_zone(zone: str):
     from servicepulse.settings import Settings
 

@@ -115,7 +115,7 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
       before it do nothing. Past the deadline and not ready: every recipient gets a
       "report delayed" notice (once) and the data team an alert, and the run fails.
     """
-    from servicepulse.kpis import Period
+    from servicepulse.kpis import Period, PeriodError
     from servicepulse.readiness import newest_ready_end, period_readiness
     from servicepulse.reports.publish import (
         PERIOD_KINDS,
@@ -163,8 +163,16 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
         notice = send_delayed_notice(settings, period, readiness.reason, run_id=run_id)
         raise ReportNotReady(f"{report} {period.label} is not ready at its deadline: "
                              f"{readiness.reason}; delayed notice: {notice.summary()}")
-    published = publish(settings, period, run_id=run_id, only_recipient=recipient,
-                        resend_reason=resend_reason)
+    try:
+        published = publish(settings, period, run_id=run_id, only_recipient=recipient,
+                            resend_reason=resend_reason)
+    except PeriodError as error:
+        # A period the marts do not cover (data that starts after it, e.g. the month
+        # before the first load) is no reason for the nightly trigger to fail every
+        # night; a requested or due period still fails loudly.
+        if triggered_by_data:
+            return {"period": period.label, "skipped": str(error)}
+        raise
     for path in published.reports.values():
         log.info("report %s", path)
     log.info("%s %s delivery: %s", report, period.label, published.delivery.summary())

@@ -13,7 +13,7 @@ from servicepulse.reports.charts import bar_svg, matrix_svg, trend_svg
 from servicepulse.reports.i18n import Messages
 
 TREND_PERIODS = {"week": 12, "month": 13}
-# Complaint process order: a breach list reads like the complaint's life.
+# Complaint process order: per-step counts read like a complaint's life.
 STEP_ORDER = ("classify", "dispatch", "solution", "close", "callback", "escalate")
 # The agent table: speed, resolution, satisfaction and the overall score.
 AGENT_KPIS = ("RESP_SLA", "FRT", "FCR", "AHT", "CSAT", "COMPOSITE")
@@ -82,7 +82,8 @@ def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
     charts = []
     for r in rows:
         by_start = {x["period_start"]: x["value"] for x in trend_rows if x["kpi_id"] == r["kpi_id"]}
-        scale = 100.0 if r["unit"] == "fraction" else 1.0
+        # As the tiles show them: rates in percent, handling times in minutes.
+        scale = {"fraction": 100.0, "seconds": 1 / 60}.get(r["unit"], 1.0)
         values = [None if by_start.get(s) is None else by_start[s] * scale for s in starts]
         target = None if r["target"] is None else r["target"] * scale
         charts.append({"name": kpi_name(r, locale),

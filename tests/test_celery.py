@@ -136,8 +136,8 @@ def test_celery_workers_run_the_nightly_dag_and_the_report_follows(tmp_path, met
             services.append(subprocess.Popen([AIRFLOW, *arguments], env=env, stdout=log,
                                              stderr=subprocess.STDOUT, start_new_session=True))
     try:
-        _wait_for("the DAG processor to store both DAGs", lambda: len(_query(
-            metadata_database, "select dag_id from dag where dag_id like 'servicepulse_%'")) == 2,
+        _wait_for("the DAG processor to store every DAG", lambda: len(_query(
+            metadata_database, "select dag_id from dag where dag_id like 'servicepulse_%'")) == 3,
             120, logs)
         airflow("dags", "unpause", "servicepulse_nightly")
         nightly = _wait_for("the scheduled nightly run to finish", lambda: _query(

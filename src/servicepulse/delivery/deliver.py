@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -105,7 +107,9 @@ def archive_attachment(settings: Settings, report: str, period: str,
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sha256}{Path(attachment.filename).suffix}"
     if not path.exists():
-        temporary = path.with_suffix(".tmp")
+        # A temporary name of this writer's own: two workers archiving the same PDF at
+        # once each rename a complete file onto the same content-addressed name.
+        temporary = folder / f".{sha256}.{os.getpid()}.{threading.get_ident()}.tmp"
         temporary.write_bytes(attachment.content)
         temporary.replace(path)
     return sha256, path

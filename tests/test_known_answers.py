@@ -291,6 +291,20 @@ def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix
         assert pg_rows == duck_rows
     assert kpis(pg_settings, "2026-W47")["CSI"]["value"] == pytest.approx(62.5)
     assert _breaches(pg_settings) == _breaches(duckdb_settings)
+    # The reports read the marts the same way from both: the same weekly and monthly
+    # report data, figure for figure (PostgreSQL's numerics once broke the matrix).
+    from servicepulse.kpis import Period
+    from servicepulse.reports.data import report_inputs
+    from servicepulse.reports.publish import REPORTS
+
+    for label in ("2026-W47", "2026-11"):
+        period = Period.parse(label)
+        contexts = []
+        for settings in (duckdb_settings, pg_settings):
+            with connected(settings) as warehouse:
+                inputs = report_inputs(settings, warehouse, period, None)
+            contexts.append(REPORTS[period.kind][1](period, "en", None, **inputs))
+        assert contexts[0] == contexts[1], label
 
 
 def test_every_mart_column_is_described(duckdb_settings):

@@ -61,7 +61,7 @@ scored as (
             as frequency_share,
         cast(categories.high_impact_complaints as double precision) / categories.complaints
             as impact_share,
-        1.0 / slices.categories_seen as frequency_threshold,
+        cast(1.0 as double precision) / slices.categories_seen as frequency_threshold,
         cast(slices.slice_high_impact_complaints as double precision) / slices.slice_complaints
             as impact_threshold
     from categories

@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from servicepulse.settings import Settings
@@ -81,9 +82,12 @@ class Period:
 
 
 def plain_value(value: Any) -> Any:
-    """A database value as plain Python: NaN/NA become None, numpy scalars unwrapped."""
+    """A database value as plain Python: NaN/NA become None, numpy scalars unwrapped,
+    PostgreSQL numerics (Decimal) floats like DuckDB's doubles."""
     if value is None:
         return None
+    if isinstance(value, Decimal):
+        return float(value)
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):

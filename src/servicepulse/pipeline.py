@@ -184,11 +184,11 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
 def first_working_day(settings: Settings, warehouse: Any, month_start: date) -> date:
     """The month's first working day in the business calendar (dim_dates: public
     holidays, adjusted working weekends and the organisation's overrides)."""
+    import pandas as pd
+
     frame = warehouse.fetch_frame(
         f'select min(calendar_date) as day from "{settings.warehouse.schema("marts")}".'
         f'"dim_dates" where month_start = ? and is_working_day', [month_start])
-    import pandas as pd
-
     day = frame["day"].iloc[0]
     if pd.isna(day):
         log.warning("the business calendar has no working day in %s (calendar.years in "

@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+
+import pandas as pd
 
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
@@ -95,6 +97,23 @@ def plain_value(value: Any) -> Any:
     return value
 
 
+def plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A query's rows as plain Python from either warehouse: plain_value, NaT as None,
+    period_start a calendar date (DuckDB returns a date as a midnight timestamp),
+    other timestamps datetimes."""
+    records = []
+    for record in frame.to_dict(orient="records"):
+        record = {k: plain_value(v) for k, v in record.items()}
+        for key, value in record.items():
+            if value is pd.NaT:
+                record[key] = None
+            elif isinstance(value, datetime):  # pandas Timestamp or plain datetime
+                record[key] = value.date() if key == "period_start" else (
+                    value.to_pydatetime() if isinstance(value, pd.Timestamp) else value)
+        records.append(record)
+    return records
+
+
 KPI_TABLES = {"day": "kpi_daily", "week": "kpi_weekly", "month": "kpi_monthly"}
 ORGANISATION = ("organisation", "all")
 
@@ -123,13 +142,7 @@ def slice_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date
         f"and period_start between ? and ? "
         f"order by period_start, dimension_value, display_order",
         [dimension, value, value, first, last])
-    records = []
-    for record in frame.to_dict(orient="records"):
-        record = {k: plain_value(v) for k, v in record.items()}
-        if hasattr(record["period_start"], "date"):
-            record["period_start"] = record["period_start"].date()
-        records.append(record)
-    return records
+    return plain_records(frame)
 
 
 def dimensions(settings: Settings, warehouse: Warehouse, grain: str) -> list[str]:

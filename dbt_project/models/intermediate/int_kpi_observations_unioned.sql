@@ -17,10 +17,10 @@ tickets as (
     cross join as_of
 ),
 
+-- Complaint deadlines are decided in int_complaint_steps_evaluated; here complaints
+-- only count (CMP_RATE).
 complaints as (
-    select fct_complaints.*, as_of.data_as_of, as_of.data_as_of_local
-    from {{ ref('fct_complaints') }} as fct_complaints
-    cross join as_of
+    select * from {{ ref('fct_complaints') }}
 ),
 
 answered_surveys as (

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table, plain_value
+from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table, plain_records
 from servicepulse.readiness import releasing_run
 from servicepulse.reports.sections import (
     AGENT_KPIS,
@@ -52,24 +52,9 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
     }
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    records = []
-    for record in frame.to_dict(orient="records"):
-        record = {k: plain_value(v) for k, v in record.items()}
-        for key, value in record.items():
-            if value is pd.NaT:
-                record[key] = None
-            elif isinstance(value, pd.Timestamp):
-                # period_start is a calendar date (DuckDB's date comes back as a
-                # midnight timestamp); the rest are local moments.
-                record[key] = value.date() if key == "period_start" else value.to_pydatetime()
-        records.append(record)
-    return records
-
-
 def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
     """Every department's headline KPIs for the period."""
-    return _records(warehouse.fetch_frame(
+    return plain_records(warehouse.fetch_frame(
         f"select period_start, dimension_value, kpi_id, unit, direction, numerator, "
         f"denominator, value, target, status, previous_value "
         f"from {kpi_table(settings, period.kind)} "
@@ -83,7 +68,7 @@ def _agent_rows(settings: Settings, warehouse: Warehouse, period: Period,
     (dim_agents); a department's slice has only its agents."""
     marts = settings.warehouse.schema("marts")
     placeholders = ", ".join("?" for _ in AGENT_KPIS)
-    return _records(warehouse.fetch_frame(
+    return plain_records(warehouse.fetch_frame(
         f"select kpi.dimension_value as agent_id, agents.department, kpi.kpi_id, kpi.unit, "
         f"kpi.numerator, kpi.denominator, kpi.value, kpi.status "
         f"from {kpi_table(settings, period.kind)} as kpi "
@@ -102,7 +87,7 @@ def _category_rows(settings: Settings, warehouse: Warehouse, period: Period,
     change in volume), for the report's slice."""
     marts = settings.warehouse.schema("marts")
     dimension, value = ("department", department) if department else ("organisation", "all")
-    return _records(warehouse.fetch_frame(
+    return plain_records(warehouse.fetch_frame(
         f"select period_start, complaint_category, complaints, high_impact_complaints, "
         f"frequency_share, impact_share, frequency_threshold, impact_threshold, "
         f"is_high_frequency, is_high_impact, priority_rank "
@@ -118,7 +103,7 @@ def _breaches(settings: Settings, warehouse: Warehouse, period: Period,
     still not done first (someone can act on them), most overdue first."""
     marts = settings.warehouse.schema("marts")
     order = " ".join(f"when '{step}' then {i}" for i, step in enumerate(STEP_ORDER))
-    return _records(warehouse.fetch_frame(
+    return plain_records(warehouse.fetch_frame(
         f"select complaint_id, step, kpi_id, received_at_local, due_at_local, done_at_local, "
         f"is_still_undone, minutes_late, department, complaint_category, severity "
         f'from "{marts}"."fct_complaint_step_breaches" '

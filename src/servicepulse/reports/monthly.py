@@ -36,23 +36,12 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
     year_ago = sections.year_ago(trend_rows, period)
     categories = sections.complaint_categories(t, category_rows, period)
     breach_list = sections.breach_list(t, breaches, limit=0)
-    scope = t("scope_department", department=t.department(department)) if department \
-        else t("scope_org")
     scorecard = [{
         **tile,
         "year_ago": t.kpi_change(row["value"], year_ago.get(row["kpi_id"]), row["unit"]),
     } for tile, row in zip(sections.tiles(t, locale, this_month), this_month)]
     return {
-        "locale": locale,
-        "report": "monthly",
-        "title": t("report_title_monthly"),
-        "period_label": period.label,
-        "period_text": t("period_month", year=period.start.year, month=period.start.month,
-                         start=t.date(period.start), end=t.date(period.end)),
-        "scope": scope,
-        "department": department,
-        "data_as_of": data_as_of.isoformat(),
-        "data_as_of_text": sections.moment_text(t, data_as_of),
+        **sections.header(t, "monthly", period, department, data_as_of),
         "summary": sections.summary(t, locale, "month", this_month,
                                     [] if department else department_rows, categories,
                                     breach_list),
@@ -66,6 +55,4 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
         "ranking": sections.department_ranking(t, department_rows, department),
         "audits": sections.audit_table(t, this_month, department_rows, department),
         "quality": sections.quality_panel(t, quality),
-        "t": t.section_texts("month"),
-        "page_of": t("page_of"),
     }

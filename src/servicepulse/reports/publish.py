@@ -11,6 +11,7 @@ from servicepulse.delivery.deliver import DeliveryResult, Envelope, deliver, pru
 from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.delivery.outbox import Attachment
 from servicepulse.kpis import Period, PeriodError
+from servicepulse.reports import sections
 from servicepulse.reports.data import report_inputs
 from servicepulse.reports.i18n import Messages
 from servicepulse.reports.monthly import build_monthly_report
@@ -157,19 +158,11 @@ def delivered(settings: Settings, warehouse: Warehouse, period: Period) -> bool:
 def delayed_notice_envelope(recipient: Recipient, period: Period) -> Envelope:
     report = report_name(period)
     t = Messages(recipient.locale)
-    scope = t("scope_department", department=t.department(recipient.department)) \
-        if recipient.department else t("scope_org")
-    if period.kind == "week":
-        year, week, _ = period.start.isocalendar()
-        period_text = t("period_week", year=year, week=week, start=t.date(period.start),
-                        end=t.date(period.end))
-    else:
-        period_text = t("period_month", year=period.start.year, month=period.start.month,
-                        start=t.date(period.start), end=t.date(period.end))
     context = {"locale": recipient.locale,
                "subject": t(f"delayed_subject_{report}", period=period.label),
                "greeting": t("email_greeting", name=recipient.name),
-               "body": t(f"delayed_body_{report}", period=period_text, scope=scope)}
+               "body": t(f"delayed_body_{report}", period=sections.period_text(t, period),
+                         scope=sections.scope_text(t, recipient.department))}
     html = render_html("_partials", "delayed.html.j2", context)
     text = "\n".join([context["greeting"], context["body"]])
     return Envelope(str(recipient.email), recipient.name, context["subject"], text, html,

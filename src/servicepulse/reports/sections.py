@@ -347,5 +347,35 @@ def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
     return lines
 
 
-def moment_text(t: Messages, value: datetime) -> str:
-    return t("data_as_of", as_of=t.moment(value))
+def scope_text(t: Messages, department: str | None) -> str:
+    return t("scope_department", department=t.department(department)) if department \
+        else t("scope_org")
+
+
+def period_text(t: Messages, period: Period) -> str:
+    """"ISO week 47 of 2026 (16 Nov 2026 – 22 Nov 2026)" or the month's equivalent."""
+    start, end = t.date(period.start), t.date(period.end)
+    if period.kind == "week":
+        year, week, _ = period.start.isocalendar()
+        return t("period_week", year=year, week=week, start=start, end=end)
+    return t("period_month", year=period.start.year, month=period.start.month, start=start,
+             end=end)
+
+
+def header(t: Messages, report: str, period: Period, department: str | None,
+           data_as_of: datetime) -> dict[str, Any]:
+    """What every report's template needs besides its sections: titles, period, scope,
+    the data's as-of moment (also the PDF's dates) and the texts of the period's kind."""
+    return {
+        "locale": t.locale,
+        "report": report,
+        "title": t(f"report_title_{report}"),
+        "period_label": period.label,
+        "period_text": period_text(t, period),
+        "scope": scope_text(t, department),
+        "department": department,
+        "data_as_of": data_as_of.isoformat(),
+        "data_as_of_text": t("data_as_of", as_of=t.moment(data_as_of)),
+        "t": t.section_texts(period.kind),
+        "page_of": t("page_of"),  # placeholders become CSS page counters when rendered
+    }

@@ -31,20 +31,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
     kpi_names = {r["kpi_id"]: sections.kpi_name(r, locale) for r in trend_rows}
     categories = sections.complaint_categories(t, category_rows, period)
     breach_list = sections.breach_list(t, breaches, breach_limit)
-    year, week, _ = period.start.isocalendar()
-    scope = t("scope_department", department=t.department(department)) if department \
-        else t("scope_org")
     return {
-        "locale": locale,
-        "report": "weekly",
-        "title": t("report_title_weekly"),
-        "period_label": period.label,
-        "period_text": t("period_week", year=year, week=week, start=t.date(period.start),
-                         end=t.date(period.end)),
-        "scope": scope,
-        "department": department,
-        "data_as_of": data_as_of.isoformat(),
-        "data_as_of_text": sections.moment_text(t, data_as_of),
+        **sections.header(t, "weekly", period, department, data_as_of),
         "summary": sections.summary(t, locale, "week", this_week,
                                     [] if department else department_rows, categories,
                                     breach_list),
@@ -58,6 +46,4 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "agents": sections.agent_table(t, agent_rows, kpi_names),
         "audits": sections.audit_table(t, this_week, department_rows, department),
         "quality": sections.quality_panel(t, quality),
-        "t": t.section_texts("week"),
-        "page_of": t("page_of"),  # placeholders become CSS page counters when rendered
     }

@@ -1,10 +1,15 @@
+import csv
 import hashlib
+import json
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from servicepulse.load import SourceError, load_source
+from servicepulse.sources.contracts import load_contracts
 from servicepulse.warehouse import connected
 from tests import known_answers
 from tests.conftest import settings_for
@@ -36,8 +41,11 @@ def test_rerunning_an_interval_gives_identical_rows(settings):
                                  datetime(2026, 11, 19, tzinfo=SH))
         digests.append(_table_digest(settings, "crm_tickets"))
     assert not result.backfill
-    # 18 Nov (local) holds T2's correction and T3 and T4: 3 rows replaced each time.
-    assert result.rows_loaded == 3
+    # 18 Nov (local) holds T2's correction and T3 and T4; the overlap (an hour before the
+    # newest change loaded before the interval) reaches back into 17 Nov, whose one row
+    # is read again: the same 2 partitions, 4 rows, replaced on every run.
+    assert result.partitions == ("2026-11-17", "2026-11-19")
+    assert result.rows_loaded == 4
     assert digests[0] == digests[1] == digests[2]
     # T0 T1 T2 T5 T10 T11 T12 T12' (backfill) + T2' T3 T4 (18 Nov); not T6
     assert digests[0][0] == 11
@@ -50,10 +58,31 @@ def test_first_load_backfills_everything_before_the_interval_end(settings):
     assert result.backfill and result.rows_loaded == result.rows_in_delivery == 8
 
 
-def _expect_error(settings, source, line, column, words):
-    with pytest.raises(SourceError) as error, connected(settings) as warehouse:
-        load_source(settings, warehouse, source, datetime(2026, 11, 23, tzinfo=SH),
-                    datetime(2026, 11, 24, tzinfo=SH))
+def _load(settings, source, day=23, full_refresh=False):
+    with connected(settings) as warehouse:
+        return load_source(settings, warehouse, source, datetime(2026, 11, day, tzinfo=SH),
+                           datetime(2026, 11, day + 1, tzinfo=SH), full_refresh=full_refresh)
+
+
+def _contract_rows(settings, table):
+    """The raw rows as the contract sees them (no load metadata), in a stable order."""
+    columns = ", ".join(f'"{c}"' for c in load_contracts()[table].column_names)
+    with connected(settings) as warehouse:
+        frame = warehouse.fetch_frame(f'select {columns} from raw."{table}" order by all')
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _quarantine(settings):
+    with connected(settings) as warehouse:
+        frame = warehouse.fetch_frame(
+            "select source, source_file, source_row, field, value, reason "
+            "from raw.quarantined_rows order by source, source_row, field")
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _expect_failure(settings, source, line, column, words):
+    with pytest.raises(SourceError) as error:
+        _load(settings, source)
     message = str(error.value)
     assert error.value.line == line and error.value.column == column
     assert str(error.value.path) in message and words in message
@@ -64,43 +93,207 @@ def _expect_error(settings, source, line, column, words):
 
 def test_missing_file_names_the_file(settings):
     (settings.sources_dir / "complaints.csv").unlink()
-    with (pytest.raises(SourceError, match=r"complaints\.csv: file does not exist"),
-          connected(settings) as warehouse):
-        load_source(settings, warehouse, "complaints", datetime(2026, 11, 23, tzinfo=SH),
-                    datetime(2026, 11, 24, tzinfo=SH))
+    with pytest.raises(SourceError, match=r"complaints\.csv: file does not exist"):
+        _load(settings, "complaints")
 
 
-def test_missing_required_column_names_the_column(settings):
+def test_missing_required_column_fails_the_source_naming_the_column(settings):
     path = settings.sources_dir / "crm_tickets.csv"
     path.write_text(path.read_text().replace(",priority,", ",prio,", 1))
-    _expect_error(settings, "crm_tickets", 1, "priority", "required column missing")
+    _expect_failure(settings, "crm_tickets", 1, "priority", "required column missing")
+    assert _load(settings, "complaints").rows_loaded == 5   # the other sources still load
 
 
-def test_unparseable_timestamp_names_file_line_and_column(settings):
+def test_a_bad_value_quarantines_its_row_and_the_good_rows_load(settings):
     path = settings.sources_dir / "crm_tickets.csv"
     lines = path.read_text().splitlines()
     assert lines[5].startswith("T3,")
     lines[5] = lines[5].replace("2026-11-17T14:30:00+08:00", "17/11/2026 14:30")
+    lines[6] = lines[6].replace(",installation,", ",repair,").replace(",open,", ",,")
     path.write_text("\n".join(lines) + "\n")
-    message = _expect_error(settings, "crm_tickets", 6, "first_response_at",
-                            "not an ISO 8601 timestamp")
-    assert "17/11/2026 14:30" in message
-
-
-def test_value_outside_the_vocabulary(settings):
-    path = settings.sources_dir / "complaints.csv"
-    path.write_text(path.read_text().replace(",billing,", ",invoice,"))
-    _expect_error(settings, "complaints", 3, "category", "not one of")
+    result = _load(settings, "crm_tickets")
+    # 12 rows up to 24 Nov, T3 (row 6) and T4 (row 7) broken: 10 load, 2 quarantined.
+    assert (result.rows_in_delivery, result.rows_loaded, result.rows_quarantined) == (12, 10, 2)
+    assert {r["ticket_id"] for r in _contract_rows(settings, "crm_tickets")} == {
+        "T0", "T1", "T2", "T5", "T6", "T10", "T11", "T12"}
+    assert _quarantine(settings) == [
+        {"source": "crm_tickets", "source_file": str(path), "source_row": 6,
+         "field": "first_response_at", "value": "17/11/2026 14:30",
+         "reason": "not an ISO 8601 timestamp with a UTC offset"},
+        {"source": "crm_tickets", "source_file": str(path), "source_row": 7,
+         "field": "service_type", "value": "repair", "reason":
+         "not one of tech_support, installation, after_sales, consultation, delivery"},
+        {"source": "crm_tickets", "source_file": str(path), "source_row": 7,
+         "field": "status", "value": None, "reason": "value is required"},
+    ]
+    # Re-running the interval replaces its quarantine too: nothing doubles.
+    _load(settings, "crm_tickets")
+    assert len(_quarantine(settings)) == 3
 
 
 def test_a_failed_reload_keeps_the_previous_good_rows(settings):
-    with connected(settings) as warehouse:
-        load_source(settings, warehouse, "crm_tickets", datetime(2026, 11, 23, tzinfo=SH),
-                    datetime(2026, 11, 24, tzinfo=SH))
+    _load(settings, "crm_tickets")
     before = _table_digest(settings, "crm_tickets")
     path = settings.sources_dir / "crm_tickets.csv"
-    path.write_text(path.read_text().replace("2026-11-18T08:00:00+08:00,,,", "yesterday,,,", 1))
-    with pytest.raises(SourceError), connected(settings) as warehouse:
-        load_source(settings, warehouse, "crm_tickets", datetime(2026, 11, 23, tzinfo=SH),
-                    datetime(2026, 11, 24, tzinfo=SH))
+    path.write_text(path.read_text().replace("ticket_id,", "id,", 1))
+    with pytest.raises(SourceError, match="required column missing"):
+        _load(settings, "crm_tickets")
     assert _table_digest(settings, "crm_tickets") == before
+
+
+def test_new_columns_are_kept_and_reported(settings):
+    path = settings.sources_dir / "audits.csv"
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + ",auditor"] + [line + f",审核员{i}" for i, line in enumerate(lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+    result = _load(settings, "audits")
+    assert result.new_columns == ["auditor"]
+    assert result.files[0]["new_columns"] == ["auditor"]
+    with connected(settings) as warehouse:
+        extras = warehouse.fetch_frame("select _extras from raw.audits order by _source_row")
+    assert json.loads(extras["_extras"].iloc[0]) == {"auditor": "审核员0"}
+
+
+def test_every_delivery_is_landed_unchanged_with_a_manifest(settings):
+    result = _load(settings, "survey_responses")
+    original = (settings.sources_dir / "surveys.csv").read_bytes()
+    (entry,) = result.files
+    assert Path(entry["path"]).read_bytes() == original
+    assert entry["sha256"] == hashlib.sha256(original).hexdigest()
+    assert (entry["rows_read"], entry["rows_loaded"]) == (8, 8)
+    manifest = json.loads(Path(result.manifest).read_text(encoding="utf-8"))
+    assert manifest["batch_id"] == result.batch_id and manifest["files"] == result.files
+    with connected(settings) as warehouse:
+        recorded = warehouse.fetch_frame("select sha256, rows_read, rows_loaded from "
+                                         "raw.deliveries where source = 'survey_responses'")
+    assert recorded.to_dict("records") == [
+        {"sha256": entry["sha256"], "rows_read": 8, "rows_loaded": 8}]
+    # The source's file changes afterwards: the landed copy does not.
+    (settings.sources_dir / "surveys.csv").write_text("changed")
+    assert Path(entry["path"]).read_bytes() == original
+
+
+def _vendor_settings(tmp_path, settings, connector):
+    return settings_for(tmp_path / "vendor", settings.sources_dir,
+                        **{"sources.connectors": {"survey_responses": connector}})
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_csv_in_each_encoding_loads_the_same_rows(tmp_path, settings, encoding):
+    _load(settings, "survey_responses")
+    text = (settings.sources_dir / "surveys.csv").read_text(encoding="utf-8")
+    drop = tmp_path / f"surveys-{encoding}.csv"
+    drop.write_bytes(text.encode(encoding))
+    other = _vendor_settings(tmp_path, settings, {"location": str(drop)})
+    result = _load(other, "survey_responses")
+    assert result.files[0]["encoding"] == "auto"
+    assert _contract_rows(other, "survey_responses") == _contract_rows(
+        settings, "survey_responses")
+    assert any(r["comment"] == "很好" for r in _contract_rows(other, "survey_responses"))
+
+
+def test_xlsx_and_json_lines_load_the_same_rows(tmp_path, settings):
+    import openpyxl
+
+    _load(settings, "survey_responses")
+    expected = _contract_rows(settings, "survey_responses")
+    with (settings.sources_dir / "surveys.csv").open(encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle))
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(list(records[0]))
+    for record in records:
+        # Excel holds numbers as numbers: scores arrive as ints, not text.
+        sheet.append([int(v) if v.isdigit() else (v or None) for v in record.values()])
+    book.save(tmp_path / "surveys.xlsx")
+    (tmp_path / "surveys.jsonl").write_text("".join(
+        json.dumps({k: (v or None) for k, v in r.items()}, ensure_ascii=False) + "\n"
+        for r in records), encoding="utf-8")
+    for name in ("surveys.xlsx", "surveys.jsonl"):
+        other = _vendor_settings(tmp_path / name.replace(".", "_"), settings, {"location": str(tmp_path / name)})
+        assert _load(other, "survey_responses").rows_loaded == 8
+        assert _contract_rows(other, "survey_responses") == expected, name
+
+
+def test_a_foreign_export_loads_by_configuration_alone(tmp_path, settings):
+    """The README's worked example: a survey tool's GB18030 export with Chinese headers,
+    its own words for values and day/month/year times without an offset."""
+    _load(settings, "survey_responses")
+    header = "回访编号,工单号,投诉单号,客户编号,发送时间,回复时间,满意度,推荐度,态度,速度,专业,备注,更新时间"
+    rows = ["S1,T1,,C1,16/11/2026 14:00,16/11/2026 15:00,非常满意,10,5,5,5,很好,16/11/2026 15:00",
+            "S2,T2,,C2,17/11/2026 11:00,17/11/2026 12:00,不满意,3,2,2,2,call me,17/11/2026 12:00",
+            "S9,T1,,C1,16/11/2026 14:00,16/11/2026 15:00,还行吧,7,4,4,4,,16/11/2026 15:00"]
+    drop = tmp_path / "问卷导出.csv"
+    drop.write_bytes(("\n".join([header, *rows]) + "\n").encode("gb18030"))
+    mapping = yaml.safe_load(FOREIGN_EXPORT_MAPPING)
+    other = _vendor_settings(tmp_path, settings, {"location": str(drop), "mapping": mapping})
+    result = _load(other, "survey_responses")
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
+    loaded = _contract_rows(other, "survey_responses")
+    ours = {r["response_id"]: r for r in _contract_rows(settings, "survey_responses")}
+    assert loaded[0] | {"comment": None} == ours["S1"] | {"comment": None}
+    assert loaded[1]["satisfaction"] == 2 and loaded[1]["sent_at"] == ours["S2"]["sent_at"]
+    (bad,) = _quarantine(other)
+    assert (bad["source_row"], bad["field"], bad["value"]) == (4, "satisfaction", "还行吧")
+
+
+FOREIGN_EXPORT_MAPPING = """
+columns: {回访编号: response_id, 工单号: ticket_id, 投诉单号: complaint_id,
+          客户编号: customer_id, 发送时间: sent_at, 回复时间: answered_at,
+          满意度: satisfaction, 推荐度: nps_score, 态度: attitude_score,
+          速度: speed_score, 专业: professionalism_score, 备注: comment,
+          更新时间: updated_at}
+values:
+  satisfaction: {非常满意: "5", 满意: "4", 一般: "3", 不满意: "2", 非常不满意: "1"}
+timestamp_formats: {"*": ["%d/%m/%Y %H:%M"]}
+timezone: Asia/Shanghai
+"""
+
+
+def test_deliveries_are_taken_once(tmp_path, settings):
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    text = (settings.sources_dir / "surveys.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = text[0], text[1:]
+    (drops / "surveys-1.csv").write_text("\n".join([header, *rows[:4]]) + "\n")
+    other = _vendor_settings(tmp_path, settings, {"location": str(drops / "*.csv"),
+                                                  "mode": "deliveries"})
+    first = _load(other, "survey_responses", day=20)
+    assert first.rows_loaded == 4
+    # The same bytes again under another name, and a new file: only the new one loads.
+    (drops / "surveys-1-copy.csv").write_bytes((drops / "surveys-1.csv").read_bytes())
+    (drops / "surveys-2.csv").write_text("\n".join([header, *rows[4:6]]) + "\n")
+    second = _load(other, "survey_responses", day=21)
+    assert second.rows_loaded == 2 and "same content as" in second.skipped[0]
+    # A corrected file under an old name is a new delivery.
+    (drops / "surveys-2.csv").write_text("\n".join([header, *rows[4:8]]) + "\n")
+    third = _load(other, "survey_responses", day=22)
+    assert third.rows_loaded == 4
+    digest = _table_digest(other, "survey_responses")
+    assert _load(other, "survey_responses", day=22).rows_loaded == 4   # a re-run
+    assert _table_digest(other, "survey_responses") == digest
+    assert digest[0] == 4 + 2 + 4
+
+
+def test_a_run_killed_mid_load_then_rerun_equals_one_run(tmp_path, settings, monkeypatch):
+    from servicepulse.sources import readers
+
+    clean = settings_for(tmp_path / "clean", settings.sources_dir)
+    _load(clean, "crm_tickets", day=17)
+    _load(clean, "crm_tickets", day=18)
+    _load(settings, "crm_tickets", day=17)
+    real = readers._csv
+
+    def dies_after_the_first_batch(path, encoding, batch_rows):
+        reader = real(path, encoding, 2)
+
+        def batches():
+            yield next(reader.batches)
+            raise KeyboardInterrupt("killed")
+        return readers.DeliveryReader(reader.columns, batches())
+    monkeypatch.setattr(readers, "_csv", dies_after_the_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _load(settings, "crm_tickets", day=18)
+    monkeypatch.undo()
+    _load(settings, "crm_tickets", day=18)
+    assert _table_digest(settings, "crm_tickets") == _table_digest(clean, "crm_tickets")

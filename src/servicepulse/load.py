@@ -1,29 +1,40 @@
-"""Load one source's delivery into its raw table, for one data interval, idempotently.
+"""Pull one source for one data interval into its raw table, idempotently, losing nothing.
 
-A raw table is partitioned by ``_partition_date``: the local date (reporting time
-zone) of each row's ``updated_at``, i.e. the day the source system last changed the
-row. Loading the interval [start, end) replaces exactly the partitions of that
-interval in one transaction, so running a day once, twice or three times leaves the
-same rows. The first load of a source (empty or missing table) backfills every
-partition up to the end of the interval.
+1. **Extract and land.** The source's connector (a file drop, a SQL database, an HTTP
+   API; ``sources.connectors`` in the settings) delivers files that are kept unchanged
+   in the landing zone (see sources.landing) before anything reads them.
+2. **Check.** Each delivery is read in batches, mapped to its contract
+   (config/contracts.yaml; column names, value vocabulary and date formats from the
+   connector's ``mapping``) and typed in SQL. A delivery without a required column
+   fails the source, naming the file and column. A row that breaks a type or
+   vocabulary rule goes to ``raw.quarantined_rows`` with file, row, field, value and
+   reason; the good rows load. Columns the contract does not know are kept (JSON in
+   ``_extras``) and reported.
+3. **Replace.** A raw table is partitioned by ``_partition_date``: the local date
+   (reporting time zone) of the row's version column (``updated_at``). Snapshot files,
+   SQL tables and APIs are read incrementally: the window runs from the local day of
+   (newest version already loaded − overlap) to the interval's end, and exactly the
+   partitions of that window are replaced. A source whose files are deliveries
+   (``mode: deliveries``) replaces what this batch took instead. The first load of a
+   source backfills everything before the interval's end.
 
-The whole delivery is checked against the source's contract first. A missing file,
-a missing required column or a value that does not parse stops that source with a
-message naming file, line and column, and nothing of it is written.
+Rows, quarantine and the delivery manifest (``raw.deliveries``) are written in one
+transaction: a run killed half-way leaves the previous state, and running an interval
+once, twice or three times leaves the same rows.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
-import pandas as pd
-
-from servicepulse.settings import Settings
-from servicepulse.sources.contracts import CONTRACTS, SQL_TYPES, SourceContract
+from servicepulse.settings import FileConnector, Settings
+from servicepulse.sources.contracts import SQL_TYPES, SourceContract, load_contracts
+from servicepulse.sources.landing import LandedFile, write_batch_manifest
+from servicepulse.sources.readers import ROW_COLUMN, DeliveryFormatError, open_delivery
+from servicepulse.sources.validate import literal, plan_checks, quarantine_sql, quote
 from servicepulse.warehouse import Warehouse
 
 METADATA_COLUMNS = [
@@ -32,16 +43,34 @@ METADATA_COLUMNS = [
     ("_source_file", "VARCHAR"),
     ("_source_row", "BIGINT"),
     ("_loaded_at", "TIMESTAMPTZ"),
+    ("_extras", "VARCHAR"),
 ]
-_HAS_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+QUARANTINE_TABLE = "quarantined_rows"
+QUARANTINE_COLUMNS = [
+    ("source", "VARCHAR"), ("batch_id", "VARCHAR"), ("source_file", "VARCHAR"),
+    ("landed_file", "VARCHAR"), ("source_row", "BIGINT"), ("field", "VARCHAR"),
+    ("value", "VARCHAR"), ("reason", "VARCHAR"), ("quarantined_at", "TIMESTAMPTZ"),
+]
+DELIVERIES_TABLE = "deliveries"
+DELIVERIES_COLUMNS = [
+    ("source", "VARCHAR"), ("batch_id", "VARCHAR"), ("origin", "VARCHAR"),
+    ("landed_file", "VARCHAR"), ("sha256", "VARCHAR"), ("size_bytes", "BIGINT"),
+    ("format", "VARCHAR"), ("encoding", "VARCHAR"), ("rows_read", "BIGINT"),
+    ("rows_loaded", "BIGINT"), ("rows_quarantined", "BIGINT"),
+    ("rows_outside_window", "BIGINT"), ("new_columns", "VARCHAR"),
+    ("interval_start", "TIMESTAMPTZ"), ("interval_end", "TIMESTAMPTZ"),
+    ("window_start", "TIMESTAMPTZ"), ("received_at", "TIMESTAMPTZ"),
+    ("loaded_at", "TIMESTAMPTZ"),
+]
+BACKFILL_FROM = date(1900, 1, 1)
 
 
 class SourceError(ValueError):
-    """A delivery that breaks its contract. The message names file, line and column."""
+    """A delivery that cannot be loaded at all. The message names file, row and column."""
 
-    def __init__(self, source: str, path: Path, message: str, line: int | None = None,
+    def __init__(self, source: str, path: Path | str, message: str, line: int | None = None,
                  column: str | None = None) -> None:
-        where = str(path) + (f", line {line}" if line else "") + (
+        where = str(path) + (f", row {line}" if line else "") + (
             f", column {column!r}" if column else "")
         super().__init__(f"source {source}: {where}: {message}")
         self.source, self.path, self.line, self.column = source, path, line, column
@@ -50,88 +79,16 @@ class SourceError(ValueError):
 @dataclass(frozen=True)
 class LoadResult:
     source: str
-    file: str
-    rows_in_delivery: int
-    rows_loaded: int
+    batch_id: str
     partitions: tuple[str, str]
     backfill: bool
-    batch_id: str
-
-
-def read_delivery(contract: SourceContract, path: Path, naive_tz: str | None) -> pd.DataFrame:
-    """Read and type a delivery; raise SourceError on the first contract breach."""
-    if not path.is_file():
-        raise SourceError(contract.name, path, "file does not exist")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise SourceError(contract.name, path, f"cannot be read as UTF-8 CSV: {exc}") from None
-    raw.columns = [c.strip() for c in raw.columns]
-    missing = [c.name for c in contract.columns if c.required and c.name not in raw.columns]
-    if missing:
-        raise SourceError(contract.name, path,
-                          f"required column missing (header has {list(raw.columns)})",
-                          line=1, column=missing[0])
-
-    typed = pd.DataFrame(index=raw.index)
-    for column in contract.columns:
-        if column.name not in raw.columns:
-            typed[column.name] = pd.Series(pd.NA, index=raw.index, dtype="string")
-            continue
-        text = raw[column.name].str.strip()
-        blank = text == ""
-        if column.not_null and blank.any():
-            _fail(contract, path, column.name, blank, text, "value is required")
-        if column.type == "timestamp":
-            values = _parse_timestamps(text, blank, naive_tz)
-        elif column.type == "integer":
-            values = pd.to_numeric(text.where(~blank), errors="coerce")
-            bad = ~blank & (values.isna() | (values != values.round()))
-            if bad.any():
-                _fail(contract, path, column.name, bad, text, "not a whole number")
-            values = values.astype("Int64")
-        elif column.type == "number":
-            values = pd.to_numeric(text.where(~blank), errors="coerce")
-            if (bad := ~blank & values.isna()).any():
-                _fail(contract, path, column.name, bad, text, "not a number")
-        else:
-            values = text.where(~blank).astype("string")
-        if column.allowed:
-            bad = ~blank & ~text.isin(column.allowed)
-            if bad.any():
-                _fail(contract, path, column.name, bad, text,
-                      f"not one of {', '.join(column.allowed)}")
-        if column.type == "timestamp":
-            bad = ~blank & values.isna()
-            if bad.any():
-                _fail(contract, path, column.name, bad, text,
-                      "not an ISO 8601 timestamp with a UTC offset")
-        typed[column.name] = values
-    typed["_source_row"] = raw.index.to_numpy() + 2  # line number: 1-based, after the header
-    return typed
-
-
-def _parse_timestamps(text: pd.Series, blank: pd.Series, naive_tz: str | None) -> pd.Series:
-    has_offset = text.str.contains(_HAS_OFFSET)
-    result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
-    with_offset = ~blank & has_offset
-    if with_offset.any():
-        result[with_offset] = pd.to_datetime(text[with_offset], format="ISO8601", utc=True,
-                                             errors="coerce")
-    naive = ~blank & ~has_offset
-    if naive.any() and naive_tz:
-        local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        result[naive] = local.dt.tz_localize(ZoneInfo(naive_tz), ambiguous="NaT",
-                                             nonexistent="NaT").dt.tz_convert("UTC")
-    return result
-
-
-def _fail(contract, path, column, bad_mask, text, message):
-    first = bad_mask[bad_mask].index[0]
-    count = int(bad_mask.sum())
-    more = f" ({count - 1} more rows like it)" if count > 1 else ""
-    raise SourceError(contract.name, path, f"{message}: {text[first]!r}{more}",
-                      line=int(first) + 2, column=column)
+    rows_in_delivery: int
+    rows_loaded: int
+    rows_quarantined: int
+    files: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    new_columns: list[str] = field(default_factory=list)
+    manifest: str | None = None
 
 
 def raw_ddl(contract: SourceContract) -> list[tuple[str, str]]:
@@ -141,40 +98,223 @@ def raw_ddl(contract: SourceContract) -> list[tuple[str, str]]:
 def load_source(settings: Settings, warehouse: Warehouse, source: str,
                 interval_start: datetime, interval_end: datetime,
                 full_refresh: bool = False) -> LoadResult:
-    """Replace the raw partitions of [interval_start, interval_end) for ``source``."""
-    contract = CONTRACTS[source]
-    try:
-        filename = settings.sources.files[source]
-    except KeyError:
-        raise SourceError(source, settings.sources_dir,
-                          "no file configured under sources.files") from None
-    path = settings.sources_dir / filename
-    frame = read_delivery(contract, path, settings.sources.naive_timestamp_timezone)
-
+    """Extract ``source`` for [interval_start, interval_end) and replace its raw slice."""
+    contracts = load_contracts(settings.contracts_path)
+    if source not in contracts:
+        raise SourceError(source, settings.contracts_path, "no contract for this source")
+    contract = contracts[source]
+    connector = settings.sources.connectors.get(source)
+    if connector is None:
+        raise SourceError(source, settings.config_file or "settings",
+                          "no connector configured under sources.connectors")
     tz = settings.tz
     start_day = interval_start.astimezone(tz).date()
     end_day = interval_end.astimezone(tz).date()
-    schema = settings.warehouse.schema("raw")
-    backfill = full_refresh or not _has_rows(warehouse, schema, source)
-    first_day = date(1900, 1, 1) if backfill else start_day
-
-    partition = frame[contract.version_column].dt.tz_convert(tz).dt.date
-    selected = frame[(partition >= first_day) & (partition < end_day)].copy()
-    selected["_partition_date"] = partition[selected.index]
+    raw = settings.warehouse.schema("raw")
+    backfill = full_refresh or not _has_rows(warehouse, raw, source)
+    by_delivery = isinstance(connector, FileConnector) and connector.mode == "deliveries"
+    if by_delivery or not backfill:
+        first_day = start_day
+    else:
+        first_day = BACKFILL_FROM
+    if not by_delivery and not backfill:
+        watermark = _watermark(warehouse, raw, contract, start_day)
+        if watermark is not None:
+            overlap = timedelta(minutes=connector.overlap_minutes)
+            first_day = min(start_day, (watermark - overlap).astimezone(tz).date())
+    window_start = None if first_day == BACKFILL_FROM else \
+        datetime.combine(first_day, time(), tz)
     batch_id = f"{source}:{first_day.isoformat()}:{end_day.isoformat()}"
-    selected["_batch_id"] = batch_id
-    selected["_source_file"] = str(path)
-    selected["_loaded_at"] = pd.Timestamp(datetime.now(UTC))
 
-    warehouse.replace_slice(schema, source, raw_ddl(contract), selected,
-                            '"_partition_date" >= ? AND "_partition_date" < ?',
-                            [first_day, end_day])
-    return LoadResult(source, str(path), len(frame), len(selected),
-                      (first_day.isoformat(), end_day.isoformat()), backfill, batch_id)
+    landed = _extract(settings, source, connector, window_start, interval_end)
+    skipped: list[str] = []
+    if by_delivery:
+        landed, skipped = _not_yet_taken(warehouse, raw, source, batch_id, landed)
+
+    loaded_at = datetime.now(UTC)
+    window = None if by_delivery else (first_day, end_day)
+    scratch = warehouse.scratch()
+    warehouse.begin()
+    try:
+        for table, ddl in ((source, raw_ddl(contract)), (QUARANTINE_TABLE, QUARANTINE_COLUMNS),
+                           (DELIVERIES_TABLE, DELIVERIES_COLUMNS)):
+            warehouse.ensure_table(raw, table, ddl)
+        if by_delivery:
+            warehouse.execute(f'delete from "{raw}"."{source}" where _batch_id = ?', [batch_id])
+        else:
+            warehouse.execute(f'delete from "{raw}"."{source}" where _partition_date >= ? '
+                              'and _partition_date < ?', [first_day, end_day])
+        for table in (QUARANTINE_TABLE, DELIVERIES_TABLE):
+            warehouse.execute(f'delete from "{raw}"."{table}" where source = ? and '
+                              'batch_id = ?', [source, batch_id])
+        for delivery in landed:
+            _load_delivery(settings, warehouse, scratch, contract, connector, delivery,
+                           batch_id, window, loaded_at)
+        for delivery in landed:
+            warehouse.execute(
+                f'insert into "{raw}"."{DELIVERIES_TABLE}" values '
+                f'({", ".join("?" for _ in DELIVERIES_COLUMNS)})',
+                [source, batch_id, delivery.origin, str(delivery.path), delivery.sha256,
+                 delivery.size_bytes, delivery.format, delivery.encoding, delivery.rows_read,
+                 delivery.rows_loaded, delivery.rows_quarantined, delivery.rows_outside_window,
+                 ", ".join(delivery.new_columns) or None, interval_start, interval_end,
+                 window_start, delivery.received_at, loaded_at])
+        warehouse.commit()
+    except BaseException:
+        warehouse.rollback()
+        raise
+
+    files = [d.manifest() for d in landed]
+    manifest = write_batch_manifest(settings.landing_path, source, batch_id, {
+        "source": source, "batch_id": batch_id, "connector": connector.kind,
+        "interval": [interval_start.isoformat(), interval_end.isoformat()],
+        "window": [window_start.isoformat() if window_start else None,
+                   interval_end.isoformat()],
+        "replaced": "this batch's deliveries" if by_delivery else
+        f"partitions {first_day.isoformat()} – {end_day.isoformat()}",
+        "loaded_at": loaded_at.isoformat(), "files": files, "skipped": skipped})
+    return LoadResult(
+        source, batch_id, (first_day.isoformat(), end_day.isoformat()), backfill,
+        rows_in_delivery=sum(d.rows_read for d in landed),
+        rows_loaded=sum(d.rows_loaded for d in landed),
+        rows_quarantined=sum(d.rows_quarantined for d in landed),
+        files=files, skipped=skipped,
+        new_columns=sorted({c for d in landed for c in d.new_columns}),
+        manifest=str(manifest))
+
+
+def _extract(settings: Settings, source: str, connector, window_start: datetime | None,
+             window_end: datetime) -> list[LandedFile]:
+    if connector.kind == "file":
+        from servicepulse.sources.files import NoDeliveryFound, land_files
+
+        try:
+            return land_files(settings, source, connector)
+        except NoDeliveryFound as missing:
+            if connector.mode == "deliveries":
+                return []
+            raise SourceError(source, str(missing), "file does not exist") from None
+        except ValueError as exc:
+            raise SourceError(source, connector.location, str(exc)) from None
+    if connector.kind == "sql":
+        from servicepulse.sources.sql import extract_table
+
+        return [extract_table(settings, source, connector, window_start, window_end)]
+    from servicepulse.sources.http import extract_pages
+
+    return extract_pages(settings, source, connector, window_start, window_end)
+
+
+def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: SourceContract,
+                   connector, delivery: LandedFile, batch_id: str,
+                   window: tuple[date, date] | None, loaded_at: datetime) -> None:
+    source, raw = contract.name, settings.warehouse.schema("raw")
+    try:
+        reader = open_delivery(delivery.path, delivery.format, delivery.encoding or "auto",
+                               getattr(connector, "sheet", None),
+                               records_field=getattr(connector, "records_field", "data"))
+    except DeliveryFormatError as exc:
+        raise SourceError(source, delivery.origin, str(exc)) from None
+    renames = connector.mapping.columns
+    delivered = [renames.get(name, name) for name in reader.columns]
+    missing = [c.name for c in contract.columns if c.required and c.name not in delivered]
+    if missing and (reader.columns or delivery.format != "json_page"):
+        raise SourceError(source, delivery.origin,
+                          f"required column missing (header has {reader.columns})",
+                          line=1, column=missing[0])
+    version = contract.column_names.index(contract.version_column)
+    partition = f"cast(timezone({literal(settings.reporting_timezone)}, t_{version}) as date)"
+    in_window = "true" if window is None else \
+        f"({partition} >= date '{window[0]}' and {partition} < date '{window[1]}')"
+    delivery.new_columns = []
+    plan = None
+    for table in _batches(source, delivery, reader):
+        names = [renames.get(n, n) for n in table.column_names[:-1]] + [ROW_COLUMN]
+        table = table.rename_columns(names)
+        if plan is None or list(table.column_names) != plan_columns:
+            plan_columns = list(table.column_names)
+            try:
+                plan = plan_checks(contract, connector.mapping, plan_columns[:-1],
+                                   connector.mapping.timezone
+                                   or settings.sources.naive_timestamp_timezone)
+            except ValueError as exc:
+                raise SourceError(source, delivery.origin, str(exc)) from None
+            delivery.new_columns = sorted(set(delivery.new_columns) | set(plan.extras))
+        scratch.register("incoming_batch", table)
+        scratch.execute(f"create or replace temp table checked as {plan.checked_sql}")
+        scratch.unregister("incoming_batch")
+        counts = scratch.execute(
+            f"select count(*), count(*) filter (where not is_bad and {in_window}), "
+            f"count(*) filter (where t_{version} is not null and not {in_window}) "
+            "from checked").fetchone()
+        values = ", ".join(f"t_{i}" for i in range(len(contract.columns)))
+        warehouse.insert_from_scratch(
+            scratch, raw, source, [n for n, _ in raw_ddl(contract)],
+            f"select {values}, {partition}, {literal(batch_id)}, {literal(delivery.origin)}, "
+            f"{ROW_COLUMN}, {literal(loaded_at.isoformat())}::timestamptz, _extras "
+            f"from checked where not is_bad and {in_window}")
+        quarantine = quarantine_sql(plan, f"t_{version} is null or {in_window}")
+        bad = scratch.execute(f"select count(distinct source_row) from ({quarantine})"
+                              ).fetchone()[0]
+        if bad:
+            warehouse.insert_from_scratch(
+                scratch, raw, QUARANTINE_TABLE, [n for n, _ in QUARANTINE_COLUMNS],
+                f"select {literal(source)}, {literal(batch_id)}, {literal(delivery.origin)}, "
+                f"{literal(str(delivery.path))}, source_row, field, value, reason, "
+                f"{literal(loaded_at.isoformat())}::timestamptz from ({quarantine}) "
+                "order by source_row, field")
+        delivery.rows_read += counts[0]
+        delivery.rows_loaded += counts[1]
+        delivery.rows_outside_window += counts[2]
+        delivery.rows_quarantined += bad
+    scratch.execute("drop table if exists checked")
+
+
+def _batches(source, delivery, reader):
+    try:
+        yield from reader.batches
+    except DeliveryFormatError as exc:
+        raise SourceError(source, delivery.origin, str(exc)) from None
+
+
+def _not_yet_taken(warehouse: Warehouse, raw: str, source: str, batch_id: str,
+                   landed: list[LandedFile]) -> tuple[list[LandedFile], list[str]]:
+    """Deliveries mode: drop files whose bytes another batch already took."""
+    if not warehouse.table_exists(raw, DELIVERIES_TABLE):
+        return landed, []
+    taken = warehouse.fetch_frame(
+        f'select sha256, origin, batch_id from "{raw}"."{DELIVERIES_TABLE}" '
+        "where source = ? and batch_id <> ?", [source, batch_id])
+    earlier = {row.sha256: row for row in taken.itertuples()}
+    fresh, skipped, seen = [], [], set()
+    for delivery in landed:
+        if delivery.sha256 in earlier:
+            first = earlier[delivery.sha256]
+            skipped.append(f"{delivery.origin}: same content as {first.origin}, already "
+                           f"taken by batch {first.batch_id}")
+        elif delivery.sha256 in seen:
+            skipped.append(f"{delivery.origin}: same content as another file of this batch")
+        else:
+            seen.add(delivery.sha256)
+            fresh.append(delivery)
+    return fresh, skipped
+
+
+def _watermark(warehouse: Warehouse, raw: str, contract: SourceContract,
+               start_day: date) -> datetime | None:
+    """The newest version loaded before the interval: the same on every re-run of the
+    interval, so a re-run replaces exactly the partitions the first run did."""
+    frame = warehouse.fetch_frame(
+        f'select max({quote(contract.version_column)}) as newest from "{raw}"."{contract.name}" '
+        "where _partition_date < ?", [start_day])
+    newest = frame["newest"].iloc[0]
+    if newest is None or newest != newest:  # None or NaT
+        return None
+    return newest.to_pydatetime() if hasattr(newest, "to_pydatetime") else newest
 
 
 def _has_rows(warehouse: Warehouse, schema: str, table: str) -> bool:
     if not warehouse.table_exists(schema, table):
         return False
-    frame = warehouse.fetch_frame(f'SELECT count(*) AS n FROM "{schema}"."{table}"')
+    frame = warehouse.fetch_frame(f'select count(*) as n from "{schema}"."{table}"')
     return bool(frame["n"].iloc[0])

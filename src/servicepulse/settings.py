@@ -13,7 +13,7 @@ import re
 import zoneinfo
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -81,18 +81,135 @@ class WarehouseSettings(_Section):
         return f"{self.schema_prefix}{name}"
 
 
+class SourceMapping(_Section):
+    """How a delivery from a system that is not ours becomes its contract's shape
+    (config/contracts.yaml), by configuration alone."""
+    # delivered column name -> contract column name, e.g. {"工单号": ticket_id, Channel: channel}
+    columns: dict[str, str] = {}
+    # contract column -> {delivered value: contract value}, e.g. {channel: {Web: online}}
+    values: dict[str, dict[str, str]] = {}
+    # contract column (or "*" for every timestamp) -> strptime formats tried in order,
+    # e.g. {"*": ["%Y/%m/%d %H:%M"]}; without one, ISO 8601 is expected.
+    timestamp_formats: dict[str, list[str]] = {}
+    # Time zone of timestamps delivered without a UTC offset (default:
+    # sources.naive_timestamp_timezone); without one such a value is quarantined.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+class _Connector(_Section):
+    mapping: SourceMapping = SourceMapping()
+    # Incremental pulls re-read from this long before the newest change already loaded
+    # (rounded down to the local day), so rows committed late are not missed.
+    overlap_minutes: float = Field(60, ge=0)
+
+
+class FileConnector(_Connector):
+    """Files dropped in a folder: a path (relative to sources.directory) or any fsspec
+    URL (s3://bucket/exports/*.csv once s3fs is installed); ``*`` globs allowed."""
+    kind: Literal["file"] = "file"
+    location: str
+    # csv | xlsx | jsonl; default: from the file's extension.
+    format: Literal["csv", "xlsx", "jsonl"] | None = None
+    # auto: UTF-8 (with or without BOM), else GB18030 (exports of Chinese Excel).
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "gb18030"] = "auto"
+    sheet: str | None = None          # XLSX: the sheet (default: the first)
+    # snapshot: each file is a full export of the source's current rows; every run
+    # reads it for the days it replaces. deliveries: each new file carries changes;
+    # each is taken once (an identical re-delivery is recognised and skipped, a
+    # corrected file under the same name is a new delivery).
+    mode: Literal["snapshot", "deliveries"] = "snapshot"
+
+
+class SqlConnector(_Connector):
+    """A database table read with SQLAlchemy, incrementally by the contract's
+    version column. The URL comes from the Airflow connection ``connection_id``, else
+    $SERVICEPULSE_SOURCE_<SOURCE>_URL, else ``url`` (which must not hold a password)."""
+    kind: Literal["sql"]
+    url: str | None = None
+    connection_id: str | None = None
+    table: str
+    db_schema: str | None = None
+    fetch_rows: int = Field(50_000, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value and re.search(r"://[^/@]*:[^/@]*@", value):
+            raise ValueError("holds a password; put the URL in an Airflow connection or "
+                             "$SERVICEPULSE_SOURCE_<SOURCE>_URL instead")
+        return value
+
+
+class HttpConnector(_Connector):
+    """A JSON API. The bearer token comes from the Airflow connection ``connection_id``
+    (its password), else the environment variable ``token_env``
+    (default $SERVICEPULSE_SOURCE_<SOURCE>_TOKEN)."""
+    kind: Literal["http"]
+    url: str
+    connection_id: str | None = None
+    token_env: str | None = None
+    pagination: Literal["cursor", "page"] = "cursor"
+    page_size: int = Field(500, ge=1)
+    records_field: str = "data"           # the list of records in a page
+    next_cursor_field: str = "next_cursor"  # cursor pagination: absent or null at the end
+    updated_since_param: str = "updated_since"
+    updated_before_param: str = "updated_before"
+    timeout_seconds: float = Field(30, gt=0)
+    # 5xx replies, 429 and connection errors are retried this many times per page,
+    # waiting backoff_seconds, then twice that, ... (429: its Retry-After, if longer).
+    max_attempts: int = Field(6, ge=1)
+    backoff_seconds: float = Field(1, ge=0)
+    max_retry_after_seconds: float = Field(300, gt=0)
+
+
+Connector = Annotated[FileConnector | SqlConnector | HttpConnector, Field(discriminator="kind")]
+DEFAULT_FILES = {
+    "crm_customers": "crm_customers.csv",
+    "crm_tickets": "crm_tickets.csv",
+    "complaints": "complaints.csv",
+    "survey_responses": "surveys.csv",
+    "audits": "audits.csv",
+}
+
+
 class SourcesSettings(_Section):
+    # Base folder of file locations given as relative paths.
     directory: Path = Path("data/demo")
-    # The file each source is delivered as, relative to ``directory``.
-    files: dict[str, str] = {
-        "crm_customers": "crm_customers.csv",
-        "crm_tickets": "crm_tickets.csv",
-        "complaints": "complaints.csv",
-        "survey_responses": "surveys.csv",
-        "audits": "audits.csv",
-    }
-    # Time zone of timestamps that arrive without a UTC offset.
+    # Every delivery is kept here unchanged (files, API pages, SQL extracts), with its
+    # manifest; default: <output_dir>/landing.
+    landing_directory: Path | None = None
+    # The contracts every source is checked against (default: config/contracts.yaml).
+    contracts_file: Path | None = None
+    # Time zone of timestamps that arrive without a UTC offset, for every source whose
+    # mapping names none.
     naive_timestamp_timezone: str | None = None
+    # How each source is reached (source name -> connector); a source not listed is
+    # the demo's CSV file in ``directory`` (crm_tickets.csv, surveys.csv, ...).
+    connectors: dict[str, Connector] = {
+        name: FileConnector(location=file) for name, file in DEFAULT_FILES.items()}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_is_the_default_kind(cls, data: Any) -> Any:
+        # A source not listed under connectors is the demo's CSV file in ``directory``.
+        if isinstance(data, dict) and isinstance(data.get("connectors"), dict):
+            listed = {name: ({"kind": "file", **body}
+                             if isinstance(body, dict) and "kind" not in body else body)
+                      for name, body in data["connectors"].items()}
+            data = {**data, "connectors": {
+                **{name: {"kind": "file", "location": file}
+                   for name, file in DEFAULT_FILES.items()}, **listed}}
+        return data
 
 
 class Recipient(_Section):
@@ -234,6 +351,18 @@ class Settings(_Section):
         return self.path(self.sources.directory)
 
     @property
+    def landing_path(self) -> Path:
+        configured = self.sources.landing_directory
+        return self.path(configured) if configured else self.output_path / "landing"
+
+    @property
+    def contracts_path(self) -> Path:
+        from servicepulse.sources.contracts import DEFAULT_CONTRACTS_FILE
+
+        configured = self.sources.contracts_file
+        return self.path(configured) if configured else DEFAULT_CONTRACTS_FILE
+
+    @property
     def output_path(self) -> Path:
         return self.path(self.output_dir)
 
@@ -302,7 +431,9 @@ def load_settings(config_file: Path | str | None = None,
 
 def _has_key(node: Any, word: str) -> bool:
     if isinstance(node, dict):
-        return any(word in str(k).lower() or _has_key(v, word) for k, v in node.items())
+        # A key ending in _env names an environment variable that holds the secret.
+        return any((word in str(k).lower() and not str(k).lower().endswith("_env"))
+                   or _has_key(v, word) for k, v in node.items())
     if isinstance(node, list):
         return any(_has_key(item, word) for item in node)
     return False

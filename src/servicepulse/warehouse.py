@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -28,6 +28,23 @@ class Warehouse(Protocol):
 
     def replace_slice(self, schema: str, table: str, ddl_columns: list[tuple[str, str]],
                       frame: pd.DataFrame, delete_where: str, params: list) -> None: ...
+
+    # Loading: a DuckDB connection to type and check deliveries in (the warehouse's own
+    # for DuckDB, an in-memory one for PostgreSQL), one transaction around the writes,
+    # and inserts of a query's rows from that connection.
+    def scratch(self) -> Any: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def ensure_table(self, schema: str, table: str,
+                     ddl_columns: list[tuple[str, str]]) -> None: ...
+
+    def insert_from_scratch(self, scratch: Any, schema: str, table: str, columns: list[str],
+                            select_sql: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -68,6 +85,25 @@ class DuckDBWarehouse:
             self._con.execute("ROLLBACK")
             raise
 
+    def scratch(self):
+        return self._con
+
+    def begin(self):
+        self._con.execute("BEGIN TRANSACTION")
+
+    def commit(self):
+        self._con.execute("COMMIT")
+
+    def rollback(self):
+        self._con.execute("ROLLBACK")
+
+    def ensure_table(self, schema, table, ddl_columns):
+        _ensure_table(self, schema, table, ddl_columns)
+
+    def insert_from_scratch(self, scratch, schema, table, columns, select_sql):
+        names = ", ".join(f'"{name}"' for name in columns)
+        self._con.execute(f'INSERT INTO "{schema}"."{table}" ({names}) {select_sql}')
+
     def close(self):
         self._con.close()
 
@@ -80,6 +116,7 @@ class PostgresWarehouse:
 
         self._con = psycopg2.connect(dsn)
         self._con.autocommit = True
+        self._scratch = None
 
     def execute(self, sql, params=None):
         with self._con.cursor() as cur:
@@ -124,8 +161,56 @@ class PostgresWarehouse:
         finally:
             self._con.autocommit = True
 
+    def scratch(self):
+        if self._scratch is None:
+            import duckdb
+
+            self._scratch = duckdb.connect()
+            self._scratch.execute("SET TimeZone = 'UTC'")
+        return self._scratch
+
+    def begin(self):
+        self._con.autocommit = False
+
+    def commit(self):
+        self._con.commit()
+        self._con.autocommit = True
+
+    def rollback(self):
+        self._con.rollback()
+        self._con.autocommit = True
+
+    def ensure_table(self, schema, table, ddl_columns):
+        _ensure_table(self, schema, table, ddl_columns)
+
+    def insert_from_scratch(self, scratch, schema, table, columns, select_sql):
+        import tempfile
+
+        names = ", ".join(f'"{name}"' for name in columns)
+        with tempfile.NamedTemporaryFile(suffix=".csv") as staged:
+            scratch.execute(f"COPY ({select_sql}) TO '{staged.name}' "
+                            "(FORMAT csv, HEADER false, NULL '\\N')")
+            with open(staged.name, "rb") as rows, self._con.cursor() as cur:
+                cur.copy_expert(f'COPY "{schema}"."{table}" ({names}) FROM STDIN '
+                                "WITH (FORMAT csv, NULL '\\N')", rows)
+
     def close(self):
+        if self._scratch is not None:
+            self._scratch.close()
         self._con.close()
+
+
+def _ensure_table(warehouse, schema: str, table: str,
+                  ddl_columns: list[tuple[str, str]]) -> None:
+    """Create the table, or add the columns an older version of it lacks."""
+    warehouse.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    warehouse.execute(_create_table_sql(schema, table, ddl_columns))
+    have = set(warehouse.fetch_frame(
+        "select column_name from information_schema.columns where table_schema = ? "
+        "and table_name = ?", [schema, table])["column_name"])
+    for name, sql_type in ddl_columns:
+        if name not in have:
+            warehouse.execute(f'ALTER TABLE "{schema}"."{table}" ADD COLUMN "{name}" {sql_type}')
 
 
 def _create_table_sql(schema: str, table: str, ddl_columns: list[tuple[str, str]]) -> str:

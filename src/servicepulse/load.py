@@ -50,6 +50,8 @@ QUARANTINE_COLUMNS = [
     ("source", "VARCHAR"), ("batch_id", "VARCHAR"), ("source_file", "VARCHAR"),
     ("landed_file", "VARCHAR"), ("source_row", "BIGINT"), ("field", "VARCHAR"),
     ("value", "VARCHAR"), ("reason", "VARCHAR"), ("quarantined_at", "TIMESTAMPTZ"),
+    # The row's partition when its version column could be read (else null).
+    ("partition_date", "DATE"),
 ]
 DELIVERIES_TABLE = "deliveries"
 DELIVERIES_COLUMNS = [
@@ -144,9 +146,17 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
         else:
             warehouse.execute(f'delete from "{raw}"."{source}" where _partition_date >= ? '
                               'and _partition_date < ?', [first_day, end_day])
-        for table in (QUARANTINE_TABLE, DELIVERIES_TABLE):
-            warehouse.execute(f'delete from "{raw}"."{table}" where source = ? and '
-                              'batch_id = ?', [source, batch_id])
+        warehouse.execute(f'delete from "{raw}"."{DELIVERIES_TABLE}" where source = ? and '
+                          'batch_id = ?', [source, batch_id])
+        # The quarantine of what is replaced goes too; rows whose version cannot be
+        # read belong to no partition and are found again in every snapshot.
+        if by_delivery:
+            warehouse.execute(f'delete from "{raw}"."{QUARANTINE_TABLE}" where source = ? '
+                              'and batch_id = ?', [source, batch_id])
+        else:
+            warehouse.execute(f'delete from "{raw}"."{QUARANTINE_TABLE}" where source = ? and '
+                              '(partition_date is null or (partition_date >= ? and '
+                              'partition_date < ?))', [source, first_day, end_day])
         for delivery in landed:
             _load_delivery(settings, warehouse, scratch, contract, connector, delivery,
                            batch_id, window, loaded_at)
@@ -253,7 +263,7 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
             f"select {values}, {partition}, {literal(batch_id)}, {literal(delivery.origin)}, "
             f"{ROW_COLUMN}, {literal(loaded_at.isoformat())}::timestamptz, _extras "
             f"from checked where not is_bad and {in_window}")
-        quarantine = quarantine_sql(plan, f"t_{version} is null or {in_window}")
+        quarantine = quarantine_sql(plan, f"t_{version} is null or {in_window}", partition)
         bad = scratch.execute(f"select count(distinct source_row) from ({quarantine})"
                               ).fetchone()[0]
         if bad:
@@ -261,8 +271,8 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
                 scratch, raw, QUARANTINE_TABLE, [n for n, _ in QUARANTINE_COLUMNS],
                 f"select {literal(source)}, {literal(batch_id)}, {literal(delivery.origin)}, "
                 f"{literal(str(delivery.path))}, source_row, field, value, reason, "
-                f"{literal(loaded_at.isoformat())}::timestamptz from ({quarantine}) "
-                "order by source_row, field")
+                f"{literal(loaded_at.isoformat())}::timestamptz, partition_date "
+                f"from ({quarantine}) order by source_row, field")
         delivery.rows_read += counts[0]
         delivery.rows_loaded += counts[1]
         delivery.rows_outside_window += counts[2]

@@ -21,3 +21,18 @@ def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return step(*args, **kwargs)
     except PERMANENT_ERRORS as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def airflow_connection(connection_id: str):
+    """The connection from Airflow's secrets (its database, AIRFLOW_CONN_* variables or a
+    secrets backend); None when it is not defined or Airflow is not installed."""
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:
+        return None
+    try:
+        return BaseHook.get_connection(connection_id)
+    except Exception as exc:  # Airflow raises AirflowNotFoundException, among others
+        if "isn't defined" in str(exc) or "not found" in str(exc).lower():
+            return None
+        raise

@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
+from servicepulse.airflow_support import airflow_connection
 from servicepulse.delivery.outbox import write_to_outbox
 from servicepulse.settings import Settings, SmtpSettings
 
@@ -84,7 +85,7 @@ def smtp_endpoint(config: SmtpSettings, environ: dict[str, str] | None = None) -
     endpoint = SmtpEndpoint(config.host, config.port, config.security,
                             environ.get("SERVICEPULSE_SMTP_USER") or None,
                             environ.get("SERVICEPULSE_SMTP_PASSWORD") or None)
-    connection = _airflow_connection(config.connection_id) if config.connection_id else None
+    connection = airflow_connection(config.connection_id) if config.connection_id else None
     if connection is None:
         return endpoint
     extra = connection.extra_dejson or {}
@@ -96,21 +97,6 @@ def smtp_endpoint(config: SmtpSettings, environ: dict[str, str] | None = None) -
     return SmtpEndpoint(connection.host or endpoint.host, connection.port or endpoint.port,
                         security, connection.login or endpoint.login,
                         connection.password or endpoint.password)
-
-
-def _airflow_connection(connection_id: str):
-    """The connection from Airflow's secrets (its database, AIRFLOW_CONN_* variables or a
-    secrets backend); None when it is not defined or Airflow is not installed."""
-    try:
-        from airflow.sdk import BaseHook
-    except ImportError:
-        return None
-    try:
-        return BaseHook.get_connection(connection_id)
-    except Exception as exc:  # Airflow raises AirflowNotFoundException, among others
-        if "isn't defined" in str(exc) or "not found" in str(exc).lower():
-            return None
-        raise
 
 
 class SmtpTransport:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,20 +45,31 @@ class LandedFile:
         return entry
 
 
-def land_chunks(landing_root: Path, source: str, origin: str, chunks: Iterable[bytes],
-                extension: str, fmt: str, encoding: str | None = None) -> LandedFile:
-    """Store a delivery streamed as byte chunks; return where it is and its checksum."""
+class _HashingWriter:
+    def __init__(self, out) -> None:
+        self._out, self.digest, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes | str) -> int:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.digest.update(data)
+        self.size += len(data)
+        return self._out.write(data)
+
+
+def land_stream(landing_root: Path, source: str, origin: str,
+                write: Callable[[_HashingWriter], None], extension: str, fmt: str,
+                encoding: str | None = None) -> LandedFile:
+    """Store a delivery that ``write`` streams into the file it is given; return where
+    it is kept and its checksum. The copy appears under its final name only when whole."""
     folder = landing_root / source
     folder.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".landing-", suffix=extension)
     try:
         with os.fdopen(handle, "wb") as out:
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        sha256 = digest.hexdigest()
+            hashing = _HashingWriter(out)
+            write(hashing)
+        sha256 = hashing.digest.hexdigest()
         final = folder / f"{sha256}{extension}"
         if final.exists():
             os.unlink(temporary)   # the same bytes are already kept
@@ -68,7 +79,16 @@ def land_chunks(landing_root: Path, source: str, origin: str, chunks: Iterable[b
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
-    return LandedFile(source, origin, final, sha256, size, fmt, datetime.now(UTC), encoding)
+    return LandedFile(source, origin, final, sha256, hashing.size, fmt, datetime.now(UTC),
+                      encoding)
+
+
+def land_chunks(landing_root: Path, source: str, origin: str, chunks: Iterable[bytes],
+                extension: str, fmt: str, encoding: str | None = None) -> LandedFile:
+    def write(out: _HashingWriter) -> None:
+        for chunk in chunks:
+            out.write(chunk)
+    return land_stream(landing_root, source, origin, write, extension, fmt, encoding)
 
 
 def write_batch_manifest(landing_root: Path, source: str, batch_id: str,

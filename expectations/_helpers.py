@@ -100,6 +100,21 @@ def fresh(scope: Scope, source: str, severity: str = "critical"):
         severity)
 
 
+def nothing_quarantined(scope: Scope, source: str, severity: str = "warning"):
+    """The loader set no row of this interval's batch aside (raw.quarantined_rows): the
+    good rows went on, but the data team hears which rows broke which rule."""
+    table = scope.table("raw", "quarantined_rows")
+    end = (scope.local_days[-1] + timedelta(days=1)).isoformat()
+    return no_rows(
+        "no_rows_quarantined",
+        f"select source_file, source_row, field, value, reason from {table} "
+        # The batch id ends with the interval's end day (no ':' here: SQLAlchemy would
+        # read ":2026" as a bind parameter).
+        f"where source = '{source}' and right(batch_id, 10) = '{end}'",
+        f"No {source} row of the interval was quarantined by the loader.",
+        severity, key="source_row")
+
+
 # Below this many events a day, day-to-day swings are noise, not a broken feed.
 VOLUME_MIN_TYPICAL = 20
 

@@ -1,4 +1,4 @@
-from expectations._helpers import allowed, between, not_null, suite
+from expectations._helpers import allowed, between, not_null, nothing_quarantined, suite
 
 SCHEMA, TABLE = "raw", "audits"
 KEY = "audit_id"
@@ -12,4 +12,5 @@ def build_suite(scope):
         between("score_1", 0, 10, key=KEY),
         between("score_2", 0, 10, key=KEY),
         between("score_3", 0, 10, key=KEY),
+        nothing_quarantined(scope, "audits"),
     )

@@ -1,4 +1,13 @@
-from expectations._helpers import allowed, fresh, in_order, not_null, references, suite, volume
+from expectations._helpers import (
+    allowed,
+    fresh,
+    in_order,
+    not_null,
+    nothing_quarantined,
+    references,
+    suite,
+    volume,
+)
 
 SCHEMA, TABLE = "raw", "complaints"
 KEY = "complaint_id"
@@ -22,4 +31,5 @@ def build_suite(scope):
         references(scope, "ticket_id", "raw", "crm_tickets", "ticket_id", key=KEY),
         fresh(scope, "complaints"),
         volume(scope, "complaints", "received_at", KEY),
+        nothing_quarantined(scope, "complaints"),
     )

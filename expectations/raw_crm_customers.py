@@ -1,4 +1,4 @@
-from expectations._helpers import allowed, not_null, suite
+from expectations._helpers import allowed, not_null, nothing_quarantined, suite
 
 SCHEMA, TABLE = "raw", "crm_customers"
 KEY = "customer_id"
@@ -10,4 +10,5 @@ def build_suite(scope):
         not_null("customer_id"),
         allowed("customer_type", ["enterprise", "individual", "government"], key=KEY),
         allowed("service_level", ["basic", "standard", "advanced"], key=KEY),
+        nothing_quarantined(scope, "crm_customers"),
     )

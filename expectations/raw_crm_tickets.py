@@ -4,6 +4,7 @@ from expectations._helpers import (
     fresh,
     in_order,
     not_null,
+    nothing_quarantined,
     references,
     suite,
     volume,
@@ -31,4 +32,5 @@ def build_suite(scope):
         references(scope, "customer_id", "raw", "crm_customers", "customer_id", key=KEY),
         fresh(scope, "crm_tickets"),
         volume(scope, "crm_tickets", "created_at", KEY),
+        nothing_quarantined(scope, "crm_tickets"),
     )

@@ -1,4 +1,12 @@
-from expectations._helpers import between, fresh, in_order, not_null, references, suite
+from expectations._helpers import (
+    between,
+    fresh,
+    in_order,
+    not_null,
+    nothing_quarantined,
+    references,
+    suite,
+)
 
 SCHEMA, TABLE = "raw", "survey_responses"
 KEY = "response_id"
@@ -19,4 +27,5 @@ def build_suite(scope):
         references(scope, "complaint_id", "raw", "complaints", "complaint_id", key=KEY),
         references(scope, "customer_id", "raw", "crm_customers", "customer_id", key=KEY),
         fresh(scope, "survey_responses"),
+        nothing_quarantined(scope, "survey_responses"),
     )

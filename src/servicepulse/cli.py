@@ -48,8 +48,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
     from servicepulse.kpis import Period
 
+    from servicepulse.sources.demo_systems import demo_systems_running
+
     settings = _settings(args)
-    outcome = run_nightly(settings, args.date)
+    with demo_systems_running(settings) as api:
+        if api:
+            print(f"serving the demo complaint API at {api.url}")
+        outcome = run_nightly(settings, args.date)
     print(f"{outcome.dag_id} for {outcome.day} (data interval {outcome.data_interval[0]} – "
           f"{outcome.data_interval[1]}): {outcome.state}")
     # What the scheduler does on the nightly's checked-marts Asset: the last complete
@@ -198,6 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
     from servicepulse.generate import GenerationSpec, generate
     from servicepulse.kpis import Period
+    from servicepulse.sources.demo_systems import demo_systems_running, fill_demo_crm
 
     settings = _settings(args)
     yesterday = settings.today() - timedelta(days=1)
@@ -206,8 +212,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"into {settings.sources_dir}")
     generate(GenerationSpec(out=settings.sources_dir, start=start, days=args.days,
                             seed=args.seed, timezone=settings.reporting_timezone))
+    if crm := fill_demo_crm(settings):
+        print(f"    and the CRM's customers and tickets into the database {crm}")
     print(f"2/4 running the nightly pipeline for {yesterday} through Airflow")
-    outcome = run_nightly(settings, yesterday)
+    with demo_systems_running(settings) as api:
+        if api:
+            print(f"    (the complaint system's API served at {api.url})")
+        outcome = run_nightly(settings, yesterday)
     print(f"    {outcome.dag_id}: {outcome.state} (log: {outcome.log_file})")
     week = Period.last_complete_week(settings.today())
     print(f"3/4 the weekly report DAG for {week.label} through Airflow")

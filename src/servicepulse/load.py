@@ -30,6 +30,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from servicepulse.settings import FileConnector, Settings
 from servicepulse.sources.contracts import SQL_TYPES, SourceContract, load_contracts
 from servicepulse.sources.landing import LandedFile, write_batch_manifest
@@ -237,11 +239,11 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
     in_window = "true" if window is None else \
         f"({partition} >= date '{window[0]}' and {partition} < date '{window[1]}')"
     delivery.new_columns = []
-    plan = None
+    plan, plan_columns = None, None
     for table in _batches(source, delivery, reader):
         names = [renames.get(n, n) for n in table.column_names[:-1]] + [ROW_COLUMN]
         table = table.rename_columns(names)
-        if plan is None or list(table.column_names) != plan_columns:
+        if list(table.column_names) != plan_columns:
             plan_columns = list(table.column_names)
             try:
                 plan = plan_checks(contract, connector.mapping, plan_columns[:-1],
@@ -318,7 +320,7 @@ def _watermark(warehouse: Warehouse, raw: str, contract: SourceContract,
         f'select max({quote(contract.version_column)}) as newest from "{raw}"."{contract.name}" '
         "where _partition_date < ?", [start_day])
     newest = frame["newest"].iloc[0]
-    if newest is None or newest != newest:  # None or NaT
+    if pd.isna(newest):
         return None
     return newest.to_pydatetime() if hasattr(newest, "to_pydatetime") else newest
 

@@ -45,12 +45,22 @@ def load(source: str, start: datetime, end: datetime,
     local_start, local_end = local_day_interval(settings, start, end)
     with connected(settings) as warehouse:
         result = load_source(settings, warehouse, source, local_start, local_end)
-    log.info("loaded %s: %d of %d delivered rows into partitions %s – %s%s", source,
-             result.rows_loaded, result.rows_in_delivery, *result.partitions,
-             " (first load: backfill)" if result.backfill else "")
-    return {"source": source, "rows_loaded": result.rows_loaded,
-            "rows_in_delivery": result.rows_in_delivery, "partitions": list(result.partitions),
-            "backfill": result.backfill}
+    log.info("loaded %s: %d of %d delivered rows into partitions %s – %s%s (manifest %s)",
+             source, result.rows_loaded, result.rows_in_delivery, *result.partitions,
+             " (first load: backfill)" if result.backfill else "", result.manifest)
+    if result.rows_quarantined:
+        log.warning("%s: %d rows quarantined (see raw.quarantined_rows, batch %s)", source,
+                    result.rows_quarantined, result.batch_id)
+    if result.new_columns:
+        log.warning("%s: columns the contract does not know, kept in _extras: %s", source,
+                    ", ".join(result.new_columns))
+    for note in result.skipped:
+        log.info("%s: skipped %s", source, note)
+    return {"source": source, "batch_id": result.batch_id, "rows_loaded": result.rows_loaded,
+            "rows_in_delivery": result.rows_in_delivery,
+            "rows_quarantined": result.rows_quarantined, "partitions": list(result.partitions),
+            "backfill": result.backfill, "files": len(result.files),
+            "new_columns": result.new_columns, "skipped": result.skipped}
 
 
 def transform(settings: Settings | None = None, full_refresh: bool = False) -> dict[str, Any]:

@@ -182,6 +182,15 @@ DEFAULT_FILES = {
 }
 
 
+class DemoSystemsSettings(_Section):
+    """Stand-ins for a customer's systems, for the embedded demo only."""
+    # A SQLite CRM database that `servicepulse demo` fills from the generated files.
+    crm_database: Path | None = None
+    # `servicepulse run` and `demo` serve the generated complaints on this port of
+    # 127.0.0.1 while the DAG runs, injecting a 429 and a 500 now and then.
+    complaint_api_port: int | None = Field(None, ge=1, le=65535)
+
+
 class SourcesSettings(_Section):
     # Base folder of file locations given as relative paths.
     directory: Path = Path("data/demo")
@@ -193,6 +202,7 @@ class SourcesSettings(_Section):
     # Time zone of timestamps that arrive without a UTC offset, for every source whose
     # mapping names none.
     naive_timestamp_timezone: str | None = None
+    demo_systems: DemoSystemsSettings | None = None
     # How each source is reached (source name -> connector); a source not listed is
     # the demo's CSV file in ``directory`` (crm_tickets.csv, surveys.csv, ...).
     connectors: dict[str, Connector] = {

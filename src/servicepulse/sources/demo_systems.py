@@ -13,12 +13,18 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
+import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlparse
 
+from servicepulse.settings import HttpConnector, Settings
 from servicepulse.sources.contracts import load_contracts
 
 CRM_TABLES = {"crm_customers": "customers", "crm_tickets": "tickets"}
@@ -117,7 +123,7 @@ class ComplaintApi:
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/api/v1/complaints"
 
-    def __enter__(self) -> ComplaintApi:
+    def __enter__(self) -> Self:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -185,7 +191,7 @@ class ComplaintApi:
 def _instant(text: str | None) -> datetime | None:
     if not text:
         return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset")
     return moment
@@ -200,3 +206,32 @@ def _latest_complaints(path: Path) -> list[tuple[datetime, dict]]:
             if key not in latest or moment >= latest[key][0]:
                 latest[key] = (moment, {k: (v if v != "" else None) for k, v in record.items()})
     return sorted(latest.values(), key=lambda item: (item[0], item[1]["complaint_id"]))
+
+
+def fill_demo_crm(settings: Settings) -> Path | None:
+    """Fill the demo's SQLite CRM (sources.demo_systems.crm_database) from the files."""
+    config = settings.sources.demo_systems
+    if config is None or config.crm_database is None:
+        return None
+    database = settings.path(config.crm_database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    fill_crm(f"sqlite:///{database}", settings.sources_dir)
+    return database
+
+
+@contextmanager
+def demo_systems_running(settings: Settings) -> Iterator[ComplaintApi | None]:
+    """While the demo's DAG runs: the complaint API on sources.demo_systems'
+    port, with a fresh bearer token in the environment the Airflow tasks inherit."""
+    config = settings.sources.demo_systems
+    if config is None or config.complaint_api_port is None:
+        yield None
+        return
+    connector = settings.sources.connectors.get("complaints")
+    variable = (connector.token_env if isinstance(connector, HttpConnector)
+                and connector.token_env else "SERVICEPULSE_SOURCE_COMPLAINTS_TOKEN")
+    token = os.environ.setdefault(variable, secrets.token_urlsafe(16))
+    with ComplaintApi(settings.sources_dir / "complaints.csv", token,
+                      port=config.complaint_api_port, faults={429: 2, 500: 5},
+                      retry_after=1) as api:
+        yield api

@@ -26,7 +26,12 @@ MAX_PAGES = 100_000
 
 
 class ApiError(RuntimeError):
-    """The API could not be read (after the retries, or a reply that retrying cannot fix)."""
+    """The API could not be read after the retries (worth another try later)."""
+
+
+class ApiRejected(ApiError):
+    """A reply that retrying cannot fix: a wrong token, a bad request, a page that is
+    not a page."""
 
 
 def bearer_token(source: str, connector: HttpConnector,
@@ -71,7 +76,7 @@ def extract_pages(settings: Settings, source: str, connector: HttpConnector,
                 page = json.loads(body)
                 records = page[connector.records_field]
             except (ValueError, KeyError, TypeError):
-                raise ApiError(f"{origin}: the reply is not a page with a "
+                raise ApiRejected(f"{origin}: the reply is not a page with a "
                                f"{connector.records_field!r} list: {body[:200]!r}") from None
             landed.append(land_chunks(settings.landing_path, source, origin, [body], ".json",
                                       "json_page", "utf-8"))
@@ -111,7 +116,7 @@ def _get(session, connector: HttpConnector, query: dict, headers: dict, sleep) -
                                    f"max_retry_after_seconds ({problem})")
             elif reply.status_code < 500:
                 hint = " (check the bearer token)" if reply.status_code in (401, 403) else ""
-                raise ApiError(f"{where}: {problem}{hint}")
+                raise ApiRejected(f"{where}: {problem}{hint}")
         if attempt < connector.max_attempts:
             log.warning("%s: %s; retry %d of %d in %.1f s", where, problem, attempt,
                         connector.max_attempts - 1, wait)

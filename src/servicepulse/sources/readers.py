@@ -182,7 +182,7 @@ def _xlsx(path: Path, sheet: str | None, batch_rows: int) -> DeliveryReader:
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises several types for a broken workbook
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for a broken book
         raise DeliveryFormatError(f"not readable as XLSX: {exc}") from None
     if sheet is not None and sheet not in book.sheetnames:
         raise DeliveryFormatError(f"no sheet {sheet!r} (sheets: {book.sheetnames})")

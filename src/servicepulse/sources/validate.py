@@ -133,10 +133,10 @@ def _timestamp(value: str, name: str, mapping: SourceMapping,
 
 def quarantine_sql(plan: CheckPlan, where: str, partition: str) -> str:
     """One row per broken rule of the checked rows matching ``where``."""
-    parts = [f"select {ROW_COLUMN} as source_row, '(row)' as field, "
-             f"cast(null as varchar) as value, _unreadable as reason, "
-             f"{partition} as partition_date "
-             f"from checked where _unreadable is not null and ({where})"]
+    parts = [(f"select {ROW_COLUMN} as source_row, '(row)' as field, "
+              f"cast(null as varchar) as value, _unreadable as reason, "
+              f"{partition} as partition_date "
+              f"from checked where _unreadable is not null and ({where})")]
     for index, column in enumerate(plan.contract.columns):
         parts.append(f"select {ROW_COLUMN}, {literal(column.name)}, v_{index}, e_{index}, "
                      f"{partition} from checked where e_{index} is not null and ({where})")

@@ -1,5 +1,11 @@
-"""`make bench`: how long the data-quality gate and the dbt build take, and how much
-memory, by size.
+"""`make bench`: how long ingestion, the data-quality gate, the dbt build and the
+reports take, and how much memory, by size.
+
+Ingestion: the generated crm_tickets (about 103k and 1.03M rows, and the larger set
+three times over, 3.1M) loaded into an empty DuckDB warehouse from the CSV file and
+from a PostgreSQL CRM table (the local server, schema servicepulse_bench_crm, filled
+with the tickets' latest versions), each load in a child process: rows per second and
+the process's peak memory.
 
 Quality gate: generates a data set per size (cached in output/bench/), loads it and
 builds the marts, then runs every suite (raw before dbt, marts after, as the DAG does)
@@ -249,6 +255,96 @@ def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
     return results
 
 
+BENCH_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+BENCH_CRM_SCHEMA = "servicepulse_bench_crm"
+
+
+def _child_ingest(config: str) -> dict[str, float]:
+    """One first load (backfill) of crm_tickets into an empty DuckDB warehouse, as the
+    nightly's load task does it: extract, land, check, insert."""
+    from servicepulse.load import load_source
+    from servicepulse.settings import load_settings
+    from servicepulse.warehouse import connected
+
+    settings = load_settings(config, environ={})
+    start, end = _interval(settings)
+    started = time.perf_counter()
+    with connected(settings) as warehouse:
+        result = load_source(settings, warehouse, "crm_tickets", start, end)
+    elapsed = time.perf_counter() - started
+    return {"rows_loaded": result.rows_loaded, "rows_quarantined": result.rows_quarantined,
+            "load_s": elapsed, "rows_per_s": result.rows_loaded / elapsed,
+            "landed_mib": sum(f["size_bytes"] for f in result.files) / 2**20,
+            "peak_rss_mib": _own_peak_mib()}
+
+
+def _ingest_config(workdir: Path, sources: Path, connector: dict) -> Path:
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    config = yaml.safe_load(_config(workdir, sources).read_text())
+    config["sources"]["connectors"] = {"crm_tickets": connector}
+    path = workdir / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+INGEST_REPLICAS = 3
+
+
+def _replicate_tickets(csv_file: Path, sources: Path, copies: int) -> None:
+    import shutil
+
+    import duckdb
+
+    sources.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(
+        f"copy (select * exclude (copy) replace (case when copy = 0 then ticket_id else ticket_id || '-' || "
+        f"copy end as ticket_id) from read_csv('{csv_file}', all_varchar = true), "
+        f"range({copies}) as copies(copy)) to '{sources / 'crm_tickets.csv'}' (header)")
+    con.close()
+    shutil.copyfile(csv_file.with_name("crm_customers.csv"), sources / "crm_customers.csv")
+
+
+def bench_ingest(sizes: list[int], root: Path) -> list[dict]:
+    """crm_tickets from its CSV file and from a PostgreSQL CRM table into DuckDB."""
+    from servicepulse.generate import GenerationSpec, generate
+    from servicepulse.sources.demo_systems import fill_crm
+
+    results = []
+    runs = [(size, root / f"tickets-per-day-{size}" / "sources") for size in sizes]
+    # A third, larger size shows whether memory stays flat: the largest data set's
+    # tickets three times over, with distinct ids.
+    largest = runs[-1]
+    runs.append((largest[0] * INGEST_REPLICAS, root / f"tickets-x{INGEST_REPLICAS}" / "sources"))
+    for size, sources in runs:
+        if not (sources / "crm_tickets.csv").exists():
+            if size in sizes:
+                generate(GenerationSpec(out=sources, start=START, days=DAYS, seed=1,
+                                        tickets_per_day=size))
+            else:
+                _replicate_tickets(largest[1] / "crm_tickets.csv", sources, INGEST_REPLICAS)
+        crm_rows = fill_crm(BENCH_PG_URL, sources, schema=BENCH_CRM_SCHEMA)["tickets"]
+        for origin, connector in (
+                ("CSV file", {"kind": "file", "location": "crm_tickets.csv"}),
+                ("PostgreSQL", {"kind": "sql", "url": BENCH_PG_URL, "table": "tickets",
+                                "db_schema": BENCH_CRM_SCHEMA})):
+            workdir = root / "ingest" / f"{size}-{origin.split()[0].lower()}"
+            config = _ingest_config(workdir, sources, connector)
+            row = {"tickets_per_day": size, "from": origin, **_in_child("_child_ingest",
+                                                                         str(config))}
+            if origin == "PostgreSQL":
+                row["crm_table_rows"] = crm_rows
+            results.append(row)
+            print(f"ingest crm_tickets from {origin:<10}: {row['rows_loaded']:>9,.0f} rows in "
+                  f"{row['load_s']:.2f} s = {row['rows_per_s']:,.0f} rows/s (landed "
+                  f"{row['landed_mib']:.0f} MiB), peak RSS {row['peak_rss_mib']:.0f} MiB",
+                  flush=True)
+    return results
+
+
 REPORT_PERIODS = ("2026-W47", "2026-10")  # the last complete week and month of the data
 
 
@@ -302,10 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets-per-day", type=int, nargs="+", default=[1000, 9800],
                         help="sizes to run (120 days each; 9800/day is about 1M tickets)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "output" / "bench")
-    parser.add_argument("--only", choices=["quality", "marts", "reports"],
+    parser.add_argument("--only", choices=["ingest", "quality", "marts", "reports"],
                         help="run one part (default: all)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "ingest"):
+        ingest = bench_ingest(args.tickets_per_day, args.out)
+        (args.out / "ingest.json").write_text(json.dumps(ingest, indent=2))
+        print(f"results: {args.out / 'ingest.json'}")
+        if args.only == "ingest":
+            return 0
     if args.only in (None, "reports"):
         reports = []
         for size in args.tickets_per_day:

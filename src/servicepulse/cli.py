@@ -47,7 +47,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
     from servicepulse.kpis import Period
-
     from servicepulse.sources.demo_systems import demo_systems_running
 
     settings = _settings(args)

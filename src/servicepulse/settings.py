@@ -203,6 +203,9 @@ class SourcesSettings(_Section):
     # mapping names none.
     naive_timestamp_timezone: str | None = None
     demo_systems: DemoSystemsSettings | None = None
+    # Memory DuckDB may use while a source loads (the warehouse's cache of what it
+    # writes, the checks); it evicts or spills beyond this, so big deliveries stay flat.
+    load_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
     # How each source is reached (source name -> connector); a source not listed is
     # the demo's CSV file in ``directory`` (crm_tickets.csv, surveys.csv, ...).
     connectors: dict[str, Connector] = {

@@ -44,7 +44,9 @@ class Warehouse(Protocol):
                      ddl_columns: list[tuple[str, str]]) -> None: ...
 
     def insert_from_scratch(self, scratch: Any, schema: str, table: str, columns: list[str],
-                            select_sql: str) -> None: ...
+                            select_sql: str, incoming_batch: Any = None) -> int: ...
+
+    def limit_memory(self, limit: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -100,9 +102,17 @@ class DuckDBWarehouse:
     def ensure_table(self, schema, table, ddl_columns):
         _ensure_table(self, schema, table, ddl_columns)
 
-    def insert_from_scratch(self, scratch, schema, table, columns, select_sql):
+    def insert_from_scratch(self, scratch, schema, table, columns, select_sql,
+                            incoming_batch=None):
+        # ``incoming_batch`` (an Arrow table) is read by name by the query: a local.
         names = ", ".join(f'"{name}"' for name in columns)
-        self._con.execute(f'INSERT INTO "{schema}"."{table}" ({names}) {select_sql}')
+        return self._con.execute(
+            f'INSERT INTO "{schema}"."{table}" ({names}) {select_sql}').fetchone()[0]
+
+    def limit_memory(self, limit):
+        self._con.execute(f"SET memory_limit = '{limit}'")
+        # Rows are found by their _source_row, not their order: inserts may run in parallel.
+        self._con.execute("SET preserve_insertion_order = false")
 
     def close(self):
         self._con.close()
@@ -183,7 +193,9 @@ class PostgresWarehouse:
     def ensure_table(self, schema, table, ddl_columns):
         _ensure_table(self, schema, table, ddl_columns)
 
-    def insert_from_scratch(self, scratch, schema, table, columns, select_sql):
+    def insert_from_scratch(self, scratch, schema, table, columns, select_sql,
+                            incoming_batch=None):
+        # ``incoming_batch`` (an Arrow table) is read by name by the query: a local.
         import tempfile
 
         names = ", ".join(f'"{name}"' for name in columns)
@@ -193,6 +205,10 @@ class PostgresWarehouse:
             with open(staged.name, "rb") as rows, self._con.cursor() as cur:
                 cur.copy_expert(f'COPY "{schema}"."{table}" ({names}) FROM STDIN '
                                 "WITH (FORMAT csv, NULL '\\N')", rows)
+                return cur.rowcount
+
+    def limit_memory(self, limit):
+        self.scratch().execute(f"SET memory_limit = '{limit}'")
 
     def close(self):
         if self._scratch is not None:

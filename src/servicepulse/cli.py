@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from servicepulse.settings import ConfigError, Settings, load_settings
@@ -82,6 +82,37 @@ def _print_ledger(settings: Settings, report: str, period: str) -> None:
     for row in rows:
         print(f"    {row['recipient']:<32} #{row['sequence']} {row['status']:<9} "
               f"{row['smtp_reply'] or row['error'] or ''}")
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """One source for one local day, outside Airflow: what onboarding a source needs."""
+    from servicepulse.pipeline import SOURCES, load
+    from servicepulse.sources.demo_systems import demo_systems_running
+    from servicepulse.warehouse import connected
+
+    settings = _settings(args)
+    start = datetime.combine(args.date, time(), settings.tz)
+    sources = [args.source] if args.source != "all" else list(SOURCES)
+    with demo_systems_running(settings):
+        for source in sources:
+            result = load(source, start, start + timedelta(days=1), settings=settings)
+            print(f"{source}: {result['rows_loaded']} of {result['rows_in_delivery']} rows "
+                  f"loaded into partitions {' – '.join(result['partitions'])}, "
+                  f"{result['rows_quarantined']} quarantined, {result['files']} file(s)"
+                  + (f"; new columns kept in _extras: {', '.join(result['new_columns'])}"
+                     if result["new_columns"] else "")
+                  + "".join(f"\n  skipped {note}" for note in result["skipped"]))
+            if result["rows_quarantined"]:
+                with connected(settings, read_only=True) as warehouse:
+                    rows = warehouse.fetch_frame(
+                        f'select source_file, source_row, field, value, reason from '
+                        f'"{settings.warehouse.schema("raw")}".quarantined_rows where source = ? '
+                        "and batch_id = ? order by source_row, field limit 20",
+                        [source, result["batch_id"]])
+                for row in rows.itertuples():
+                    print(f"  quarantined: {row.source_file}, row {row.source_row}, "
+                          f"{row.field} = {row.value!r}: {row.reason}")
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -286,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "through Airflow"))
     run.add_argument("--date", required=True, type=_date)
     run.set_defaults(handler=cmd_run)
+
+    load = with_config(commands.add_parser(
+        "load", help="load one source (or all) for a local day, outside Airflow, and show "
+                     "what was loaded and quarantined"))
+    load.add_argument("source", help="a source name (crm_tickets, survey_responses, ...) or all")
+    load.add_argument("--date", required=True, type=_date)
+    load.set_defaults(handler=cmd_load)
 
     build = with_config(commands.add_parser(
         "build", help="build the marts from the raw tables (business calendar + dbt build)"))

@@ -164,3 +164,21 @@ def test_an_api_that_keeps_failing_gives_up_after_max_attempts(tmp_path, sources
         assert len(api.requests) == 3
     with connected(settings) as warehouse:
         assert not warehouse.table_exists("raw", "complaints")
+
+
+def test_credentials_come_from_airflow_connections(tmp_path, sources, from_csv, crm_schema,
+                                                   monkeypatch):
+    """A deployment keeps the CRM's URL and the API's token in Airflow connections (here
+    given as AIRFLOW_CONN_<ID>, as a secrets backend or the metadata database would)."""
+    fill_crm(PG_URL, sources, schema=crm_schema)
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_DATABASE",
+                       f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{PG['dbname']}")
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLAINT_API", "http://:t0ken@127.0.0.1")
+    with ComplaintApi(sources / "complaints.csv", "t0ken") as api:
+        settings = settings_for(tmp_path / "conn", sources, **{"sources.connectors": {
+            "crm_tickets": {"kind": "sql", "connection_id": "crm_database", "table": "tickets",
+                            "db_schema": crm_schema},
+            "complaints": {"kind": "http", "url": api.url, "connection_id": "complaint_api"}}})
+        for source in ("crm_tickets", "complaints"):
+            _load(settings, source, 23)
+            assert _latest(settings, source) == _latest(from_csv, source), source

@@ -297,3 +297,25 @@ def test_a_run_killed_mid_load_then_rerun_equals_one_run(tmp_path, settings, mon
     monkeypatch.undo()
     _load(settings, "crm_tickets", day=18)
     assert _table_digest(settings, "crm_tickets") == _table_digest(clean, "crm_tickets")
+
+
+def test_quarantine_and_reruns_on_a_postgresql_warehouse(tmp_path, postgres_prefix):
+    """The loader's other path: checks in an in-memory DuckDB, rows COPYed to PostgreSQL."""
+    sources = known_answers.write(tmp_path / "sources")
+    path = sources / "crm_tickets.csv"
+    path.write_text(path.read_text().replace(",installation,", ",repair,"))
+    settings = settings_for(tmp_path, sources, **{
+        "warehouse.kind": "postgres", "warehouse.schema_prefix": postgres_prefix})
+    raw = settings.warehouse.schema("raw")
+    counts, results = [], []
+    for _ in range(2):
+        results.append(_load(settings, "crm_tickets"))
+        with connected(settings) as warehouse:
+            counts.append(warehouse.fetch_frame(
+                f'select (select count(*) from "{raw}".crm_tickets) as loaded, '
+                f'(select count(*) from "{raw}".quarantined_rows) as quarantined, '
+                f"(select string_agg(value || ' ' || reason, '') from \"{raw}\".quarantined_rows)"
+                " as why").to_dict("records")[0])
+    assert (results[0].rows_loaded, results[0].rows_quarantined) == (11, 1)   # backfill
+    assert counts[0] == counts[1] == {"loaded": 11, "quarantined": 1, "why": (
+        "repair not one of tech_support, installation, after_sales, consultation, delivery")}

@@ -24,8 +24,21 @@ class SqlSourceError(ValueError):
     pass
 
 
+def _with_driver(url: str) -> str:
+    # SQLAlchemy 2.1 reads plain postgresql:// as psycopg 3; the lock installs psycopg2.
+    for plain in ("postgres://", "postgresql://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url[len(plain):]
+    return url
+
+
 def source_url(settings: Settings, source: str, connector: SqlConnector,
                environ: dict[str, str] | None = None) -> str:
+    return _with_driver(_configured_url(settings, source, connector, environ))
+
+
+def _configured_url(settings: Settings, source: str, connector: SqlConnector,
+                    environ: dict[str, str] | None = None) -> str:
     """The Airflow connection's URI, else $SERVICEPULSE_SOURCE_<SOURCE>_URL, else the
     configured URL (relative SQLite paths resolved against the config file's folder)."""
     from servicepulse.airflow_support import airflow_connection
@@ -34,8 +47,7 @@ def source_url(settings: Settings, source: str, connector: SqlConnector,
     if connector.connection_id:
         connection = airflow_connection(connector.connection_id)
         if connection is not None:
-            uri = connection.get_uri()
-            return uri.replace("postgres://", "postgresql://", 1)
+            return connection.get_uri()
     if url := environ.get(f"SERVICEPULSE_SOURCE_{source.upper()}_URL"):
         return url
     if connector.url:

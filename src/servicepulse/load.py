@@ -131,7 +131,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
         datetime.combine(first_day, time(), tz)
     batch_id = f"{source}:{first_day.isoformat()}:{end_day.isoformat()}"
 
-    landed = _extract(settings, source, connector, window_start, interval_end)
+    landed = _extract(settings, contract, connector, window_start, interval_end)
     skipped: list[str] = []
     if by_delivery:
         landed, skipped = _not_yet_taken(warehouse, raw, source, batch_id, landed)
@@ -199,8 +199,9 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
         manifest=str(manifest))
 
 
-def _extract(settings: Settings, source: str, connector, window_start: datetime | None,
-             window_end: datetime) -> list[LandedFile]:
+def _extract(settings: Settings, contract: SourceContract, connector,
+             window_start: datetime | None, window_end: datetime) -> list[LandedFile]:
+    source = contract.name
     if connector.kind == "file":
         from servicepulse.sources.files import NoDeliveryFound, land_files
 
@@ -215,7 +216,8 @@ def _extract(settings: Settings, source: str, connector, window_start: datetime 
     if connector.kind == "sql":
         from servicepulse.sources.sql import extract_table
 
-        return [extract_table(settings, source, connector, window_start, window_end)]
+        return [extract_table(settings, source, connector, window_start, window_end,
+                              contract.version_column)]
     from servicepulse.sources.http import extract_pages
 
     return extract_pages(settings, source, connector, window_start, window_end)
@@ -306,13 +308,16 @@ def _batches(source, delivery, reader):
 
 def _not_yet_taken(warehouse: Warehouse, raw: str, source: str, batch_id: str,
                    landed: list[LandedFile]) -> tuple[list[LandedFile], list[str]]:
-    """Deliveries mode: drop files whose bytes another batch already took."""
+    """Deliveries mode: drop files whose bytes another batch already took, and take
+    this batch's own earlier files again from the landing zone when they are gone
+    from the drop folder (moved or cleaned up), so a re-run never loses them."""
     if not warehouse.table_exists(raw, DELIVERIES_TABLE):
         return landed, []
     taken = warehouse.fetch_frame(
-        f'select sha256, origin, batch_id from "{raw}"."{DELIVERIES_TABLE}" '
-        "where source = ? and batch_id <> ?", [source, batch_id])
-    earlier = {row.sha256: row for row in taken.itertuples()}
+        f'select sha256, origin, batch_id, landed_file, format, encoding, received_at '
+        f'from "{raw}"."{DELIVERIES_TABLE}" where source = ?', [source])
+    earlier = {row.sha256: row for row in taken.itertuples() if row.batch_id != batch_id}
+    own = [row for row in taken.itertuples() if row.batch_id == batch_id]
     fresh, skipped, seen = [], [], set()
     for delivery in landed:
         if delivery.sha256 in earlier:
@@ -324,6 +329,16 @@ def _not_yet_taken(warehouse: Warehouse, raw: str, source: str, batch_id: str,
         else:
             seen.add(delivery.sha256)
             fresh.append(delivery)
+    for row in own:
+        if row.sha256 in seen:
+            continue
+        kept = Path(row.landed_file)
+        if not kept.is_file():
+            raise SourceError(source, row.origin, f"taken by batch {batch_id} but its landed "
+                              f"copy {kept} is missing: restore it or the drop")
+        seen.add(row.sha256)
+        fresh.append(LandedFile(source, row.origin, kept, row.sha256, kept.stat().st_size,
+                                row.format, row.received_at.to_pydatetime(), row.encoding))
     return fresh, skipped
 
 

@@ -1,13 +1,14 @@
 {#- Reduce a raw table to the latest version of each key: the largest version column
     wins; a tie (the same row delivered twice) goes to the latest load, then the
-    last line of the delivery, so the choice is deterministic. -#}
+    file that sorts last (several files of one batch: exports are named by time),
+    then the last row of the file, so the choice is deterministic. -#}
 {% macro latest_version(relation, key, version_column='updated_at') %}
     select * from (
         select
             *,
             row_number() over (
                 partition by {{ key }}
-                order by {{ version_column }} desc, _loaded_at desc, _source_row desc
+                order by {{ version_column }} desc, _loaded_at desc, _source_file desc, _source_row desc
             ) as _version_rank
         from {{ relation }}
     ) as versions

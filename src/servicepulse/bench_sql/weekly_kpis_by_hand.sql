@@ -5,19 +5,19 @@
 with tickets as (
     select * exclude (rank_) from (
         select *, row_number() over (partition by ticket_id
-            order by updated_at desc, _loaded_at desc, _source_row desc) as rank_
+            order by updated_at desc, _loaded_at desc, _source_file desc, _source_row desc) as rank_
         from raw.crm_tickets) where rank_ = 1
 ),
 complaints as (
     select * exclude (rank_) from (
         select *, row_number() over (partition by complaint_id
-            order by updated_at desc, _loaded_at desc, _source_row desc) as rank_
+            order by updated_at desc, _loaded_at desc, _source_file desc, _source_row desc) as rank_
         from raw.complaints) where rank_ = 1
 ),
 surveys as (
     select * exclude (rank_) from (
         select *, row_number() over (partition by response_id
-            order by updated_at desc, _loaded_at desc, _source_row desc) as rank_
+            order by updated_at desc, _loaded_at desc, _source_file desc, _source_row desc) as rank_
         from raw.survey_responses) where rank_ = 1
 ),
 observations as (

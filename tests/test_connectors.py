@@ -182,3 +182,37 @@ def test_credentials_come_from_airflow_connections(tmp_path, sources, from_csv, 
         for source in ("crm_tickets", "complaints"):
             _load(settings, source, 23)
             assert _latest(settings, source) == _latest(from_csv, source), source
+
+
+def test_page_numbers_timeouts_and_refused_connections(tmp_path, sources, from_csv,
+                                                       monkeypatch):
+    monkeypatch.setattr("servicepulse.sources.http.time.sleep", lambda seconds: None)
+    monkeypatch.setenv("COMPLAINT_API_TOKEN", "t0ken")
+    with ComplaintApi(sources / "complaints.csv", "t0ken", stall_every=2,
+                      stall_seconds=1.5) as api:
+        settings = _api_settings(tmp_path, sources, api, pagination="page",
+                                 timeout_seconds=0.5)
+        result = _load(settings, "complaints", 23)
+        pages = sorted({path.split("page=")[1] for _, path in api.requests})
+    # 5 complaints, 2 a page: pages 1-3 (the last is short), each stalled request retried.
+    assert pages == ["1", "2", "3"] and len(result.files) == 3
+    assert _latest(settings, "complaints") == _latest(from_csv, "complaints")
+
+    closed = ComplaintApi(sources / "complaints.csv", "t0ken")
+    closed.close()                       # nothing listens on its port any more
+    settings = _api_settings(tmp_path / "closed", sources, closed, max_attempts=2)
+    with pytest.raises(ApiError, match="gave up after 2 attempts: ConnectionError"):
+        _load(settings, "complaints", 23)
+
+
+def test_file_drops_at_an_fsspec_url(tmp_path, sources, from_csv):
+    import fsspec
+
+    with fsspec.open("memory://drops/complaints-2026-11-23.csv", "wb") as remote:
+        remote.write((sources / "complaints.csv").read_bytes())
+    settings = settings_for(tmp_path / "fsspec", sources, **{"sources.connectors": {
+        "complaints": {"location": "memory://drops/complaints-*.csv"}}})
+    result = _load(settings, "complaints", 23)
+    origin = result.files[0]["origin"]
+    assert origin.startswith("memory://") and origin.endswith("/drops/complaints-2026-11-23.csv")
+    assert _latest(settings, "complaints") == _latest(from_csv, "complaints")

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -111,30 +112,39 @@ class ComplaintApi:
     """``with ComplaintApi(csv_path, token) as api: api.url`` serves the complaints.
 
     ``faults``: every Nth request answers with that status instead, e.g.
-    ``{429: 3, 500: 5}`` (429 carries ``Retry-After: retry_after``)."""
+    ``{429: 3, 500: 5}`` (429 carries ``Retry-After: retry_after``); every
+    ``stall_every``-th request waits ``stall_seconds`` before answering (a timeout).
+    Pages come by ``cursor`` or, given ``page`` (1-based), by page number."""
 
     def __init__(self, complaints_csv: Path, token: str, port: int = 0,
-                 faults: dict[int, int] | None = None, retry_after: int = 1) -> None:
+                 faults: dict[int, int] | None = None, retry_after: int = 1,
+                 stall_every: int = 0, stall_seconds: float = 0) -> None:
         self.records = _latest_complaints(complaints_csv)
         self.token, self.faults, self.retry_after = token, faults or {}, retry_after
+        self.stall_every, self.stall_seconds = stall_every, stall_seconds
         self.requests: list[tuple[int, str]] = []   # (status, path) of every request
         self._lock = threading.Lock()
+        self._serving = False
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/api/v1/complaints"
 
     def __enter__(self) -> Self:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serving = True
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._serving:   # shutdown() waits for serve_forever, which may never have run
+            self._server.shutdown()
+            self._serving = False
         self._server.server_close()
 
     def serve_forever(self) -> None:
+        self._serving = True
         self._server.serve_forever()
 
     def _handler(self):
@@ -161,6 +171,8 @@ class ComplaintApi:
     def _answer(self, path: str, headers) -> tuple[int, dict, dict]:
         with self._lock:
             number = len(self.requests) + 1
+        if self.stall_every and number % self.stall_every == 0:
+            time.sleep(self.stall_seconds)
         for status, every in sorted(self.faults.items()):
             if every and number % every == 0:
                 extra = {"Retry-After": str(self.retry_after)} if status == 429 else {}
@@ -175,8 +187,11 @@ class ComplaintApi:
             since = _instant(query.get("updated_since"))
             before = _instant(query.get("updated_before"))
             limit = min(int(query.get("limit", 100)), 1000)
-            offset = int(base64.urlsafe_b64decode(query["cursor"]).decode()) \
-                if query.get("cursor") else 0
+            if query.get("page"):
+                offset = (int(query["page"]) - 1) * limit
+            else:
+                offset = int(base64.urlsafe_b64decode(query["cursor"]).decode()) \
+                    if query.get("cursor") else 0
         except (ValueError, KeyError) as exc:
             return 400, {"error": f"bad query: {exc}"}, {}
         selected = [r for moment, r in self.records

@@ -55,9 +55,7 @@ def land_files(settings: Settings, source: str, connector: FileConnector) -> lis
     landed = []
     for path in paths:
         fmt = file_format(connector, path)
-        origin = path if "://" in location else str(Path(path))
-        if "://" in location and "://" not in origin:
-            origin = f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{path}"
+        origin = fs.unstrip_protocol(path) if "://" in location else str(Path(path))
 
         def chunks(path: str = path) -> Iterator[bytes]:
             with fs.open(path, "rb") as handle:

@@ -112,7 +112,7 @@ def nothing_quarantined(scope: Scope, source: str, severity: str = "warning"):
         # read ":2026" as a bind parameter).
         f"where source = '{source}' and right(batch_id, 10) = '{end}'",
         f"No {source} row of the interval was quarantined by the loader.",
-        severity, key="source_row")
+        severity)   # no key: the alert shows file, row, field, value and reason
 
 
 # Below this many events a day, day-to-day swings are noise, not a broken feed.

@@ -33,7 +33,7 @@ def airflow_home(tmp_path_factory):
     return tmp_path_factory.mktemp("airflow")
 
 
-def _settings(tmp_path, airflow_home):
+def _settings(tmp_path, airflow_home, **overrides):
     sources = tmp_path / "sources"
     # From 1 October: a whole month for the monthly report.
     generate(GenerationSpec(out=sources, start=date(2026, 10, 1), days=53, seed=3,
@@ -46,7 +46,7 @@ def _settings(tmp_path, airflow_home):
     return settings_for(tmp_path, sources, airflow_home=str(airflow_home),
                         **{"delivery.weekly": recipients,
                            "delivery.monthly": [{"email": "ceo@example.com", "name": "CEO",
-                                                 "locale": "en"}]})
+                                                 "locale": "en"}], **overrides})
 
 
 def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
@@ -88,18 +88,31 @@ def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
     assert list((settings.output_path / "quality").glob("*.json"))
 
 
-def test_bad_source_fails_the_run_naming_file_line_and_column(tmp_path, airflow_home):
-    settings = _settings(tmp_path, airflow_home)
-    tickets = settings.sources_dir / "crm_tickets.csv"
-    lines = tickets.read_text().splitlines()
+def test_a_bad_row_is_quarantined_and_a_missing_column_fails_the_run(tmp_path, airflow_home):
+    settings = _settings(tmp_path, airflow_home,
+                         **{"delivery.data_team": ["data.team@example.com"]})
+    audits = settings.sources_dir / "audits.csv"
+    original = audits.read_text()
+    lines = original.splitlines()
     fields = lines[9].split(",")
-    fields[7] = "not-a-time"  # created_at of the ticket on line 10
+    fields[5] = "n/a"  # score_1 of the audit on row 10
     lines[9] = ",".join(fields)
-    tickets.write_text("\n".join(lines) + "\n")
+    audits.write_text("\n".join(lines) + "\n")
 
+    # The good rows go on; the data team is told which row broke which rule.
+    assert run_nightly(settings, SUNDAY).state == "success"
+    (alert,) = (settings.output_path / "outbox" / "alerts").glob("data-quality-*-raw.eml")
+    text = email.message_from_bytes(alert.read_bytes(), policy=policy.default) \
+        .get_body(("plain",)).get_content()
+    assert "raw_audits" in text and "no_rows_quarantined" in text
+    assert str(audits) in text and '"source_row": 10' in text and '"value": "n/a"' in text
+    with connected(settings) as warehouse:
+        audit_ids = warehouse.fetch_frame("select audit_id from raw.audits")["audit_id"]
+    assert len(audit_ids) == len(lines) - 2          # every row but the bad one
+
+    # A delivery without a required column stops that source, naming file and column.
+    audits.write_text(original.replace("score_1", "score_one", 1))
     with pytest.raises(PipelineRunError) as error:
-        run_nightly(settings, SUNDAY)
+        run_nightly(settings, date(2026, 11, 23))
     message = str(error.value)
-    assert "crm_tickets.csv, line 10, column 'created_at'" in message
-    assert "not-a-time" in message
-    assert not (settings.output_path / "reports").exists()  # nothing was published
+    assert "audits.csv, row 1, column 'score_1': required column missing" in message

@@ -36,12 +36,15 @@ def build_alert(settings: Settings, report: QualityReport) -> EmailMessage | Non
             f"<p>{escape(lines[-1])}</p></body></html>")
     return build_message(settings.delivery.sender,
                          [("", str(address)) for address in settings.delivery.data_team],
-                         subject, html, "\n".join(lines), identity=f"alert|{report.run_id}")
+                         subject, html, "\n".join(lines),
+                         identity=f"alert|{report.run_id}|{report.layer}")
 
 
 def write_alert(settings: Settings, report: QualityReport) -> Path | None:
     message = build_alert(settings, report)
     if message is None:
         return None
+    # One alert per layer: a run's raw checks and its mart checks may both warn.
+    suffix = "" if report.layer == "all" else f"-{report.layer}"
     return write_to_outbox(settings.output_path / "outbox", ("alerts",),
-                           f"data-quality-{report.run_id}", message)
+                           f"data-quality-{report.run_id}{suffix}", message)

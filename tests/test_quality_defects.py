@@ -94,7 +94,7 @@ def test_critical_defect_holds_the_run_and_alerts_the_data_team(tmp_path):
     settings = _prepare(tmp_path, {"time_order": 2})
     with pytest.raises(QualityGateError):
         pipeline.check_quality("held", START, END, "raw", settings=settings)
-    alert = settings.output_path / "outbox" / "alerts" / "data-quality-held.eml"
+    alert = settings.output_path / "outbox" / "alerts" / "data-quality-held-raw.eml"
     message = email.message_from_bytes(alert.read_bytes(), policy=policy.default)
     assert message["To"] == "data.team@example.com"
     assert "reports for this interval are held" in message["Subject"]
@@ -115,7 +115,7 @@ def test_warning_lets_the_report_out_with_a_note(tmp_path):
     settings = _prepare(tmp_path, {"volume_drop": 1})
     summary = pipeline.check_quality("warned", START, END, "raw", settings=settings)
     assert summary["warnings"] == ["raw_crm_tickets.volume"]
-    assert (settings.output_path / "outbox" / "alerts" / "data-quality-warned.eml").exists()
+    assert (settings.output_path / "outbox" / "alerts" / "data-quality-warned-raw.eml").exists()
     pipeline.transform(settings=settings)
     pipeline.check_quality("warned", START, END, "marts", settings=settings)
     published = pipeline.publish_weekly("2026-W47", settings=settings)

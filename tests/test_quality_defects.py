@@ -5,6 +5,7 @@ report and alerts the data team, a warning lets the report out with a note."""
 from __future__ import annotations
 
 import email
+import json
 from datetime import date, datetime, timedelta
 from email import policy
 from zoneinfo import ZoneInfo
@@ -109,6 +110,12 @@ def test_critical_defect_holds_the_run_and_alerts_the_data_team(tmp_path):
         "failing_sample": stored["failing_sample"][0], "interval_start": START.isoformat(),
         "layer": "raw"}]
     assert stored["failing_sample"][0].startswith('["T')
+    # The offline overview shows the failure with its sample and loads nothing remote.
+    page = (settings.output_path / "quality" / "index.html").read_text(encoding="utf-8")
+    sample = json.loads(stored["failing_sample"][0])
+    assert "created_at_before_resolved_at" in page and sample[0] in page
+    assert '<td class="critical">1</td>' in page
+    assert "http://" not in page and "https://" not in page
 
 
 def test_warning_lets_the_report_out_with_a_note(tmp_path):

@@ -281,9 +281,15 @@ def _print_artefacts(settings: Settings) -> None:
                      key=lambda p: p.stat().st_mtime)
     if quality:
         print(f"  Quality results: {quality[-1].parent}/ (latest: {quality[-1].name})")
+    overview = settings.output_path / "quality" / "index.html"
+    if overview.exists():
+        print(f"  Quality page:    {overview} (offline)")
     docs = settings.output_path / "quality" / "data_docs" / "index.html"
     if docs.exists():
-        print(f"  Data Docs:       {docs}")
+        print(f"  Data Docs:       {docs} (styles load from the internet)")
+    landing = settings.landing_path
+    if landing.exists():
+        print(f"  Landed deliveries: {landing} (manifests under <source>/batches/)")
     print(f"  Reports:         {settings.output_path / 'reports'}")
     print(f"  Outbox:          {settings.output_path / 'outbox'}"
           + ("" if settings.delivery.transport == "outbox" else " (alerts only: reports go by "

@@ -79,6 +79,7 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     interval, store the results, alert the data team about failures and warnings,
     and stop the run on a critical failure."""
     from servicepulse.quality.alert import write_alert
+    from servicepulse.quality.overview import write_overview
     from servicepulse.quality.runner import gate, run_checks, store_results
     from servicepulse.warehouse import connected
 
@@ -87,6 +88,8 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     report = run_checks(settings, run_id, local_start, local_end, layer)
     with connected(settings) as warehouse:
         store_results(settings, warehouse, report)
+        overview = write_overview(settings, warehouse)
+    log.info("data-quality overview (works offline): %s", overview)
     log.info("data quality: %s", report.summary())
     if alert := write_alert(settings, report):
         log.warning("data-quality alert for the data team: %s", alert)

@@ -47,9 +47,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
     from servicepulse.kpis import Period
-    from servicepulse.sources.demo_systems import demo_systems_running
+    from servicepulse.sources.demo_systems import demo_systems_running, fill_demo_crm
 
     settings = _settings(args)
+    demo = settings.sources.demo_systems
+    if demo and demo.crm_database and not settings.path(demo.crm_database).exists():
+        print(f"filling the demo CRM database {fill_demo_crm(settings)} from the generated files")
     with demo_systems_running(settings) as api:
         if api:
             print(f"serving the demo complaint API at {api.url}")

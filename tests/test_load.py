@@ -324,3 +324,19 @@ def test_quarantine_and_reruns_on_a_postgresql_warehouse(tmp_path, postgres_pref
     assert (results[0].rows_loaded, results[0].rows_quarantined) == (11, 1)   # backfill
     assert counts[0] == counts[1] == {"loaded": 11, "quarantined": 1, "why": (
         "repair not one of tech_support, installation, after_sales, consultation, delivery")}
+
+
+def test_landed_deliveries_expire_after_the_retention(tmp_path, settings):
+    """Counted from the interval being loaded, not the clock: a delivery last used more
+    than landing_retention_days before it is deleted, a recent one stays."""
+    short = settings_for(tmp_path / "short", settings.sources_dir,
+                         **{"sources.landing_retention_days": 3})
+    first = _load(short, "audits", day=10)
+    old_copy, old_manifest = Path(first.files[0]["path"]), Path(first.manifest)
+    (short.sources_dir / "audits.csv").write_text(
+        (short.sources_dir / "audits.csv").read_text() + "\n")   # new bytes: a new copy
+    _load(short, "audits", day=12)
+    assert old_copy.exists() and old_manifest.exists()           # 2 days: within 3
+    latest = _load(short, "audits", day=14)
+    assert not old_copy.exists() and not old_manifest.exists()   # 4 days: expired
+    assert Path(latest.files[0]["path"]).exists() and Path(latest.manifest).exists()

@@ -180,6 +180,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
         warehouse.rollback()
         raise
 
+    _prune_landing(settings, warehouse, source, interval_end)
     files = [d.manifest() for d in landed]
     manifest = write_batch_manifest(settings.landing_path, source, batch_id, {
         "source": source, "batch_id": batch_id, "connector": connector.kind,
@@ -340,6 +341,29 @@ def _not_yet_taken(warehouse: Warehouse, raw: str, source: str, batch_id: str,
         fresh.append(LandedFile(source, row.origin, kept, row.sha256, kept.stat().st_size,
                                 row.format, row.received_at.to_pydatetime(), row.encoding))
     return fresh, skipped
+
+
+def _prune_landing(settings: Settings, warehouse: Warehouse, source: str,
+                   interval_end: datetime) -> list[Path]:
+    """Delete landed files no interval within ``landing_retention_days`` before this
+    one used, and the manifests of batches that ended before then."""
+    raw = settings.warehouse.schema("raw")
+    cutoff = interval_end - timedelta(days=settings.sources.landing_retention_days)
+    expired = warehouse.fetch_frame(
+        f'select landed_file from "{raw}"."{DELIVERIES_TABLE}" where source = ? '
+        "group by landed_file having max(interval_end) < ?", [source, cutoff])
+    removed = []
+    for name in expired["landed_file"]:
+        path = Path(name)
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    cutoff_day = cutoff.astimezone(settings.tz).date().isoformat()
+    for manifest in (settings.landing_path / source / "batches").glob("*.json"):
+        if manifest.stem.rsplit("_", 1)[-1] < cutoff_day:
+            manifest.unlink()
+            removed.append(manifest)
+    return removed
 
 
 def _watermark(warehouse: Warehouse, raw: str, contract: SourceContract,

@@ -203,6 +203,10 @@ class SourcesSettings(_Section):
     # mapping names none.
     naive_timestamp_timezone: str | None = None
     demo_systems: DemoSystemsSettings | None = None
+    # Landed deliveries are kept this many days after the newest interval that used
+    # them (counted from the interval being loaded), then deleted with their manifests;
+    # raw.deliveries keeps the record.
+    landing_retention_days: int = Field(400, ge=1)
     # Memory DuckDB may use while a source loads (the warehouse's cache of what it
     # writes, the checks); it evicts or spills beyond this, so big deliveries stay flat.
     load_memory_limit: str = Field("256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")

@@ -85,7 +85,11 @@ observations as (
     select * from stock_observations
 ),
 
-{%- set slice_columns -%}
+-- One pass over the observations for the organisation and every dimension.
+grouped as (
+    select
+        period_start,
+        kpi_id,
         case
         {%- for name, column in dimensions %}
             when grouping({{ column }}) = 0 then '{{ name }}'
@@ -97,54 +101,18 @@ observations as (
             when grouping({{ column }}) = 0 then {{ column }}
         {%- endfor %}
             else 'all'
-        end as dimension_value
-{%- endset -%}
-{%- set slice_sets -%}
+        end as dimension_value,
+        sum(numerator) as numerator,
+        sum(denominator) as denominator,
+        percentile_cont(0.5) within group (order by measure) as median_measure,
+        percentile_cont(0.9) within group (order by measure) as p90_measure
+    from observations
     group by grouping sets (
         (period_start, kpi_id)
         {%- for _, column in dimensions %},
         (period_start, kpi_id, {{ column }})
         {%- endfor %}
     )
-{%- endset -%}
--- One pass over the observations for the organisation and every dimension.
-summed as (
-    select
-        period_start,
-        kpi_id,
-        {{ slice_columns }},
-        sum(numerator) as numerator,
-        sum(denominator) as denominator
-    from observations
-    {{ slice_sets }}
-),
-
--- Percentiles are holistic (every value is kept per group): they run over the few
--- observations that carry a measure (response times), not all of them. Computed over
--- all observations they were more than half of the build's time.
-measured_percentiles as (
-    select
-        period_start,
-        kpi_id,
-        {{ slice_columns }},
-        percentile_cont(0.5) within group (order by measure) as median_measure,
-        percentile_cont(0.9) within group (order by measure) as p90_measure
-    from observations
-    where measure is not null
-    {{ slice_sets }}
-),
-
-grouped as (
-    select
-        summed.*,
-        measured_percentiles.median_measure,
-        measured_percentiles.p90_measure
-    from summed
-    left join measured_percentiles
-        on summed.period_start = measured_percentiles.period_start
-        and summed.kpi_id = measured_percentiles.kpi_id
-        and summed.dimension = measured_percentiles.dimension
-        and summed.dimension_value = measured_percentiles.dimension_value
 ),
 
 -- Facts that cannot say a dimension group under a null value: not a slice.

@@ -81,20 +81,15 @@ def _copy_latest(connection, table, contract, path: Path) -> int:
 def _insert_latest(connection, table, contract, path: Path, batch: int = 20_000) -> int:
     from datetime import UTC
 
-    latest: dict[str, dict] = {}
     timestamps = {c.name for c in contract.columns if c.type == "timestamp"}
     numbers = {c.name: c.type for c in contract.columns if c.type in ("integer", "number")}
-    with path.open(encoding="utf-8") as handle:
-        for record in csv.DictReader(handle):
-            key = record[contract.key]
-            if key not in latest or record[contract.version_column] >= \
-                    latest[key][contract.version_column]:
-                latest[key] = record
+    latest = [record for _, record in
+              latest_versions(path, contract.key, contract.version_column)]
     rows = []
-    for record in latest.values():
+    for record in latest:
         row = {}
         for name, value in record.items():
-            if value == "":
+            if value is None:
                 row[name] = None
             elif name in timestamps:   # the CRM keeps naive UTC, as many do
                 row[name] = datetime.fromisoformat(value).astimezone(UTC).replace(tzinfo=None)
@@ -119,7 +114,7 @@ class ComplaintApi:
     def __init__(self, complaints_csv: Path, token: str, port: int = 0,
                  faults: dict[int, int] | None = None, retry_after: int = 1,
                  stall_every: int = 0, stall_seconds: float = 0) -> None:
-        self.records = _latest_complaints(complaints_csv)
+        self.records = latest_versions(complaints_csv, "complaint_id")
         self.token, self.faults, self.retry_after = token, faults or {}, retry_after
         self.stall_every, self.stall_seconds = stall_every, stall_seconds
         self.requests: list[tuple[int, str]] = []   # (status, path) of every request
@@ -212,15 +207,19 @@ def _instant(text: str | None) -> datetime | None:
     return moment
 
 
-def _latest_complaints(path: Path) -> list[tuple[datetime, dict]]:
+def latest_versions(path: Path, key: str, version_column: str = "updated_at"
+                    ) -> list[tuple[datetime, dict[str, str | None]]]:
+    """Each key's latest version in a generated CSV (blanks as None), oldest change
+    first: what a system that updates rows in place holds. Versions are compared as
+    instants, since a file may mix UTC offsets."""
     latest: dict[str, tuple[datetime, dict]] = {}
     with path.open(encoding="utf-8") as handle:
         for record in csv.DictReader(handle):
-            moment = datetime.fromisoformat(record["updated_at"])
-            key = record["complaint_id"]
-            if key not in latest or moment >= latest[key][0]:
-                latest[key] = (moment, {k: (v if v != "" else None) for k, v in record.items()})
-    return sorted(latest.values(), key=lambda item: (item[0], item[1]["complaint_id"]))
+            moment = datetime.fromisoformat(record[version_column])
+            if record[key] not in latest or moment >= latest[record[key]][0]:
+                latest[record[key]] = (
+                    moment, {k: (v if v != "" else None) for k, v in record.items()})
+    return sorted(latest.values(), key=lambda item: (item[0], item[1][key]))
 
 
 def fill_demo_crm(settings: Settings) -> Path | None:

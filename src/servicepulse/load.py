@@ -254,8 +254,7 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
             plan_columns = list(table.column_names)
             try:
                 plan = plan_checks(contract, connector.mapping, plan_columns[:-1],
-                                   connector.mapping.timezone
-                                   or settings.sources.naive_timestamp_timezone)
+                                   settings.sources.naive_timezone(connector))
             except ValueError as exc:
                 raise SourceError(source, delivery.origin, str(exc)) from None
             delivery.new_columns = sorted(set(delivery.new_columns) | set(plan.extras))

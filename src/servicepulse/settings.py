@@ -215,6 +215,11 @@ class SourcesSettings(_Section):
     connectors: dict[str, Connector] = {
         name: FileConnector(location=file) for name, file in DEFAULT_FILES.items()}
 
+    def naive_timezone(self, connector: FileConnector | SqlConnector | HttpConnector
+                       ) -> str | None:
+        """The zone of this source's timestamps that carry no UTC offset, if any."""
+        return connector.mapping.timezone or self.naive_timestamp_timezone
+
     @model_validator(mode="before")
     @classmethod
     def _file_is_the_default_kind(cls, data: Any) -> Any:

@@ -86,7 +86,8 @@ def extract_table(settings: Settings, source: str, connector: SqlConnector,
             column = table.c[version]
             aware = bool(getattr(column.type, "timezone", False)) or \
                 connection.dialect.name == "postgresql"
-            zone = ZoneInfo(connector.mapping.timezone or "UTC")
+            # The window's bounds in the zone the loader reads naive values in.
+            zone = ZoneInfo(settings.sources.naive_timezone(connector) or "UTC")
 
             def bound(moment: datetime):
                 return moment if aware else moment.astimezone(zone).replace(tzinfo=None)

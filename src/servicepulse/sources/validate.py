@@ -38,10 +38,10 @@ class CheckPlan:
 
 
 def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: list[str],
-                naive_timezone: str | None) -> CheckPlan:
-    """``delivered``: the batch's column names after mapping.columns was applied."""
+                timezone: str | None) -> CheckPlan:
+    """``delivered``: the batch's column names after mapping.columns was applied;
+    ``timezone``: the zone of timestamps without an offset (None: such are bad)."""
     present = set(delivered)
-    timezone = mapping.timezone or naive_timezone
     selects = [f"{ROW_COLUMN}"]
     for index, column in enumerate(contract.columns):
         if column.name in present:

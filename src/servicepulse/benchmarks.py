@@ -45,10 +45,11 @@ START = date(2026, 7, 26)
 END_DAY = START + timedelta(days=DAYS - 1)
 
 
-def _config(workdir: Path, sources: Path) -> Path:
+def _config(workdir: Path, sources: Path, connectors: dict | None = None) -> Path:
     config = {"output_dir": str(workdir / "output"), "airflow_home": str(workdir / "airflow"),
               "warehouse": {"kind": "duckdb", "duckdb_path": str(workdir / "warehouse.duckdb")},
-              "sources": {"directory": str(sources)}}
+              "sources": {"directory": str(sources), **({"connectors": connectors}
+                                                          if connectors else {})}}
     path = workdir / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -283,11 +284,7 @@ def _ingest_config(workdir: Path, sources: Path, connector: dict) -> Path:
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    config = yaml.safe_load(_config(workdir, sources).read_text())
-    config["sources"]["connectors"] = {"crm_tickets": connector}
-    path = workdir / "bench.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return _config(workdir, sources, {"crm_tickets": connector})
 
 
 INGEST_REPLICAS = 3

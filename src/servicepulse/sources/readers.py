@@ -10,6 +10,8 @@ Memory is one batch, whatever the file's size.
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +38,8 @@ def detect_encoding(path: Path, declared: str) -> str:
     encoding Chinese Excel and WPS write CSV exports in."""
     if declared != "auto":
         return "utf-8" if declared == "utf-8-sig" else declared
-    sample = path.open("rb").read(1 << 20)
+    with path.open("rb") as handle:
+        sample = handle.read(1 << 20)
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
@@ -66,9 +69,6 @@ def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
         header_text = first_line.decode("utf-8-sig" if encoding == "utf-8" else encoding)
     except UnicodeDecodeError as exc:
         raise DeliveryFormatError(f"header is not {encoding}: {exc}") from None
-    import csv
-    import io
-
     header = next(csv.reader(io.StringIO(header_text)), [])
     names = [name.strip() for name in header]
     if not any(names):

@@ -142,8 +142,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
     # keeps a load's memory flat in the row count; beyond it DuckDB evicts or spills.
     warehouse.limit_memory(settings.sources.load_memory_limit)
     scratch = warehouse.scratch()
-    warehouse.begin()
-    try:
+    with warehouse.transaction():
         for table, ddl in ((source, raw_ddl(contract)), (QUARANTINE_TABLE, QUARANTINE_COLUMNS),
                            (DELIVERIES_TABLE, DELIVERIES_COLUMNS)):
             warehouse.ensure_table(raw, table, ddl)
@@ -175,10 +174,6 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
                  delivery.rows_loaded, delivery.rows_quarantined, delivery.rows_outside_window,
                  ", ".join(delivery.new_columns) or None, interval_start, interval_end,
                  window_start, delivery.received_at, loaded_at])
-        warehouse.commit()
-    except BaseException:
-        warehouse.rollback()
-        raise
 
     _prune_landing(settings, warehouse, source, interval_end)
     files = [d.manifest() for d in landed]

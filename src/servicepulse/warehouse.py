@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import pandas as pd
@@ -34,11 +34,7 @@ class Warehouse(Protocol):
     # and inserts of a query's rows from that connection.
     def scratch(self) -> Any: ...
 
-    def begin(self) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
+    def transaction(self) -> AbstractContextManager[None]: ...
 
     def ensure_table(self, schema: str, table: str,
                      ddl_columns: list[tuple[str, str]]) -> None: ...
@@ -73,8 +69,7 @@ class DuckDBWarehouse:
 
     def replace_slice(self, schema, table, ddl_columns, frame, delete_where, params):
         columns = ", ".join(f'"{name}"' for name, _ in ddl_columns)
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self.transaction():
             self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             self._con.execute(_create_table_sql(schema, table, ddl_columns))
             self._con.execute(f'DELETE FROM "{schema}"."{table}" WHERE {delete_where}', params)
@@ -82,22 +77,19 @@ class DuckDBWarehouse:
             self._con.execute(f'INSERT INTO "{schema}"."{table}" ({columns}) '
                               f'SELECT {columns} FROM incoming_slice')
             self._con.unregister("incoming_slice")
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
 
     def scratch(self):
         return self._con
 
-    def begin(self):
+    @contextmanager
+    def transaction(self):
         self._con.execute("BEGIN TRANSACTION")
-
-    def commit(self):
-        self._con.execute("COMMIT")
-
-    def rollback(self):
-        self._con.execute("ROLLBACK")
+        try:
+            yield
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
 
     def ensure_table(self, schema, table, ddl_columns):
         _ensure_table(self, schema, table, ddl_columns)
@@ -155,21 +147,13 @@ class PostgresWarehouse:
             buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="\\N",
             date_format="%Y-%m-%dT%H:%M:%S.%f%z")
         buffer.seek(0)
-        self._con.autocommit = False
-        try:
-            with self._con.cursor() as cur:
-                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                cur.execute(_create_table_sql(schema, table, ddl_columns))
-                cur.execute(f'DELETE FROM "{schema}"."{table}" WHERE '
-                            + delete_where.replace("?", "%s"), params)
-                cur.copy_expert(f'COPY "{schema}"."{table}" ({columns}) FROM STDIN '
-                                "WITH (FORMAT csv, NULL '\\N')", buffer)
-            self._con.commit()
-        except BaseException:
-            self._con.rollback()
-            raise
-        finally:
-            self._con.autocommit = True
+        with self.transaction(), self._con.cursor() as cur:
+            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            cur.execute(_create_table_sql(schema, table, ddl_columns))
+            cur.execute(f'DELETE FROM "{schema}"."{table}" WHERE '
+                        + delete_where.replace("?", "%s"), params)
+            cur.copy_expert(f'COPY "{schema}"."{table}" ({columns}) FROM STDIN '
+                            "WITH (FORMAT csv, NULL '\\N')", buffer)
 
     def scratch(self):
         if self._scratch is None:
@@ -179,16 +163,17 @@ class PostgresWarehouse:
             self._scratch.execute("SET TimeZone = 'UTC'")
         return self._scratch
 
-    def begin(self):
+    @contextmanager
+    def transaction(self):
         self._con.autocommit = False
-
-    def commit(self):
-        self._con.commit()
-        self._con.autocommit = True
-
-    def rollback(self):
-        self._con.rollback()
-        self._con.autocommit = True
+        try:
+            yield
+            self._con.commit()
+        except BaseException:
+            self._con.rollback()
+            raise
+        finally:
+            self._con.autocommit = True
 
     def ensure_table(self, schema, table, ddl_columns):
         _ensure_table(self, schema, table, ddl_columns)

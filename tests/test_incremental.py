@@ -1,8 +1,11 @@
-"""Incremental facts: nightly runs day by day give exactly what one full refresh of the
-same raw data gives, including late and corrected rows and a re-run day."""
+"""Incremental facts and KPI aggregates: nightly runs day by day give exactly what one
+full refresh of the same raw data gives, including late and corrected rows (ticket,
+complaint, survey, audit, customer) and a re-run day, while a nightly build recomputes
+only the periods the new data touches."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,8 +20,10 @@ from servicepulse.warehouse import connected
 from tests.conftest import settings_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-START = date(2026, 9, 20)  # spans China's National Day holidays and adjusted Saturday
-DAYS = 24
+# Ten weeks up to and over China's National Day holidays and adjusted Saturday: long
+# enough that a night's changes leave whole weeks and a month untouched.
+START = date(2026, 8, 3)
+DAYS = 71
 BACKFILL_UNTIL = START + timedelta(days=DAYS - 4)
 NIGHTLY = [BACKFILL_UNTIL + timedelta(days=n) for n in range(3)]
 TABLES = {"fct_tickets": "ticket_id", "fct_complaints": "complaint_id",
@@ -48,6 +53,14 @@ def _table(settings, table: str, order: str) -> pd.DataFrame:
     return frame.drop(columns=["loaded_at"], errors="ignore").reset_index(drop=True)
 
 
+def _aggregates(settings) -> pd.DataFrame:
+    schema = settings.warehouse.schema("intermediate")
+    with connected(settings) as warehouse:
+        return warehouse.fetch_frame(
+            "select period_grain, period_start, inputs_loaded_through from "
+            f'"{schema}".int_kpi_observations_aggregated_to_periods')
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     """Generated deliveries plus, on the nightly days, new versions of rows the backfill
@@ -56,7 +69,7 @@ def sources(tmp_path_factory):
     generate(GenerationSpec(out=folder, start=START, days=DAYS, seed=11, tickets_per_day=40))
     tickets = pd.read_csv(folder / "crm_tickets.csv", dtype=str, keep_default_na=False)
     customers = pd.read_csv(folder / "crm_customers.csv", dtype=str, keep_default_na=False)
-    early = tickets[(tickets["resolved_at"] != "") & (tickets["updated_at"] < "2026-09-25")]
+    early = tickets[(tickets["resolved_at"] != "") & (tickets["updated_at"] < "2026-08-20")]
     corrected, reopened = early.iloc[[0]].copy(), early.iloc[[1]].copy()
     corrected["contacts_to_resolve"] = "3"
     corrected["updated_at"] = f"{NIGHTLY[0]}T10:00:00+08:00"
@@ -69,6 +82,26 @@ def sources(tmp_path_factory):
     moved["updated_at"] = f"{NIGHTLY[2]}T11:00:00+08:00"
     pd.concat([tickets, corrected, reopened]).to_csv(folder / "crm_tickets.csv", index=False)
     pd.concat([customers, moved]).to_csv(folder / "crm_customers.csv", index=False)
+
+    # August's facts corrected in October: a complaint whose callback is withdrawn, a
+    # survey answer corrected from satisfied to dissatisfied, an audit re-scored.
+    complaints = pd.read_csv(folder / "complaints.csv", dtype=str, keep_default_na=False)
+    called_back = complaints[(complaints["callback_at"] != "")
+                             & (complaints["updated_at"] < "2026-08-20")].iloc[[0]].copy()
+    called_back["callback_at"] = ""
+    called_back["updated_at"] = f"{NIGHTLY[0]}T12:00:00+08:00"
+    pd.concat([complaints, called_back]).to_csv(folder / "complaints.csv", index=False)
+    surveys = pd.read_csv(folder / "surveys.csv", dtype=str, keep_default_na=False)
+    satisfied = surveys[(surveys["satisfaction"] == "5")
+                        & (surveys["updated_at"] < "2026-08-20")].iloc[[0]].copy()
+    satisfied["satisfaction"] = "1"
+    satisfied["updated_at"] = f"{NIGHTLY[1]}T12:00:00+08:00"
+    pd.concat([surveys, satisfied]).to_csv(folder / "surveys.csv", index=False)
+    audits = pd.read_csv(folder / "audits.csv", dtype=str, keep_default_na=False)
+    rescored = audits[audits["updated_at"] < "2026-08-20"].iloc[[0]].copy()
+    rescored["score_1"] = "0"
+    rescored["updated_at"] = f"{NIGHTLY[2]}T12:00:00+08:00"
+    pd.concat([audits, rescored]).to_csv(folder / "audits.csv", index=False)
     return folder, [early.iloc[i]["ticket_id"] for i in range(3)]
 
 
@@ -92,6 +125,13 @@ def test_nightly_incremental_runs_equal_one_full_refresh(tmp_path, sources, full
         build(nightly)
     _load(nightly, NIGHTLY[1])  # a re-run of an earlier day changes nothing
     build(nightly)
+    # An August ticket delivered again, as a source re-sending a row does: the next
+    # build recomputes August (the ticket's periods) and October (the as-of moment's),
+    # and keeps September.
+    tickets = f'"{nightly.warehouse.schema("raw")}".crm_tickets'
+    with connected(nightly) as warehouse:
+        warehouse.execute(f"update {tickets} set _loaded_at = now() where ticket_id = '{corrected}'")
+    build(nightly)
 
     # The nightly runs brought new tickets and new versions of loaded ones.
     after = _table(nightly, "fct_tickets", "ticket_id").set_index("ticket_id")
@@ -102,6 +142,16 @@ def test_nightly_incremental_runs_equal_one_full_refresh(tmp_path, sources, full
     assert before.loc[reopened, "is_resolved"] and not after.loc[reopened, "is_resolved"]
     assert before.loc[customer_moved, "customer_type"] != after.loc[customer_moved,
                                                                     "customer_type"]
+
+    # Cost follows what changed.
+    aggregates = _aggregates(nightly)
+    newest = aggregates["inputs_loaded_through"].max()
+    rebuilt = aggregates[aggregates["inputs_loaded_through"] == newest]
+    kept = aggregates[aggregates["inputs_loaded_through"] < newest]
+    months = lambda frame: set(frame.loc[frame["period_grain"] == "month",  # noqa: E731
+                                         "period_start"].astype(str))
+    assert months(rebuilt) == {"2026-08-01", "2026-10-01"}
+    assert months(kept) == {"2026-09-01"}
 
     for table, key in TABLES.items():
         incremental, refreshed = _table(nightly, table, key), _table(full, table, key)
@@ -137,3 +187,93 @@ def test_marts_agree_with_an_independent_hand_written_query(full):
     pd.testing.assert_series_equal(merged["value_by_hand"].astype(float),
                                    merged["value_mart"].astype(float), check_names=False,
                                    rtol=1e-9)
+
+
+# One new version at a time, each moving or changing what an August fact contributes
+# (so the old version's periods and the new one's must both be rebuilt), as SQL over
+# the raw table: (table, key, the row to change, the columns it changes).
+CHANGES = {
+    "survey answered a month later, and dissatisfied": (
+        "survey_responses", "response_id",
+        "satisfaction = 5 and answered_at < timestamptz '2026-08-20 00:00:00+08'",
+        "answered_at = answered_at + interval 30 day, satisfaction = 1"),
+    "complaint's callback withdrawn": (
+        "complaints", "complaint_id",
+        "callback_at < timestamptz '2026-08-20 00:00:00+08'", "callback_at = null"),
+    "ticket resolved three weeks later": (
+        "crm_tickets", "ticket_id",
+        "resolved_at < timestamptz '2026-08-20 00:00:00+08'",
+        "resolved_at = resolved_at + interval 21 day, contacts_to_resolve = 2"),
+    "customer changed type": (
+        "crm_customers", "customer_id",
+        "customer_id in (select customer_id from raw.crm_tickets "
+        "where created_at < timestamptz '2026-08-20 00:00:00+08')",
+        "customer_type = case when customer_type = 'government' then 'enterprise' "
+        "else 'government' end"),
+    "complaint re-dated to the day before the holidays, not resolved": (
+        "complaints", "complaint_id", "resolved_at is not null",
+        "received_at = timestamptz '2026-09-30 10:00:00+08', "
+        "classified_at = timestamptz '2026-09-30 10:10:00+08', "
+        "dispatched_at = timestamptz '2026-09-30 10:40:00+08', "
+        "solution_at = timestamptz '2026-09-30 15:00:00+08', resolved_at = null, "
+        "callback_at = null"),
+    # Its 5 working days end on Tuesday 13 October: when the data's as-of moment passes
+    # that day, the close step is missed, a decision anchored in September, which
+    # nothing else that night touches.
+    "the data's as-of moment three days on": (
+        "crm_tickets", "ticket_id",
+        "updated_at = (select max(updated_at) from raw.crm_tickets)",
+        "updated_at = (select max(updated_at) from (select updated_at from raw.crm_tickets "
+        "union all select updated_at from raw.complaints)) + interval 3 day"),
+    "audit re-dated and re-scored": (
+        "audits", "audit_id", "audited_at < timestamptz '2026-08-20 00:00:00+08'",
+        "audited_at = audited_at + interval 30 day, score_1 = 0"),
+}
+
+
+def test_each_kind_of_change_rebuilds_exactly_what_a_full_refresh_gives(tmp_path, sources):
+    """Every kind of source change, alone in a nightly build, leaves the KPI marts equal
+    to a full refresh of the same raw data: the build finds the periods the fact's old
+    and new versions touch (tickets, complaints, surveys, audits, and a customer's
+    facts), and the periods it keeps are right."""
+    sources, _ = sources
+    nightly = settings_for(tmp_path / "nightly", sources)
+    _load(nightly, NIGHTLY[-1])
+    build(nightly)
+    raw = nightly.warehouse.schema("raw")
+    for change, (table, key, which, new_values) in CHANGES.items():
+        with connected(nightly) as warehouse:
+            changed = warehouse.fetch_frame(
+                f'select min({key}) as k from "{raw}".{table} where {which}')["k"][0]
+            assert changed is not None, f"no row to change for: {change}"
+            warehouse.execute(
+                f'insert into "{raw}".{table} select * replace ('
+                + ", ".join(f"{expression.split(' = ', 1)[1]} as {expression.split(' = ', 1)[0]}"
+                            for expression in _assignments(new_values))
+                + ("" if "updated_at =" in new_values
+                   else ", updated_at + interval 1 second as updated_at")
+                + ", now() as _loaded_at) "
+                f'from "{raw}".{table} where {key} = ? '
+                "order by updated_at desc, _loaded_at desc limit 1", [changed])
+        build(nightly)
+        refreshed = settings_for(tmp_path / change.replace(" ", "-").replace(",", ""), sources)
+        refreshed.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(nightly.duckdb_path, refreshed.duckdb_path)
+        build(refreshed, full_refresh=True)
+        for table_name, order in TABLES.items():
+            pd.testing.assert_frame_equal(_table(nightly, table_name, order),
+                                          _table(refreshed, table_name, order),
+                                          check_exact=False, rtol=1e-9,
+                                          obj=f"{table_name} after: {change}")
+
+
+def _assignments(new_values: str) -> list[str]:
+    """'a = x, b = case ... end' split at the commas between assignments."""
+    parts, depth, current = [], 0, ""
+    for token in new_values.split(", "):
+        current = f"{current}, {token}" if current else token
+        depth += token.count("case ") - token.count(" end")
+        if depth == 0:
+            parts.append(current)
+            current = ""
+    return parts

@@ -44,3 +44,30 @@
     {%- endif -%}
     {{ return(weights) }}
 {% endmacro %}
+
+{#- The organisation and every dimension of kpi_dimensions() in one aggregation: the
+    (dimension, dimension_value) columns of a query grouped by slice_grouping_sets().
+    A fact that cannot say a dimension (null) lands in a null value, no slice. -#}
+{% macro slice_columns() -%}
+    case
+    {%- for name, column in kpi_dimensions() %}
+        when grouping({{ column }}) = 0 then '{{ name }}'
+    {%- endfor %}
+        else 'organisation'
+    end as dimension,
+    case
+    {%- for name, column in kpi_dimensions() %}
+        when grouping({{ column }}) = 0 then {{ column }}
+    {%- endfor %}
+        else 'all'
+    end as dimension_value
+{%- endmacro %}
+
+{% macro slice_grouping_sets(group_columns) -%}
+    group by grouping sets (
+        ({{ group_columns }})
+        {%- for _, column in kpi_dimensions() %},
+        ({{ group_columns }}, {{ column }})
+        {%- endfor %}
+    )
+{%- endmacro %}

@@ -9,119 +9,56 @@
       for every KPI it can cut (observed with any value); no rows for KPIs a
       dimension cannot cut, such as response times by complaint category.
     A KPI with nothing to measure has denominator 0 and a null value; a stock (count)
-    with nothing open is 0. -#}
+    with nothing open is 0.
+
+    The sums, percentiles and stocks come from int_kpi_observations_aggregated_to_periods
+    (one aggregation of the observations for all three grains, incremental by
+    period); this macro adds the spine of periods and slices, the values, the weighted
+    KPIs, targets, statuses and the previous period's value, which cost in proportion
+    to periods x slices, not to rows. -#}
 {% macro kpi_period_table(grain) %}
 {%- set step = period_step(grain) -%}
-{%- set dimensions = kpi_dimensions() -%}
 {%- set std = checked_weights('std_compliance_weights',
         ['response_in_sla', 'first_contact_resolution', 'excellent_satisfaction']) -%}
 {%- set composite = checked_weights('composite_weights',
         ['satisfaction', 'efficiency', 'compliance']) -%}
-{%- set dimension_list -%}
-    {%- for _, column in dimensions %}{{ column }}{{ ", " if not loop.last }}{% endfor -%}
-{%- endset -%}
-with flow_observations as (
+with aggregated as (
     select
-        {{ period_start(grain, 'observed_at_local') }} as period_start,
+        period_start,
         kpi_id,
+        dimension,
+        dimension_value,
         numerator,
         denominator,
-        measure,
-        {{ dimension_list }}
-    from {{ ref('int_kpi_observations_unioned') }}
+        median_measure,
+        p90_measure
+    from {{ ref('int_kpi_observations_aggregated_to_periods') }}
+    where period_grain = '{{ grain }}'
+),
+
+definitions as (
+    select * from {{ ref('kpi_definitions') }}
+),
+
+flow_periods as (
+    select period_start
+    from aggregated
+    where dimension = 'organisation'
+        and kpi_id in (select kpi_id from definitions where kind <> 'count')
 ),
 
 periods as (
-    select
-        cast(series.period_start as date) as period_start,
-        -- A stock is measured at the period's end, or at the data's as-of moment
-        -- for the period that is still running.
-        least(
-            cast(series.period_start + {{ step }} as timestamp),
-            (select data_as_of_local from {{ ref('int_changes_summarised') }})
-        ) as measured_at
+    select cast(series.period_start as date) as period_start
     from generate_series(
-        (select cast(min(period_start) as timestamp) from flow_observations),
+        (select cast(min(period_start) as timestamp) from flow_periods),
         -- The last period is the one the data's as-of moment falls in: deadlines
         -- may lie later, but nothing after the data's "now" is known yet.
         (select cast(least(max(period_start),
                           (select {{ period_start(grain, 'data_as_of_local') }}
                            from {{ ref('int_changes_summarised') }})) as timestamp)
-         from flow_observations),
+         from flow_periods),
         {{ step }}
     ) as series(period_start)
-),
-
--- BACKLOG is a stock: the items open when the period is measured (opened before,
--- not resolved by then), by age at that moment: < 1 day, 1-3, 3-5 (5 included), > 5.
-open_at_period_end as (
-    select
-        periods.period_start,
-        {{ days_between('items.opened_at_local', 'periods.measured_at') }} as age_days,
-        {{ dimension_columns(relation='items') }}
-    from periods
-    inner join {{ ref('int_backlog_items_unioned') }} as items
-        on items.opened_at_local < periods.measured_at
-        and (items.closed_at_local is null or items.closed_at_local > periods.measured_at)
-),
-
-stock_observations as (
-    select period_start, 'BACKLOG' as kpi_id, 1.0 as numerator, 1.0 as denominator,
-           cast(null as double precision) as measure, {{ dimension_list }}
-    from open_at_period_end
-    union all
-    select period_start,
-           case when age_days < 1 then 'BACKLOG_AGE_LT_1D'
-                when age_days < 3 then 'BACKLOG_AGE_1_3D'
-                when age_days <= 5 then 'BACKLOG_AGE_3_5D'
-                else 'BACKLOG_AGE_GT_5D' end,
-           1.0, 1.0, null, {{ dimension_list }}
-    from open_at_period_end
-),
-
-observations as (
-    select * from flow_observations
-    union all
-    select * from stock_observations
-),
-
--- One pass over the observations for the organisation and every dimension.
-grouped as (
-    select
-        period_start,
-        kpi_id,
-        case
-        {%- for name, column in dimensions %}
-            when grouping({{ column }}) = 0 then '{{ name }}'
-        {%- endfor %}
-            else 'organisation'
-        end as dimension,
-        case
-        {%- for name, column in dimensions %}
-            when grouping({{ column }}) = 0 then {{ column }}
-        {%- endfor %}
-            else 'all'
-        end as dimension_value,
-        sum(numerator) as numerator,
-        sum(denominator) as denominator,
-        percentile_cont(0.5) within group (order by measure) as median_measure,
-        percentile_cont(0.9) within group (order by measure) as p90_measure
-    from observations
-    group by grouping sets (
-        (period_start, kpi_id)
-        {%- for _, column in dimensions %},
-        (period_start, kpi_id, {{ column }})
-        {%- endfor %}
-    )
-),
-
--- Facts that cannot say a dimension group under a null value: not a slice.
-aggregated as (
-    select * from grouped where dimension_value is not null
-),
-
-definitions as (
-    select * from {{ ref('kpi_definitions') }}
 ),
 
 slices as (

@@ -1,0 +1,449 @@
+{{ config(materialized='incremental', unique_key=['period_grain', 'period_start'],
+          incremental_strategy='delete+insert', on_schema_change='fail') }}
+-- Grain: one row per (period_grain, period_start, kpi_id, dimension, dimension_value):
+-- every KPI observation summed per local day, ISO week and calendar month, for the
+-- organisation ('organisation', 'all') and each value of every dimension of
+-- kpi_dimensions(); the percentiles of the KPIs with a measure; and the stocks
+-- (BACKLOG and its ageing buckets) measured at the period's end or at the data's
+-- as-of moment, whichever is earlier. The KPI marts turn these rows into values,
+-- targets and statuses; aggregating once here, not in each mart, keeps the
+-- observations to one pass per build.
+--
+-- Incremental by period: a nightly build recomputes only the periods whose rows can
+-- have changed (recomputed_days below) and replaces them whole, so it costs in
+-- proportion to the periods that new data touches, not to the history. Every
+-- recomputed period has an organisation BACKLOG row, so a period whose observations
+-- all moved away is still replaced. A full refresh gives exactly the same rows.
+{%- set dimensions = kpi_dimensions() %}
+{%- set dimension_list -%}
+    {%- for _, column in dimensions %}{{ column }}{{ ", " if not loop.last }}{% endfor -%}
+{%- endset %}
+{#- No observation lies more working days after the day its fact started (or after
+    its last event) than the longest working-day deadline. -#}
+{%- set horizon_working_days = ([var('complaint_close_working_days'), var('callback_working_days'),
+                                 var('delivery_promise_working_days')]
+                                + var('resolution_working_days').values() | list) | max %}
+{%- set grains = ['day', 'week', 'month'] %}
+
+with as_of as (
+    select
+        data_as_of_local,
+        cast(data_as_of_local as date) as as_of_date
+    from {{ ref('int_changes_summarised') }}
+),
+
+calendar as (
+    select
+        days.calendar_date,
+        days.iso_week_start,
+        days.month_start,
+        horizon.calendar_date as horizon_date
+    from {{ ref('dim_dates') }} as days
+    left join {{ ref('dim_dates') }} as horizon
+        on horizon.is_working_day
+        and horizon.working_day_index = days.working_day_index + {{ horizon_working_days }}
+),
+
+-- The newest load of any source this build has seen: the next build looks for
+-- versions loaded after it.
+inputs as (
+    select max(loaded_at) as inputs_loaded_through
+    from (
+        {%- for table in ['crm_tickets', 'complaints', 'survey_responses', 'crm_customers', 'audits'] %}
+        select max(_loaded_at) as loaded_at from {{ source('raw', table) }}
+        {{- " union all" if not loop.last }}
+        {%- endfor %}
+    ) as loads
+),
+
+{%- if is_incremental() %}
+
+previous_build as (
+    select
+        max(inputs_loaded_through) as loaded_through,
+        max(data_as_of_local) as data_as_of_local
+    from {{ this }}
+),
+
+{%- for table, key in [('crm_tickets', 'ticket_id'), ('complaints', 'complaint_id'),
+                       ('survey_responses', 'response_id'), ('crm_customers', 'customer_id'),
+                       ('audits', 'audit_id')] %}
+changed_{{ table }} as (
+    select {{ key }} from {{ source('raw', table) }}
+    where _loaded_at > (select loaded_through from previous_build)
+),
+{%- endfor %}
+
+-- Every version, old and new, of the facts that changed and of the facts that take
+-- attributes from them (a ticket's complaints and surveys, a customer's everything):
+-- where each started, its last event, and whether it is still open (in the backlog).
+fact_versions as (
+    select created_at as started_at,
+           greatest(first_response_at, resolved_at, closed_at, delivered_at, promised_at)
+               as last_event_at,
+           resolved_at is null as is_open
+    from {{ source('raw', 'crm_tickets') }}
+    where ticket_id in (select ticket_id from changed_crm_tickets)
+        or customer_id in (select customer_id from changed_crm_customers)
+
+    union all
+    select received_at,
+           greatest(classified_at, dispatched_at, solution_at, resolved_at, callback_at),
+           resolved_at is null
+    from {{ source('raw', 'complaints') }}
+    where complaint_id in (select complaint_id from changed_complaints)
+        or ticket_id in (select ticket_id from changed_crm_tickets)
+        or customer_id in (select customer_id from changed_crm_customers)
+
+    union all
+    select answered_at, answered_at, false
+    from {{ source('raw', 'survey_responses') }}
+    where answered_at is not null
+        and (response_id in (select response_id from changed_survey_responses)
+            or ticket_id in (select ticket_id from changed_crm_tickets)
+            or complaint_id in (select complaint_id from changed_complaints)
+            or complaint_id in (select complaint_id from {{ source('raw', 'complaints') }}
+                                where ticket_id in (select ticket_id from changed_crm_tickets))
+            or customer_id in (select customer_id from changed_crm_customers))
+
+    union all
+    select audited_at, audited_at, false
+    from {{ source('raw', 'audits') }}
+    where audit_id in (select audit_id from changed_audits)
+),
+
+-- A fact's observations lie between the day it started and the later of its last
+-- event and its longest deadline; an open one is in the backlog up to the as-of day.
+changed_ranges as (
+    select distinct
+        cast({{ to_reporting_tz('started_at') }} as date) as first_day,
+        cast({{ to_reporting_tz('coalesce(last_event_at, started_at)') }} as date) as last_event_day,
+        is_open
+    from fact_versions
+),
+
+affected_ranges as (
+    select
+        changed_ranges.first_day,
+        greatest(changed_ranges.last_event_day, starts.horizon_date, events.horizon_date,
+                 case when changed_ranges.is_open then as_of.as_of_date end) as last_day
+    from changed_ranges
+    cross join as_of
+    left join calendar as starts
+        on starts.calendar_date = changed_ranges.first_day
+    left join calendar as events
+        on events.calendar_date = changed_ranges.last_event_day
+
+    -- The as-of moment moved: outcomes whose deadline passed since the previous build
+    -- are decided now. They are anchored on the due day (RES_RATE, from the day
+    -- before the previous as-of moment) or on the start or resolution of the ticket
+    -- or complaint whose deadline passed.
+    union all
+    select cast(previous_build.data_as_of_local as date) - 1, as_of.as_of_date
+    from previous_build
+    cross join as_of
+
+    union all
+    select cast(tickets.created_at_local as date), cast(tickets.created_at_local as date)
+    from {{ ref('fct_tickets') }} as tickets
+    cross join previous_build
+    cross join as_of
+    where {{ to_reporting_tz('tickets.response_due_at') }} > previous_build.data_as_of_local
+        and {{ to_reporting_tz('tickets.response_due_at') }} <= as_of.data_as_of_local
+
+    union all
+    select cast(complaints.received_at_local as date),
+           cast(coalesce(complaints.resolved_at_local, complaints.received_at_local) as date)
+    from {{ ref('fct_complaints') }} as complaints
+    cross join previous_build
+    cross join as_of
+    where false
+    {%- for deadline in ["classify_due_at", "dispatch_due_at", "solution_due_at"] %}
+        or ({{ to_reporting_tz('complaints.' ~ deadline) }} > previous_build.data_as_of_local
+            and {{ to_reporting_tz('complaints.' ~ deadline) }} <= as_of.data_as_of_local)
+    {%- endfor %}
+    {%- for deadline in ["close_deadline_date", "callback_deadline_date"] %}
+        or (complaints.{{ deadline }} >= cast(previous_build.data_as_of_local as date) - 1
+            and complaints.{{ deadline }} <= as_of.as_of_date)
+    {%- endfor %}
+),
+
+affected_days as (
+    select distinct calendar.calendar_date, calendar.iso_week_start, calendar.month_start
+    from calendar
+    inner join (select distinct first_day, last_day from affected_ranges) as ranges
+        on calendar.calendar_date between ranges.first_day and ranges.last_day
+),
+
+-- Whole weeks and months around every affected day, so each is summed from all its days.
+recomputed_days as (
+    select calendar_date, iso_week_start, month_start
+    from calendar
+    where iso_week_start in (select iso_week_start from affected_days)
+        or month_start in (select month_start from affected_days)
+),
+
+{%- else %}
+
+-- Every period from the first fact's to the last day anything can be anchored on.
+data_days as (
+    select min(first_day) as first_day, max(last_day) as last_day
+    from (
+        select min(cast(created_at_local as date)) as first_day,
+               max(cast(created_at_local as date)) as last_day
+        from {{ ref('fct_tickets') }}
+        union all
+        select min(cast(received_at_local as date)), max(cast(received_at_local as date))
+        from {{ ref('fct_complaints') }}
+        union all
+        select min(cast(answered_at_local as date)), max(cast(answered_at_local as date))
+        from {{ ref('fct_survey_responses') }}
+        union all
+        select min(cast(audited_at_local as date)), max(cast(audited_at_local as date))
+        from {{ ref('stg_audits__audits') }}
+        union all
+        select as_of_date, as_of_date from as_of
+    ) as bounds
+),
+
+data_span as (
+    select data_days.first_day, calendar.horizon_date as last_day
+    from data_days
+    inner join calendar
+        on calendar.calendar_date = data_days.last_day
+),
+
+spanned_days as (
+    select calendar.iso_week_start, calendar.month_start
+    from calendar
+    inner join data_span
+        on calendar.calendar_date between data_span.first_day and data_span.last_day
+),
+
+recomputed_days as (
+    select calendar_date, iso_week_start, month_start
+    from calendar
+    where iso_week_start in (select iso_week_start from spanned_days)
+        or month_start in (select month_start from spanned_days)
+),
+
+{%- endif %}
+
+recomputed_periods as (
+    select 'day' as period_grain, calendar_date as period_start
+    from recomputed_days
+    union all
+    select 'week', iso_week_start
+    from recomputed_days
+    group by iso_week_start
+    having count(*) = 7
+    union all
+    select 'month', month_start
+    from recomputed_days
+    group by month_start
+    having count(*) = (select count(*) from calendar as month_days
+                       where month_days.month_start = recomputed_days.month_start)
+),
+
+observations as (
+    select
+        cast(observed_at_local as date) as observed_on,
+        kpi_id,
+        numerator,
+        denominator,
+        measure,
+        {{ dimension_list }}
+    from {{ ref('int_kpi_observations_unioned') }}
+    {%- if is_incremental() %}
+    where observed_at_local >= (select cast(min(calendar_date) as timestamp) from recomputed_days)
+        and observed_at_local < (select cast(max(calendar_date) + 1 as timestamp) from recomputed_days)
+        and cast(observed_at_local as date) in (select calendar_date from recomputed_days)
+    {%- endif %}
+),
+
+day_sums as (
+    select
+        observed_on as period_start,
+        kpi_id,
+        {{ slice_columns() }},
+        sum(numerator) as numerator,
+        sum(denominator) as denominator
+    from observations
+    {{ slice_grouping_sets('observed_on, kpi_id') }}
+),
+
+period_sums as (
+    select 'day' as period_grain, period_start, kpi_id, dimension, dimension_value,
+           numerator, denominator
+    from day_sums
+    {%- for grain, column in [('week', 'iso_week_start'), ('month', 'month_start')] %}
+    union all
+    select '{{ grain }}', calendar.{{ column }}, day_sums.kpi_id, day_sums.dimension,
+           day_sums.dimension_value, sum(day_sums.numerator), sum(day_sums.denominator)
+    from day_sums
+    inner join calendar
+        on day_sums.period_start = calendar.calendar_date
+    where calendar.{{ column }} in (
+        select period_start from recomputed_periods where period_grain = '{{ grain }}')
+    group by 2, 3, 4, 5
+    {%- endfor %}
+),
+
+-- Percentiles do not add up from days: each grain is computed from the measures.
+measures as (
+    select observations.*, calendar.iso_week_start, calendar.month_start
+    from observations
+    inner join calendar
+        on observations.observed_on = calendar.calendar_date
+    where observations.measure is not null
+),
+
+percentiles as (
+    {%- for grain, column in [('day', 'observed_on'), ('week', 'iso_week_start'), ('month', 'month_start')] %}
+    select
+        '{{ grain }}' as period_grain,
+        {{ column }} as period_start,
+        kpi_id,
+        {{ slice_columns() }},
+        percentile_cont(0.5) within group (order by measure) as median_measure,
+        percentile_cont(0.9) within group (order by measure) as p90_measure
+    from measures
+    {%- if grain != 'day' %}
+    where {{ column }} in (
+        select period_start from recomputed_periods where period_grain = '{{ grain }}')
+    {%- endif %}
+    {{ slice_grouping_sets(column ~ ', kpi_id') }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+),
+
+-- A stock is measured at the period's end, or at the as-of moment for the period
+-- that is still running; periods after it are not measured yet.
+measured_periods as (
+    select
+        recomputed_periods.period_grain,
+        recomputed_periods.period_start,
+        least(
+            case recomputed_periods.period_grain
+            {%- for grain in grains %}
+                when '{{ grain }}' then cast(recomputed_periods.period_start + {{ period_step(grain) }} as timestamp)
+            {%- endfor %}
+            end,
+            as_of.data_as_of_local
+        ) as measured_at
+    from recomputed_periods
+    cross join as_of
+    where recomputed_periods.period_start <= as_of.as_of_date
+),
+
+-- BACKLOG: the items open when measured (opened before, not resolved by then), by
+-- age at that moment: < 1 day, 1-3, 3-5 (5 included), > 5.
+open_items as (
+    select
+        measurements.measured_at,
+        {{ days_between('items.opened_at_local', 'measurements.measured_at') }} as age_days,
+        {{ dimension_columns(relation='items') }}
+    from (select distinct measured_at from measured_periods) as measurements
+    inner join {{ ref('int_backlog_items_unioned') }} as items
+        on items.opened_at_local < measurements.measured_at
+        and (items.closed_at_local is null or items.closed_at_local > measurements.measured_at)
+),
+
+stock_observations as (
+    select measured_at, 'BACKLOG' as kpi_id, {{ dimension_list }}
+    from open_items
+    union all
+    select measured_at,
+           case when age_days < 1 then 'BACKLOG_AGE_LT_1D'
+                when age_days < 3 then 'BACKLOG_AGE_1_3D'
+                when age_days <= 5 then 'BACKLOG_AGE_3_5D'
+                else 'BACKLOG_AGE_GT_5D' end,
+           {{ dimension_list }}
+    from open_items
+),
+
+stock_counts as (
+    select
+        measured_at,
+        kpi_id,
+        {{ slice_columns() }},
+        cast(count(*) as double precision) as open_items
+    from stock_observations
+    {{ slice_grouping_sets('measured_at, kpi_id') }}
+),
+
+stocks as (
+    select
+        measured_periods.period_grain,
+        measured_periods.period_start,
+        stock_counts.kpi_id,
+        stock_counts.dimension,
+        stock_counts.dimension_value,
+        stock_counts.open_items
+    from measured_periods
+    inner join stock_counts
+        on measured_periods.measured_at = stock_counts.measured_at
+    where not (stock_counts.kpi_id = 'BACKLOG' and stock_counts.dimension = 'organisation')
+
+    -- Every recomputed period's organisation BACKLOG, 0 when nothing is open or the
+    -- period is not measured yet: the row that marks the period as rebuilt.
+    union all
+    select
+        recomputed_periods.period_grain,
+        recomputed_periods.period_start,
+        'BACKLOG',
+        'organisation',
+        'all',
+        coalesce(stock_counts.open_items, 0)
+    from recomputed_periods
+    left join measured_periods
+        on recomputed_periods.period_grain = measured_periods.period_grain
+        and recomputed_periods.period_start = measured_periods.period_start
+    left join stock_counts
+        on measured_periods.measured_at = stock_counts.measured_at
+        and stock_counts.kpi_id = 'BACKLOG'
+        and stock_counts.dimension = 'organisation'
+),
+
+flows as (
+    select
+        period_sums.period_grain,
+        period_sums.period_start,
+        period_sums.kpi_id,
+        period_sums.dimension,
+        period_sums.dimension_value,
+        period_sums.numerator,
+        period_sums.denominator,
+        percentiles.median_measure,
+        percentiles.p90_measure
+    from period_sums
+    left join percentiles
+        on period_sums.period_grain = percentiles.period_grain
+        and period_sums.period_start = percentiles.period_start
+        and period_sums.kpi_id = percentiles.kpi_id
+        and period_sums.dimension = percentiles.dimension
+        and period_sums.dimension_value = percentiles.dimension_value
+)
+
+select
+    rows_.period_grain,
+    rows_.period_start,
+    rows_.kpi_id,
+    rows_.dimension,
+    rows_.dimension_value,
+    rows_.numerator,
+    rows_.denominator,
+    rows_.median_measure,
+    rows_.p90_measure,
+    as_of.data_as_of_local,
+    inputs.inputs_loaded_through
+from (
+    select * from flows
+    union all
+    select period_grain, period_start, kpi_id, dimension, dimension_value,
+           open_items, open_items, cast(null as double precision), cast(null as double precision)
+    from stocks
+) as rows_
+cross join as_of
+cross join inputs
+where rows_.dimension_value is not null

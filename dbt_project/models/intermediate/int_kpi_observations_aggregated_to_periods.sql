@@ -245,7 +245,11 @@ recomputed_periods as (
                        where month_days.month_start = recomputed_days.month_start)
 ),
 
-observations as (
+{#- The observations of the recomputed days. Read twice (sums, and percentiles over
+    the rows with a measure) rather than shared as one CTE: a CTE read twice is
+    materialised, all the observations at once. -#}
+{%- set observations -%}
+    (
     select
         cast(observed_at_local as date) as observed_on,
         kpi_id,
@@ -259,7 +263,8 @@ observations as (
         and observed_at_local < (select cast(max(calendar_date) + 1 as timestamp) from recomputed_days)
         and cast(observed_at_local as date) in (select calendar_date from recomputed_days)
     {%- endif %}
-),
+    )
+{%- endset %}
 
 day_sums as (
     select
@@ -268,7 +273,7 @@ day_sums as (
         {{ slice_columns() }},
         sum(numerator) as numerator,
         sum(denominator) as denominator
-    from observations
+    from {{ observations }} as observations
     {{ slice_grouping_sets('observed_on, kpi_id') }}
 ),
 
@@ -290,14 +295,15 @@ period_sums as (
 ),
 
 -- Percentiles do not add up from days: each grain is computed from the measures.
-measures as (
+{%- set measures -%}
+    (
     select observations.*, calendar.iso_week_start, calendar.month_start
-    from observations
+    from {{ observations }} as observations
     inner join calendar
         on observations.observed_on = calendar.calendar_date
     where observations.measure is not null
-),
-
+    )
+{%- endset %}
 percentiles as (
     {%- for grain, column in [('day', 'observed_on'), ('week', 'iso_week_start'), ('month', 'month_start')] %}
     select
@@ -307,7 +313,7 @@ percentiles as (
         {{ slice_columns() }},
         percentile_cont(0.5) within group (order by measure) as median_measure,
         percentile_cont(0.9) within group (order by measure) as p90_measure
-    from measures
+    from {{ measures }} as measures
     {%- if grain != 'day' %}
     where {{ column }} in (
         select period_start from recomputed_periods where period_grain = '{{ grain }}')
@@ -317,73 +323,200 @@ percentiles as (
     {%- endfor %}
 ),
 
--- A stock is measured at the period's end, or at the as-of moment for the period
--- that is still running; periods after it are not measured yet.
+-- Stocks: BACKLOG, the items open when measured (opened before, not resolved by
+-- then), and its ageing buckets by age at that moment: < 1 day, 1-3, 3-5 (5
+-- included), > 5. A day is measured at its end, the as-of moment's day at that
+-- moment; a week or month takes the stocks of its last measured day, and periods
+-- after the as-of moment's have none. Counting the open items of every day one by
+-- one would cost days x backlog, which grows with the history when some items are
+-- never closed; so a day's backlog is the running sum of openings and closings, and
+-- only the items opened in the 5 days before a day's end are counted one by one for
+-- the younger buckets (the oldest bucket is the rest).
+backlog_items as (
+    select
+        opened_at_local,
+        cast(opened_at_local as date) as opened_on,
+        -- From the end of this day on, the item is no longer open.
+        cast(closed_at_local - interval '1 microsecond' as date) as closed_on,
+        closed_at_local,
+        {{ dimension_list }}
+    from {{ ref('int_backlog_items_unioned') }}
+    where closed_at_local is null or closed_at_local > opened_at_local
+),
+
+-- The days measured at their end: the recomputed ones before the as-of moment's day
+-- (and the days between them, which the running sum passes through).
+stock_range as (
+    select
+        min(recomputed_days.calendar_date) as first_day,
+        least(max(recomputed_days.calendar_date), max(as_of.as_of_date) - 1) as last_day
+    from recomputed_days
+    cross join as_of
+),
+
+-- The items open when the range starts, then each day's openings and closings.
+backlog_changes as (
+    select stock_range.first_day as changed_on, 1 as change, {{ dimension_columns(relation='items') }}
+    from backlog_items as items
+    cross join stock_range
+    where items.opened_on < stock_range.first_day
+        and (items.closed_on is null or items.closed_on >= stock_range.first_day)
+    union all
+    select items.opened_on, 1, {{ dimension_columns(relation='items') }}
+    from backlog_items as items
+    cross join stock_range
+    where items.opened_on between stock_range.first_day and stock_range.last_day
+    union all
+    select items.closed_on, -1, {{ dimension_columns(relation='items') }}
+    from backlog_items as items
+    cross join stock_range
+    where items.closed_on between stock_range.first_day and stock_range.last_day
+),
+
+daily_backlog_changes as (
+    select
+        changed_on,
+        {{ slice_columns() }},
+        sum(change) as change
+    from backlog_changes
+    {{ slice_grouping_sets('changed_on') }}
+),
+
+daily_backlog as (
+    select
+        days.calendar_date as measured_on,
+        slices.dimension,
+        slices.dimension_value,
+        sum(coalesce(changes.change, 0)) over (
+            partition by slices.dimension, slices.dimension_value
+            order by days.calendar_date
+            rows between unbounded preceding and current row
+        ) as open_items
+    from calendar as days
+    cross join stock_range
+    cross join (select distinct dimension, dimension_value from daily_backlog_changes) as slices
+    left join daily_backlog_changes as changes
+        on changes.changed_on = days.calendar_date
+        and changes.dimension = slices.dimension
+        and changes.dimension_value = slices.dimension_value
+    where days.calendar_date between stock_range.first_day and stock_range.last_day
+),
+
+-- Open items counted one by one, with their age: those opened in the 5 days before
+-- a measured day's end, and every item open at the as-of moment.
+counted_backlog as (
+    select
+        candidates.measured_on,
+        {{ days_between('candidates.opened_at_local',
+                        "cast(candidates.measured_on + interval '1 day' as timestamp)") }} as age_days,
+        {{ dimension_columns(relation='candidates') }}
+    from (
+        select items.*, items.opened_on + offsets.days_after as measured_on
+        from backlog_items as items
+        cross join stock_range
+        cross join (
+            select 0 as days_after union all select 1 union all select 2
+            union all select 3 union all select 4
+        ) as offsets
+        -- Still open at the end of its first day, and young in the range.
+        where (items.closed_on is null or items.closed_on > items.opened_on)
+            and items.opened_on between stock_range.first_day - 4 and stock_range.last_day
+    ) as candidates
+    cross join stock_range
+    where candidates.measured_on between stock_range.first_day and stock_range.last_day
+        and (candidates.closed_on is null or candidates.closed_on > candidates.measured_on)
+
+    union all
+    select
+        as_of.as_of_date,
+        {{ days_between('items.opened_at_local', 'as_of.data_as_of_local') }},
+        {{ dimension_columns(relation='items') }}
+    from backlog_items as items
+    cross join as_of
+    where as_of.as_of_date in (select calendar_date from recomputed_days)
+        and items.opened_at_local < as_of.data_as_of_local
+        and (items.closed_at_local is null or items.closed_at_local > as_of.data_as_of_local)
+),
+
+counted_stocks as (
+    select
+        measured_on,
+        kpi_id,
+        {{ slice_columns() }},
+        cast(count(*) as double precision) as open_items
+    from (
+        select measured_on,
+               case when age_days < 1 then 'BACKLOG_AGE_LT_1D'
+                    when age_days < 3 then 'BACKLOG_AGE_1_3D'
+                    when age_days <= 5 then 'BACKLOG_AGE_3_5D'
+                    else 'BACKLOG_AGE_GT_5D' end as kpi_id,
+               {{ dimension_list }}
+        from counted_backlog
+        union all
+        select counted_backlog.measured_on, 'BACKLOG', {{ dimension_columns(relation='counted_backlog') }}
+        from counted_backlog
+        cross join as_of
+        where counted_backlog.measured_on = as_of.as_of_date
+    ) as counted
+    {{ slice_grouping_sets('measured_on, kpi_id') }}
+),
+
+day_stocks as (
+    select measured_on, 'BACKLOG' as kpi_id, dimension, dimension_value,
+           cast(open_items as double precision) as open_items
+    from daily_backlog
+    union all
+    select measured_on, kpi_id, dimension, dimension_value, open_items
+    from counted_stocks
+    union all
+    select
+        daily_backlog.measured_on,
+        'BACKLOG_AGE_GT_5D',
+        daily_backlog.dimension,
+        daily_backlog.dimension_value,
+        daily_backlog.open_items - coalesce(younger.open_items, 0)
+    from daily_backlog
+    left join (
+        select measured_on, dimension, dimension_value, sum(open_items) as open_items
+        from counted_stocks
+        where kpi_id <> 'BACKLOG'
+        group by measured_on, dimension, dimension_value
+    ) as younger
+        on daily_backlog.measured_on = younger.measured_on
+        and daily_backlog.dimension = younger.dimension
+        and daily_backlog.dimension_value = younger.dimension_value
+),
+
 measured_periods as (
     select
         recomputed_periods.period_grain,
         recomputed_periods.period_start,
         least(
-            case recomputed_periods.period_grain
+            cast(case recomputed_periods.period_grain
             {%- for grain in grains %}
-                when '{{ grain }}' then cast(recomputed_periods.period_start + {{ period_step(grain) }} as timestamp)
+                when '{{ grain }}' then recomputed_periods.period_start + {{ period_step(grain) }} - interval '1 day'
             {%- endfor %}
-            end,
-            as_of.data_as_of_local
-        ) as measured_at
+            end as date),
+            as_of.as_of_date
+        ) as measured_on
     from recomputed_periods
     cross join as_of
     where recomputed_periods.period_start <= as_of.as_of_date
-),
-
--- BACKLOG: the items open when measured (opened before, not resolved by then), by
--- age at that moment: < 1 day, 1-3, 3-5 (5 included), > 5.
-open_items as (
-    select
-        measurements.measured_at,
-        {{ days_between('items.opened_at_local', 'measurements.measured_at') }} as age_days,
-        {{ dimension_columns(relation='items') }}
-    from (select distinct measured_at from measured_periods) as measurements
-    inner join {{ ref('int_backlog_items_unioned') }} as items
-        on items.opened_at_local < measurements.measured_at
-        and (items.closed_at_local is null or items.closed_at_local > measurements.measured_at)
-),
-
-stock_observations as (
-    select measured_at, 'BACKLOG' as kpi_id, {{ dimension_list }}
-    from open_items
-    union all
-    select measured_at,
-           case when age_days < 1 then 'BACKLOG_AGE_LT_1D'
-                when age_days < 3 then 'BACKLOG_AGE_1_3D'
-                when age_days <= 5 then 'BACKLOG_AGE_3_5D'
-                else 'BACKLOG_AGE_GT_5D' end,
-           {{ dimension_list }}
-    from open_items
-),
-
-stock_counts as (
-    select
-        measured_at,
-        kpi_id,
-        {{ slice_columns() }},
-        cast(count(*) as double precision) as open_items
-    from stock_observations
-    {{ slice_grouping_sets('measured_at, kpi_id') }}
 ),
 
 stocks as (
     select
         measured_periods.period_grain,
         measured_periods.period_start,
-        stock_counts.kpi_id,
-        stock_counts.dimension,
-        stock_counts.dimension_value,
-        stock_counts.open_items
+        day_stocks.kpi_id,
+        day_stocks.dimension,
+        day_stocks.dimension_value,
+        day_stocks.open_items
     from measured_periods
-    inner join stock_counts
-        on measured_periods.measured_at = stock_counts.measured_at
-    where not (stock_counts.kpi_id = 'BACKLOG' and stock_counts.dimension = 'organisation')
+    inner join day_stocks
+        on measured_periods.measured_on = day_stocks.measured_on
+    where day_stocks.open_items > 0
+        and not (day_stocks.kpi_id = 'BACKLOG' and day_stocks.dimension = 'organisation')
 
     -- Every recomputed period's organisation BACKLOG, 0 when nothing is open or the
     -- period is not measured yet: the row that marks the period as rebuilt.
@@ -394,15 +527,15 @@ stocks as (
         'BACKLOG',
         'organisation',
         'all',
-        coalesce(stock_counts.open_items, 0)
+        coalesce(day_stocks.open_items, 0)
     from recomputed_periods
     left join measured_periods
         on recomputed_periods.period_grain = measured_periods.period_grain
         and recomputed_periods.period_start = measured_periods.period_start
-    left join stock_counts
-        on measured_periods.measured_at = stock_counts.measured_at
-        and stock_counts.kpi_id = 'BACKLOG'
-        and stock_counts.dimension = 'organisation'
+    left join day_stocks
+        on measured_periods.measured_on = day_stocks.measured_on
+        and day_stocks.kpi_id = 'BACKLOG'
+        and day_stocks.dimension = 'organisation'
 ),
 
 flows as (

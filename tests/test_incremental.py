@@ -61,6 +61,10 @@ def _aggregates(settings) -> pd.DataFrame:
             f'"{schema}".int_kpi_observations_aggregated_to_periods')
 
 
+def _months(aggregates: pd.DataFrame) -> set[str]:
+    return set(aggregates.loc[aggregates["period_grain"] == "month", "period_start"].astype(str))
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     """Generated deliveries plus, on the nightly days, new versions of rows the backfill
@@ -148,10 +152,8 @@ def test_nightly_incremental_runs_equal_one_full_refresh(tmp_path, sources, full
     newest = aggregates["inputs_loaded_through"].max()
     rebuilt = aggregates[aggregates["inputs_loaded_through"] == newest]
     kept = aggregates[aggregates["inputs_loaded_through"] < newest]
-    months = lambda frame: set(frame.loc[frame["period_grain"] == "month",  # noqa: E731
-                                         "period_start"].astype(str))
-    assert months(rebuilt) == {"2026-08-01", "2026-10-01"}
-    assert months(kept) == {"2026-09-01"}
+    assert _months(rebuilt) == {"2026-08-01", "2026-10-01"}
+    assert _months(kept) == {"2026-09-01"}
 
     for table, key in TABLES.items():
         incremental, refreshed = _table(nightly, table, key), _table(full, table, key)
@@ -206,25 +208,25 @@ CHANGES = {
         "resolved_at = resolved_at + interval 21 day, contacts_to_resolve = 2"),
     "customer changed type": (
         "crm_customers", "customer_id",
-        "customer_id in (select customer_id from raw.crm_tickets "
-        "where created_at < timestamptz '2026-08-20 00:00:00+08')",
-        "customer_type = case when customer_type = 'government' then 'enterprise' "
-        "else 'government' end"),
+        ("customer_id in (select customer_id from raw.crm_tickets "
+         "where created_at < timestamptz '2026-08-20 00:00:00+08')"),
+        ("customer_type = case when customer_type = 'government' then 'enterprise' "
+         "else 'government' end")),
     "complaint re-dated to the day before the holidays, not resolved": (
         "complaints", "complaint_id", "resolved_at is not null",
-        "received_at = timestamptz '2026-09-30 10:00:00+08', "
-        "classified_at = timestamptz '2026-09-30 10:10:00+08', "
-        "dispatched_at = timestamptz '2026-09-30 10:40:00+08', "
-        "solution_at = timestamptz '2026-09-30 15:00:00+08', resolved_at = null, "
-        "callback_at = null"),
+        ("received_at = timestamptz '2026-09-30 10:00:00+08', "
+         "classified_at = timestamptz '2026-09-30 10:10:00+08', "
+         "dispatched_at = timestamptz '2026-09-30 10:40:00+08', "
+         "solution_at = timestamptz '2026-09-30 15:00:00+08', resolved_at = null, "
+         "callback_at = null")),
     # Its 5 working days end on Tuesday 13 October: when the data's as-of moment passes
     # that day, the close step is missed, a decision anchored in September, which
     # nothing else that night touches.
     "the data's as-of moment three days on": (
         "crm_tickets", "ticket_id",
         "updated_at = (select max(updated_at) from raw.crm_tickets)",
-        "updated_at = (select max(updated_at) from (select updated_at from raw.crm_tickets "
-        "union all select updated_at from raw.complaints)) + interval 3 day"),
+        ("updated_at = (select max(updated_at) from (select updated_at from raw.crm_tickets "
+         "union all select updated_at from raw.complaints)) + interval 3 day")),
     "audit re-dated and re-scored": (
         "audits", "audit_id", "audited_at < timestamptz '2026-08-20 00:00:00+08'",
         "audited_at = audited_at + interval 30 day, score_1 = 0"),

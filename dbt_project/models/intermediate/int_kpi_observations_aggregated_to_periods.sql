@@ -6,8 +6,9 @@
 -- kpi_dimensions(); the percentiles of the KPIs with a measure; and the stocks
 -- (BACKLOG and its ageing buckets) measured at the period's end or at the data's
 -- as-of moment, whichever is earlier. The KPI marts turn these rows into values,
--- targets and statuses; aggregating once here, not in each mart, keeps the
--- observations to one pass per build.
+-- targets and statuses; aggregating here once, not in each mart, reads the
+-- observations once for the sums and once, pruned to the rows with a measure, for the
+-- percentiles.
 --
 -- Incremental by period: a nightly build recomputes only the periods whose rows can
 -- have changed (recomputed_days below) and replaces them whole, so it costs in

@@ -14,7 +14,8 @@
 -- have changed (recomputed_days below) and replaces them whole, so it costs in
 -- proportion to the periods that new data touches, not to the history. Every
 -- recomputed period has an organisation BACKLOG row, so a period whose observations
--- all moved away is still replaced. A full refresh gives exactly the same rows.
+-- all moved away is still replaced. The KPI marts read from it equal those of a full
+-- refresh (tests/test_incremental.py).
 {%- set dimensions = kpi_dimensions() %}
 {%- set dimension_list -%}
     {%- for _, column in dimensions %}{{ column }}{{ ", " if not loop.last }}{% endfor -%}

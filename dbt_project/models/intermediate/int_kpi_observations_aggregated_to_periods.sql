@@ -170,21 +170,6 @@ affected_ranges as (
     {%- endfor %}
 ),
 
-affected_days as (
-    select distinct calendar.calendar_date, calendar.iso_week_start, calendar.month_start
-    from calendar
-    inner join (select distinct first_day, last_day from affected_ranges) as ranges
-        on calendar.calendar_date between ranges.first_day and ranges.last_day
-),
-
--- Whole weeks and months around every affected day, so each is summed from all its days.
-recomputed_days as (
-    select calendar_date, iso_week_start, month_start
-    from calendar
-    where iso_week_start in (select iso_week_start from affected_days)
-        or month_start in (select month_start from affected_days)
-),
-
 {%- else %}
 
 -- Every period from the first fact's to the last day anything can be anchored on.
@@ -208,28 +193,30 @@ data_days as (
     ) as bounds
 ),
 
-data_span as (
+-- The last of those days is as far as a deadline can lie after the last day.
+affected_ranges as (
     select data_days.first_day, calendar.horizon_date as last_day
     from data_days
     inner join calendar
         on calendar.calendar_date = data_days.last_day
 ),
 
-spanned_days as (
-    select calendar.iso_week_start, calendar.month_start
+{%- endif %}
+
+affected_days as (
+    select distinct calendar.calendar_date, calendar.iso_week_start, calendar.month_start
     from calendar
-    inner join data_span
-        on calendar.calendar_date between data_span.first_day and data_span.last_day
+    inner join (select distinct first_day, last_day from affected_ranges) as ranges
+        on calendar.calendar_date between ranges.first_day and ranges.last_day
 ),
 
+-- Whole weeks and months around every affected day, so each is summed from all its days.
 recomputed_days as (
     select calendar_date, iso_week_start, month_start
     from calendar
-    where iso_week_start in (select iso_week_start from spanned_days)
-        or month_start in (select month_start from spanned_days)
+    where iso_week_start in (select iso_week_start from affected_days)
+        or month_start in (select month_start from affected_days)
 ),
-
-{%- endif %}
 
 recomputed_periods as (
     select 'day' as period_grain, calendar_date as period_start

@@ -5,12 +5,15 @@
     full refresh (`servicepulse build --full-refresh`) gives the same table.
     Changing the business calendar or a deadline var changes old rows too: then run
     a full refresh. -#}
-{% macro incremental_watermark() -%}
-    (select coalesce(max(loaded_at), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }}))
+{#- The watermark is the newest `column` of this model's rows (loaded_at for facts and
+    staging; the KPI aggregate keeps the newest load its build had seen). -#}
+{% macro incremental_watermark(column='loaded_at') -%}
+    (select coalesce(max({{ column }}), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }}))
      from {{ this }})
 {%- endmacro %}
 
 {#- Keys of `relation` (column `key`) that have a version loaded after the watermark. -#}
-{% macro keys_loaded_since_watermark(relation, key) -%}
-    (select {{ key }} from {{ relation }} where _loaded_at > {{ incremental_watermark() }})
+{% macro keys_loaded_since_watermark(relation, key, watermark_column='loaded_at') -%}
+    (select {{ key }} from {{ relation }}
+     where _loaded_at > {{ incremental_watermark(watermark_column) }})
 {%- endmacro %}

@@ -39,11 +39,9 @@ calendar as (
         days.calendar_date,
         days.iso_week_start,
         days.month_start,
-        horizon.calendar_date as horizon_date
+        horizon_deadline.calendar_date as horizon_date
     from {{ ref('dim_dates') }} as days
-    left join {{ ref('dim_dates') }} as horizon
-        on horizon.is_working_day
-        and horizon.working_day_index = days.working_day_index + {{ horizon_working_days }}
+    {{ join_working_day_deadline('horizon', 'days.calendar_date', horizon_working_days) }}
 ),
 
 -- The newest load of any source this build has seen: the next build looks for
@@ -61,19 +59,15 @@ inputs as (
 {%- if is_incremental() %}
 
 previous_build as (
-    select
-        max(inputs_loaded_through) as loaded_through,
-        max(data_as_of_local) as data_as_of_local
+    select max(data_as_of_local) as data_as_of_local
     from {{ this }}
 ),
 
 {%- for table, key in [('crm_tickets', 'ticket_id'), ('complaints', 'complaint_id'),
                        ('survey_responses', 'response_id'), ('crm_customers', 'customer_id'),
                        ('audits', 'audit_id')] %}
-changed_{{ table }} as (
-    select {{ key }} from {{ source('raw', table) }}
-    where _loaded_at > (select loaded_through from previous_build)
-),
+changed_{{ table }} as {{ keys_loaded_since_watermark(source('raw', table), key,
+                                                      'inputs_loaded_through') }},
 {%- endfor %}
 
 -- Every version, old and new, of the facts that changed and of the facts that take

@@ -11,13 +11,26 @@ with appearances as (
     where agent_id is not null
 ),
 
+-- Each agent's last moment first (one pass, no sort of every appearance), then the
+-- appearances at that moment, the newest key winning a tie.
+last_seen as (
+    select agent_id, max(seen_at_local) as last_seen_at_local
+    from appearances
+    group by agent_id
+),
+
 ranked as (
     select
-        appearances.*,
+        appearances.agent_id,
+        appearances.department,
+        appearances.seen_at_local,
         row_number() over (
-            partition by agent_id order by seen_at_local desc, source_key desc
+            partition by appearances.agent_id order by appearances.source_key desc
         ) as recency
     from appearances
+    inner join last_seen
+        on appearances.agent_id = last_seen.agent_id
+        and appearances.seen_at_local = last_seen.last_seen_at_local
 )
 
 select

@@ -17,3 +17,13 @@
     (select {{ key }} from {{ relation }}
      where _loaded_at > {{ incremental_watermark(watermark_column) }})
 {%- endmacro %}
+
+{#- delete+insert on DuckDB. For a key of several columns dbt-duckdb deletes with
+    `delete ... using <new rows> where <keys equal>`, which pairs every old row of a
+    period with every new row of it (the KPI aggregate replaces periods of thousands
+    of rows: 3.6 s for one night at 10M tickets). dbt's default statement, which
+    PostgreSQL uses too, deletes the rows whose key is in the distinct new keys: the
+    same rows, in 13 ms. -#}
+{% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
+    {{ default__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+{%- endmacro %}

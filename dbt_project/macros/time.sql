@@ -3,6 +3,20 @@
     ({{ column }} at time zone '{{ var("reporting_timezone") }}')
 {%- endmacro %}
 
+{#- A local wall-clock time in the reporting time zone as the UTC instant (timestamptz). -#}
+{% macro from_reporting_tz(local_column) -%}
+    ({{ local_column }} at time zone '{{ var("reporting_timezone") }}')
+{%- endmacro %}
+
+{#- Whether a date expression lies in one of `ranges` ((first_day, last_day) pairs,
+    such as the rows of a run_query), as a condition of constants. -#}
+{% macro day_in_ranges(day, ranges) -%}
+    (false
+    {%- for first_day, last_day in ranges %}
+        or {{ day }} between cast('{{ first_day }}' as date) and cast('{{ last_day }}' as date)
+    {%- endfor %})
+{%- endmacro %}
+
 {#- Elapsed minutes between two instants, with fractions (dbt.datediff counts
     boundaries crossed on some adapters, which is not elapsed time). -#}
 {% macro minutes_between(start_column, end_column) -%}

@@ -27,7 +27,12 @@
                                 + var('resolution_working_days').values() | list) | max %}
 {%- set grains = ['day', 'week', 'month'] %}
 
-with as_of as (
+{#- The days this build recomputes, found before the model runs (run_query below) so
+    that the rest of the model reads them as constants: the database then prunes the
+    facts and backlog items by those bounds as it scans them, and a nightly build
+    reads little more than the recomputed days' rows, however long the history. -#}
+{%- set as_of_cte -%}
+as_of as (
     select
         data_as_of_local,
         cast(data_as_of_local as date) as as_of_date
@@ -42,24 +47,18 @@ calendar as (
         horizon_deadline.calendar_date as horizon_date
     from {{ ref('dim_dates') }} as days
     {{ join_working_day_deadline('horizon', 'days.calendar_date', horizon_working_days) }}
-),
+)
+{%- endset %}
 
--- The newest load of any source this build has seen: the next build looks for
--- versions loaded after it.
-inputs as (
-    select max(loaded_at) as inputs_loaded_through
-    from (
-        {%- for table in ['crm_tickets', 'complaints', 'survey_responses', 'crm_customers', 'audits'] %}
-        select max(_loaded_at) as loaded_at from {{ source('raw', table) }}
-        {{- " union all" if not loop.last }}
-        {%- endfor %}
-    ) as loads
-),
+{%- set recomputed_day_ranges_query %}
+with {{ as_of_cte }},
 
 {%- if is_incremental() %}
 
 previous_build as (
-    select max(data_as_of_local) as data_as_of_local
+    select
+        max(data_as_of_local) as data_as_of_local,
+        {{ from_reporting_tz('max(data_as_of_local)') }} as data_as_of
     from {{ this }}
 ),
 
@@ -133,7 +132,8 @@ affected_ranges as (
     -- The as-of moment moved: outcomes whose deadline passed since the previous build
     -- are decided now. They are anchored on the due day (RES_RATE, from the day
     -- before the previous as-of moment) or on the start or resolution of the ticket
-    -- or complaint whose deadline passed.
+    -- or complaint whose deadline passed. Deadlines are compared as instants, not
+    -- converted to local time row by row.
     union all
     select cast(previous_build.data_as_of_local as date) - 1, as_of.as_of_date
     from previous_build
@@ -144,8 +144,8 @@ affected_ranges as (
     from {{ ref('fct_tickets') }} as tickets
     cross join previous_build
     cross join as_of
-    where {{ to_reporting_tz('tickets.response_due_at') }} > previous_build.data_as_of_local
-        and {{ to_reporting_tz('tickets.response_due_at') }} <= as_of.data_as_of_local
+    where tickets.response_due_at > previous_build.data_as_of
+        and tickets.response_due_at <= {{ from_reporting_tz('as_of.data_as_of_local') }}
 
     union all
     select cast(complaints.received_at_local as date),
@@ -155,8 +155,8 @@ affected_ranges as (
     cross join as_of
     where false
     {%- for deadline in ["classify_due_at", "dispatch_due_at", "solution_due_at"] %}
-        or ({{ to_reporting_tz('complaints.' ~ deadline) }} > previous_build.data_as_of_local
-            and {{ to_reporting_tz('complaints.' ~ deadline) }} <= as_of.data_as_of_local)
+        or (complaints.{{ deadline }} > previous_build.data_as_of
+            and complaints.{{ deadline }} <= {{ from_reporting_tz('as_of.data_as_of_local') }})
     {%- endfor %}
     {%- for deadline in ["close_deadline_date", "callback_deadline_date"] %}
         or (complaints.{{ deadline }} >= cast(previous_build.data_as_of_local as date) - 1
@@ -206,10 +206,55 @@ affected_days as (
 
 -- Whole weeks and months around every affected day, so each is summed from all its days.
 recomputed_days as (
-    select calendar_date, iso_week_start, month_start
+    select calendar_date
     from calendar
     where iso_week_start in (select iso_week_start from affected_days)
         or month_start in (select month_start from affected_days)
+),
+
+-- Consecutive days as one range: a day minus its rank is the same within a run.
+runs as (
+    select
+        calendar_date,
+        calendar_date - cast(row_number() over (order by calendar_date) as integer) as run_id
+    from recomputed_days
+)
+
+select min(calendar_date) as first_day, max(calendar_date) as last_day
+from runs
+group by run_id
+order by first_day
+{%- endset %}
+
+{%- set day_ranges = [] %}
+{%- set data_as_of_local, day_before_as_of = none, none %}
+{%- if execute and load_relation(ref('int_changes_summarised')) is not none %}
+    {%- set day_ranges = run_query(recomputed_day_ranges_query).rows %}
+    {%- set as_of_row = run_query("select data_as_of_local, cast(data_as_of_local as date) - 1 "
+                                  ~ "from " ~ ref('int_changes_summarised')).rows[0] %}
+    {%- set data_as_of_local, day_before_as_of = as_of_row[0], (as_of_row[1] | string)[:10] %}
+{%- endif %}
+{%- set first_recomputed_day = (day_ranges[0][0] | string)[:10] if day_ranges else none %}
+{%- set last_recomputed_day = (day_ranges[-1][1] | string)[:10] if day_ranges else none %}
+
+with {{ as_of_cte }},
+
+-- The newest load of any source this build has seen: the next build looks for
+-- versions loaded after it.
+inputs as (
+    select max(loaded_at) as inputs_loaded_through
+    from (
+        {%- for table in ['crm_tickets', 'complaints', 'survey_responses', 'crm_customers', 'audits'] %}
+        select max(_loaded_at) as loaded_at from {{ source('raw', table) }}
+        {{- " union all" if not loop.last }}
+        {%- endfor %}
+    ) as loads
+),
+
+recomputed_days as (
+    select calendar_date, iso_week_start, month_start
+    from calendar
+    where {{ day_in_ranges('calendar_date', day_ranges) }}
 ),
 
 recomputed_periods as (
@@ -242,9 +287,9 @@ recomputed_periods as (
         {{ dimension_list }}
     from {{ ref('int_kpi_observations_unioned') }}
     {%- if is_incremental() %}
-    where observed_at_local >= (select cast(min(calendar_date) as timestamp) from recomputed_days)
-        and observed_at_local < (select cast(max(calendar_date) + 1 as timestamp) from recomputed_days)
-        and cast(observed_at_local as date) in (select calendar_date from recomputed_days)
+    where observed_at_local >= cast('{{ first_recomputed_day }}' as timestamp)
+        and observed_at_local < cast('{{ last_recomputed_day }}' as timestamp) + interval '1 day'
+        and {{ day_in_ranges('cast(observed_at_local as date)', day_ranges) }}
     {%- endif %}
     )
 {%- endset %}
@@ -315,7 +360,10 @@ percentiles as (
 -- never closed; so a day's backlog is the running sum of openings and closings, and
 -- only the items opened in the 5 days before a day's end are counted one by one for
 -- the younger buckets (the oldest bucket is the rest).
-backlog_items as (
+{#- Read by each step below with its own bounds (not one shared CTE, which would be
+    materialised whole). -#}
+{%- set backlog_items -%}
+    (
     select
         opened_at_local,
         cast(opened_at_local as date) as opened_on,
@@ -325,35 +373,33 @@ backlog_items as (
         {{ dimension_list }}
     from {{ ref('int_backlog_items_unioned') }}
     where closed_at_local is null or closed_at_local > opened_at_local
-),
+    )
+{%- endset %}
+{#- The days measured at their end: the recomputed ones before the as-of moment's day
+    (and the days between them, which the running sum passes through). -#}
+{%- set stock_first_day = first_recomputed_day %}
+{%- set stock_last_day = [last_recomputed_day, day_before_as_of] | min if day_ranges else none %}
+{%- set stock_range_starts = "cast('" ~ stock_first_day ~ "' as timestamp)" %}
+{%- set stock_range_ends = "(cast('" ~ stock_last_day ~ "' as timestamp) + interval '1 day')" %}
 
--- The days measured at their end: the recomputed ones before the as-of moment's day
--- (and the days between them, which the running sum passes through).
-stock_range as (
-    select
-        min(recomputed_days.calendar_date) as first_day,
-        least(max(recomputed_days.calendar_date), max(as_of.as_of_date) - 1) as last_day
-    from recomputed_days
-    cross join as_of
-),
-
--- The items open when the range starts, then each day's openings and closings.
+-- The items open when the range starts, then each day's openings and closings (an
+-- item closed on day D, after its start, is open no more from D's end: closed_on).
 backlog_changes as (
-    select stock_range.first_day as changed_on, 1 as change, {{ dimension_columns(relation='items') }}
-    from backlog_items as items
-    cross join stock_range
-    where items.opened_on < stock_range.first_day
-        and (items.closed_on is null or items.closed_on >= stock_range.first_day)
+    select cast('{{ stock_first_day }}' as date) as changed_on, 1 as change,
+           {{ dimension_columns(relation='items') }}
+    from {{ backlog_items }} as items
+    where items.opened_at_local < {{ stock_range_starts }}
+        and (items.closed_at_local is null or items.closed_at_local > {{ stock_range_starts }})
     union all
     select items.opened_on, 1, {{ dimension_columns(relation='items') }}
-    from backlog_items as items
-    cross join stock_range
-    where items.opened_on between stock_range.first_day and stock_range.last_day
+    from {{ backlog_items }} as items
+    where items.opened_at_local >= {{ stock_range_starts }}
+        and items.opened_at_local < {{ stock_range_ends }}
     union all
     select items.closed_on, -1, {{ dimension_columns(relation='items') }}
-    from backlog_items as items
-    cross join stock_range
-    where items.closed_on between stock_range.first_day and stock_range.last_day
+    from {{ backlog_items }} as items
+    where items.closed_at_local > {{ stock_range_starts }}
+        and items.closed_at_local <= {{ stock_range_ends }}
 ),
 
 daily_backlog_changes as (
@@ -376,13 +422,13 @@ daily_backlog as (
             rows between unbounded preceding and current row
         ) as open_items
     from calendar as days
-    cross join stock_range
     cross join (select distinct dimension, dimension_value from daily_backlog_changes) as slices
     left join daily_backlog_changes as changes
         on changes.changed_on = days.calendar_date
         and changes.dimension = slices.dimension
         and changes.dimension_value = slices.dimension_value
-    where days.calendar_date between stock_range.first_day and stock_range.last_day
+    where days.calendar_date between cast('{{ stock_first_day }}' as date)
+        and cast('{{ stock_last_day }}' as date)
 ),
 
 -- Open items counted one by one, with their age: those opened in the 5 days before
@@ -395,18 +441,18 @@ counted_backlog as (
         {{ dimension_columns(relation='candidates') }}
     from (
         select items.*, items.opened_on + offsets.days_after as measured_on
-        from backlog_items as items
-        cross join stock_range
+        from {{ backlog_items }} as items
         cross join (
             select 0 as days_after union all select 1 union all select 2
             union all select 3 union all select 4
         ) as offsets
         -- Still open at the end of its first day, and young in the range.
         where (items.closed_on is null or items.closed_on > items.opened_on)
-            and items.opened_on between stock_range.first_day - 4 and stock_range.last_day
+            and items.opened_at_local >= {{ stock_range_starts }} - interval '4 day'
+            and items.opened_at_local < {{ stock_range_ends }}
     ) as candidates
-    cross join stock_range
-    where candidates.measured_on between stock_range.first_day and stock_range.last_day
+    where candidates.measured_on between cast('{{ stock_first_day }}' as date)
+                                     and cast('{{ stock_last_day }}' as date)
         and (candidates.closed_on is null or candidates.closed_on > candidates.measured_on)
 
     union all
@@ -414,11 +460,12 @@ counted_backlog as (
         as_of.as_of_date,
         {{ days_between('items.opened_at_local', 'as_of.data_as_of_local') }},
         {{ dimension_columns(relation='items') }}
-    from backlog_items as items
+    from {{ backlog_items }} as items
     cross join as_of
     where as_of.as_of_date in (select calendar_date from recomputed_days)
-        and items.opened_at_local < as_of.data_as_of_local
-        and (items.closed_at_local is null or items.closed_at_local > as_of.data_as_of_local)
+        and items.opened_at_local < cast('{{ data_as_of_local }}' as timestamp)
+        and (items.closed_at_local is null
+             or items.closed_at_local > cast('{{ data_as_of_local }}' as timestamp))
 ),
 
 counted_stocks as (
@@ -539,6 +586,22 @@ flows as (
         and period_sums.kpi_id = percentiles.kpi_id
         and period_sums.dimension = percentiles.dimension
         and period_sums.dimension_value = percentiles.dimension_value
+),
+
+aggregated as (
+    select * from flows
+    union all
+    select period_grain, period_start, kpi_id, dimension, dimension_value,
+           open_items, open_items, cast(null as double precision), cast(null as double precision)
+    from stocks
+),
+
+-- A KPI that is another statistic of a KPI's observations (FRT_P90, the P90 of FRT's
+-- response times) takes that KPI's rows: each observation is aggregated once.
+kpis_observed as (
+    select kpi_id, observations_of as observed_kpi_id
+    from {{ ref('kpi_definitions') }}
+    where observations_of is not null
 )
 
 select
@@ -554,11 +617,14 @@ select
     as_of.data_as_of_local,
     inputs.inputs_loaded_through
 from (
-    select * from flows
+    select * from aggregated
     union all
-    select period_grain, period_start, kpi_id, dimension, dimension_value,
-           open_items, open_items, cast(null as double precision), cast(null as double precision)
-    from stocks
+    select aggregated.period_grain, aggregated.period_start, kpis_observed.kpi_id,
+           aggregated.dimension, aggregated.dimension_value, aggregated.numerator,
+           aggregated.denominator, aggregated.median_measure, aggregated.p90_measure
+    from aggregated
+    inner join kpis_observed
+        on aggregated.kpi_id = kpis_observed.observed_kpi_id
 ) as rows_
 cross join as_of
 cross join inputs

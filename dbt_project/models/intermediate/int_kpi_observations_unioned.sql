@@ -46,11 +46,7 @@ observations as (
     from tickets
     where first_response_minutes is not null
 
-    union all
-    select 'FRT_P90', created_at_local, null, 1.0, first_response_minutes,
-           {{ dimension_columns(ticket_dimensions) }}
-    from tickets
-    where first_response_minutes is not null
+    -- FRT_P90 is another percentile of these (kpi_definitions.observations_of).
 
     -- Tickets due in the period (end of their due day) and whether they were resolved by then.
     union all

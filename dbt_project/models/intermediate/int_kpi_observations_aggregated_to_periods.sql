@@ -11,7 +11,7 @@
 -- percentiles.
 --
 -- Incremental by period: a nightly build recomputes only the periods whose rows can
--- have changed (recomputed_days below) and replaces them whole, so it costs in
+-- have changed (recomputed_day_ranges_query below) and replaces them whole, so it costs in
 -- proportion to the periods that new data touches, not to the history. Every
 -- recomputed period has an organisation BACKLOG row, so a period whose observations
 -- all moved away is still replaced. The KPI marts read from it equal those of a full
@@ -28,9 +28,12 @@
 {%- set grains = ['day', 'week', 'month'] %}
 
 {#- The days this build recomputes, found before the model runs (run_query below) so
-    that the rest of the model reads them as constants: the database then prunes the
-    facts and backlog items by those bounds as it scans them, and a nightly build
-    reads little more than the recomputed days' rows, however long the history. -#}
+    that the rest of the model reads them, and the as-of moment, as constants: the
+    database then applies those bounds while it scans the facts and backlog items,
+    rather than carrying every row into the joins and aggregations (with bounds from a
+    subquery it materialised every backlog item and converted every ticket's deadline
+    to local time). The facts are still scanned whole: their rows are not in time
+    order. -#}
 {%- set as_of_cte -%}
 as_of as (
     select

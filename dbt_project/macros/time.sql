@@ -8,6 +8,16 @@
     ({{ local_column }} at time zone '{{ var("reporting_timezone") }}')
 {%- endmacro %}
 
+{#- A value known when the model is compiled (from a run_query) as a typed SQL constant;
+    null when there is none. -#}
+{% macro typed_literal(value, data_type) -%}
+    {%- if value is none -%}
+        cast(null as {{ data_type }})
+    {%- else -%}
+        cast('{{ value }}' as {{ data_type }})
+    {%- endif -%}
+{%- endmacro %}
+
 {#- Whether a date expression lies in one of `ranges` ((first_day, last_day) pairs,
     such as the rows of a run_query), as a condition of constants. -#}
 {% macro day_in_ranges(day, ranges) -%}

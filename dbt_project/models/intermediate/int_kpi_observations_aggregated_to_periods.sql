@@ -235,7 +235,8 @@ order by first_day
     {%- set day_ranges = run_query(recomputed_day_ranges_query).rows %}
     {%- set as_of_row = run_query("select data_as_of_local, cast(data_as_of_local as date) - 1 "
                                   ~ "from " ~ ref('int_changes_summarised')).rows[0] %}
-    {%- set data_as_of_local, day_before_as_of = as_of_row[0], (as_of_row[1] | string)[:10] %}
+    {%- set data_as_of_local = as_of_row[0] %}
+    {%- set day_before_as_of = (as_of_row[1] | string)[:10] if as_of_row[1] is not none else none %}
 {%- endif %}
 {%- set first_recomputed_day = (day_ranges[0][0] | string)[:10] if day_ranges else none %}
 {%- set last_recomputed_day = (day_ranges[-1][1] | string)[:10] if day_ranges else none %}
@@ -290,8 +291,8 @@ recomputed_periods as (
         {{ dimension_list }}
     from {{ ref('int_kpi_observations_unioned') }}
     {%- if is_incremental() %}
-    where observed_at_local >= cast('{{ first_recomputed_day }}' as timestamp)
-        and observed_at_local < cast('{{ last_recomputed_day }}' as timestamp) + interval '1 day'
+    where observed_at_local >= {{ typed_literal(first_recomputed_day, 'timestamp') }}
+        and observed_at_local < {{ typed_literal(last_recomputed_day, 'timestamp') }} + interval '1 day'
         and {{ day_in_ranges('cast(observed_at_local as date)', day_ranges) }}
     {%- endif %}
     )
@@ -381,14 +382,15 @@ percentiles as (
 {#- The days measured at their end: the recomputed ones before the as-of moment's day
     (and the days between them, which the running sum passes through). -#}
 {%- set stock_first_day = first_recomputed_day %}
-{%- set stock_last_day = [last_recomputed_day, day_before_as_of] | min if day_ranges else none %}
-{%- set stock_range_starts = "cast('" ~ stock_first_day ~ "' as timestamp)" %}
-{%- set stock_range_ends = "(cast('" ~ stock_last_day ~ "' as timestamp) + interval '1 day')" %}
+{%- set stock_last_day = [last_recomputed_day, day_before_as_of] | reject('none') | min
+                         if day_ranges else none %}
+{%- set stock_range_starts = typed_literal(stock_first_day, 'timestamp') %}
+{%- set stock_range_ends = "(" ~ typed_literal(stock_last_day, 'timestamp') ~ " + interval '1 day')" %}
 
 -- The items open when the range starts, then each day's openings and closings (an
 -- item closed on day D, after its start, is open no more from D's end: closed_on).
 backlog_changes as (
-    select cast('{{ stock_first_day }}' as date) as changed_on, 1 as change,
+    select {{ typed_literal(stock_first_day, 'date') }} as changed_on, 1 as change,
            {{ dimension_columns(relation='items') }}
     from {{ backlog_items }} as items
     where items.opened_at_local < {{ stock_range_starts }}
@@ -430,8 +432,8 @@ daily_backlog as (
         on changes.changed_on = days.calendar_date
         and changes.dimension = slices.dimension
         and changes.dimension_value = slices.dimension_value
-    where days.calendar_date between cast('{{ stock_first_day }}' as date)
-        and cast('{{ stock_last_day }}' as date)
+    where days.calendar_date between {{ typed_literal(stock_first_day, 'date') }}
+        and {{ typed_literal(stock_last_day, 'date') }}
 ),
 
 -- Open items counted one by one, with their age: those opened in the 5 days before
@@ -454,8 +456,8 @@ counted_backlog as (
             and items.opened_at_local >= {{ stock_range_starts }} - interval '4 day'
             and items.opened_at_local < {{ stock_range_ends }}
     ) as candidates
-    where candidates.measured_on between cast('{{ stock_first_day }}' as date)
-                                     and cast('{{ stock_last_day }}' as date)
+    where candidates.measured_on between {{ typed_literal(stock_first_day, 'date') }}
+                                     and {{ typed_literal(stock_last_day, 'date') }}
         and (candidates.closed_on is null or candidates.closed_on > candidates.measured_on)
 
     union all
@@ -466,9 +468,9 @@ counted_backlog as (
     from {{ backlog_items }} as items
     cross join as_of
     where as_of.as_of_date in (select calendar_date from recomputed_days)
-        and items.opened_at_local < cast('{{ data_as_of_local }}' as timestamp)
+        and items.opened_at_local < {{ typed_literal(data_as_of_local, 'timestamp') }}
         and (items.closed_at_local is null
-             or items.closed_at_local > cast('{{ data_as_of_local }}' as timestamp))
+             or items.closed_at_local > {{ typed_literal(data_as_of_local, 'timestamp') }})
 ),
 
 counted_stocks as (

@@ -3,7 +3,9 @@
     ({{ column }} at time zone '{{ var("reporting_timezone") }}')
 {%- endmacro %}
 
-{#- A local wall-clock time in the reporting time zone as the UTC instant (timestamptz). -#}
+{#- A local wall-clock time in the reporting time zone as the UTC instant (timestamptz).
+    The same SQL as to_reporting_tz: `at time zone` turns a timestamp into an instant
+    and an instant into a timestamp; the name says which way a call site goes. -#}
 {% macro from_reporting_tz(local_column) -%}
     ({{ local_column }} at time zone '{{ var("reporting_timezone") }}')
 {%- endmacro %}
@@ -23,7 +25,8 @@
 {% macro day_in_ranges(day, ranges) -%}
     (false
     {%- for first_day, last_day in ranges %}
-        or {{ day }} between cast('{{ first_day }}' as date) and cast('{{ last_day }}' as date)
+        or {{ day }} between {{ typed_literal(first_day, 'date') }}
+            and {{ typed_literal(last_day, 'date') }}
     {%- endfor %})
 {%- endmacro %}
 

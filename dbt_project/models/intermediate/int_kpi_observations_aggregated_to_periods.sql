@@ -291,6 +291,8 @@ recomputed_periods as (
         {{ dimension_list }}
     from {{ ref('int_kpi_observations_unioned') }}
     {%- if is_incremental() %}
+    -- The bounds on the column itself are applied as the facts are scanned; the
+    -- ranges then drop the days between them that are not recomputed.
     where observed_at_local >= {{ typed_literal(first_recomputed_day, 'timestamp') }}
         and observed_at_local < {{ typed_literal(last_recomputed_day, 'timestamp') }} + interval '1 day'
         and {{ day_in_ranges('cast(observed_at_local as date)', day_ranges) }}

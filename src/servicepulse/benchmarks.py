@@ -18,7 +18,8 @@ a ten times longer history, each copy 17 weeks before the next, once as a ten ti
 busier organisation on the same days), a full `dbt build`, the hand-written DuckDB
 query of the weekly KPI table (bench_sql/weekly_kpis_by_hand.sql) as the yardstick,
 and a nightly incremental build after the same 10,000 tickets are delivered again in
-every size (three times: the median is reported). Each runs in a child process so its peak memory is its own.
+every size (three times: the median is reported). Each runs in a child process so its
+peak memory is its own.
 
 Reports: the weekly report of the data's last complete ISO week and the monthly report
 of its last complete month, whole organisation and one department, zh-CN and en, each

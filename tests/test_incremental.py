@@ -50,8 +50,19 @@ def _table(settings, table: str, order: str) -> pd.DataFrame:
     schema = settings.warehouse.schema("marts")
     with connected(settings) as warehouse:
         frame = warehouse.fetch_frame(f'select * from "{schema}"."{table}" order by {order}')
-    # When a version reached the warehouse differs between the two warehouses.
-    return frame.drop(columns=["loaded_at"], errors="ignore").reset_index(drop=True)
+    # When a version reached the warehouse differs between the two warehouses, and so
+    # do when a row was last written and the newest load a KPI row was written with.
+    return frame.drop(columns=["loaded_at", "built_at", "inputs_loaded_through"],
+                      errors="ignore").reset_index(drop=True)
+
+
+def _written_with(settings, table: str) -> pd.DataFrame:
+    """Each period of a KPI table with the newest load its rows were written with."""
+    schema = settings.warehouse.schema("marts")
+    with connected(settings) as warehouse:
+        return warehouse.fetch_frame(
+            f'select period_start, max(inputs_loaded_through) as inputs_loaded_through '
+            f'from "{schema}"."{table}" group by period_start order by period_start')
 
 
 def _aggregates(settings) -> pd.DataFrame:
@@ -155,6 +166,18 @@ def test_nightly_incremental_runs_equal_one_full_refresh(tmp_path, sources, full
     kept = aggregates[aggregates["inputs_loaded_through"] < newest]
     assert _months(rebuilt) == {"2026-08-01", "2026-10-01"}
     assert _months(kept) == {"2026-09-01"}
+    # The KPI tables rewrite the periods the aggregate rebuilt and the ones after them
+    # (their previous_value); the others keep the rows of an earlier night.
+    for table, grain, step in (("kpi_weekly", "week", pd.Timedelta(days=7)),
+                               ("kpi_daily", "day", pd.Timedelta(days=1))):
+        rebuilt_periods = set(pd.to_datetime(
+            rebuilt.loc[rebuilt["period_grain"] == grain, "period_start"]))
+        written = _written_with(nightly, table)
+        periods = pd.to_datetime(written["period_start"])
+        rewritten = set(periods[written["inputs_loaded_through"] == newest])
+        expected = (rebuilt_periods | {period + step for period in rebuilt_periods})
+        assert rewritten == expected & set(periods), table
+        assert len(rewritten) < len(periods), table
 
     for table, key in TABLES.items():
         incremental, refreshed = _table(nightly, table, key), _table(full, table, key)
@@ -269,11 +292,37 @@ def test_each_kind_of_change_rebuilds_exactly_what_a_full_refresh_gives(tmp_path
                                           obj=f"{table_name} after: {change}")
 
 
+def test_kpi_tables_rewrite_what_an_earlier_build_left_stale(tmp_path, sources, full):
+    """A KPI table rewrites every period when its rows were written under other rules
+    (another target, as after an edit of kpi_definitions: the rules fingerprint differs)
+    or when its slices differ from the aggregate's (an agent's rows missing), and drops a
+    period outside the span; a build with no new data then equals a full refresh."""
+    sources, _ = sources
+    nightly = settings_for(tmp_path / "nightly", sources)
+    _load(nightly, NIGHTLY[-1])
+    build(nightly)
+    marts = nightly.warehouse.schema("marts")
+    with connected(nightly) as warehouse:
+        warehouse.execute(f'update "{marts}".kpi_weekly set target = 0, '
+                          "rules_fingerprint = 'the rules of an earlier release'")
+        warehouse.execute(f'delete from "{marts}".kpi_monthly where dimension = \'agent\' '
+                          f'and dimension_value = (select min(dimension_value) from "{marts}"'
+                          ".kpi_monthly where dimension = 'agent')")
+        warehouse.execute(f'insert into "{marts}".kpi_daily select * replace ('
+                          "period_start - interval 30 day as period_start) "
+                          f'from "{marts}".kpi_daily where period_start = '
+                          f'(select min(period_start) from "{marts}".kpi_daily)')
+    build(nightly)
+    for table, key in TABLES.items():
+        pd.testing.assert_frame_equal(_table(nightly, table, key), _table(full, table, key),
+                                      check_exact=False, rtol=1e-9, obj=table)
+
+
 @pytest.mark.postgres
 def test_nightly_build_on_postgres_equals_a_full_refresh(tmp_path, sources, full,
                                                         postgres_prefix):
-    """The incremental path (facts, the periods to recompute, the KPI aggregate's
-    delete+insert) is the same SQL on PostgreSQL: a backfill, then a night bringing a
+    """The incremental path (facts, the periods to recompute, the delete+insert of the
+    KPI aggregate and of the KPI tables) is the same SQL on PostgreSQL: a backfill, then a night bringing a
     customer's new type and a re-scored audit from August, gives every KPI row of one
     full refresh on DuckDB."""
     sources, _ = sources

@@ -27,3 +27,10 @@
 {% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
     {{ default__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
 {%- endmacro %}
+
+{#- When this dbt invocation started (UTC, no zone): each incremental staging and fact
+    row carries the start of the build that last wrote it (built_at), so a key test can
+    check the rows the latest build wrote (unique_incremental_key). -#}
+{% macro build_started_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}

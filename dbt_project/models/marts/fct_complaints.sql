@@ -84,7 +84,8 @@ select
     deadlines.callback_deadline_date,
     coalesce(cast(deadlines.callback_at_local as date) <= deadlines.callback_deadline_date, false)
         as is_called_back_by_deadline,
-    deadlines.loaded_at
+    deadlines.loaded_at,
+    {{ build_started_at() }} as built_at
 from deadlines
 left join customers
     on deadlines.customer_id = customers.customer_id

@@ -60,7 +60,8 @@ select
         when responses.nps_score <= 6 then 'detractor'
         when responses.nps_score is not null then 'passive'
     end as nps_group,
-    responses.loaded_at
+    responses.loaded_at,
+    {{ build_started_at() }} as built_at
 from responses
 left join tickets
     on responses.ticket_id = tickets.ticket_id

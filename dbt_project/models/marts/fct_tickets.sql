@@ -85,7 +85,8 @@ select
             then deadlines.delivered_at <= deadlines.promised_at
         else cast(deadlines.delivered_at_local as date) <= deadlines.promised_date
     end as is_delivered_on_time,
-    deadlines.loaded_at
+    deadlines.loaded_at,
+    {{ build_started_at() }} as built_at
 from deadlines
 left join customers
     on deadlines.customer_id = customers.customer_id

@@ -27,5 +27,6 @@ select
     {{ to_reporting_tz('callback_at') }} as callback_at_local,
     updated_at,
     -- When the warehouse received this version: incremental facts pick up changes by it.
-    _loaded_at as loaded_at
+    _loaded_at as loaded_at,
+    {{ build_started_at() }} as built_at
 from latest

@@ -24,5 +24,6 @@ select
     comment as comment_text,
     updated_at,
     -- When the warehouse received this version: incremental facts pick up changes by it.
-    _loaded_at as loaded_at
+    _loaded_at as loaded_at,
+    {{ build_started_at() }} as built_at
 from latest

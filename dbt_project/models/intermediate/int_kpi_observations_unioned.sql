@@ -7,29 +7,22 @@
 {%- set ticket_dimensions = ['department', 'agent_id', 'channel', 'service_type',
                              'customer_type', 'service_level', 'region', 'priority'] %}
 {%- set audit_dimensions = ['department', 'agent_id'] %}
-with as_of as (
-    select * from {{ ref('int_changes_summarised') }}
-),
-
-tickets as (
+{#- Each branch reads the facts through its own subquery, not a shared CTE: a CTE read
+    by several branches is materialised whole, so a build's time bounds (the KPI
+    aggregate recomputes a few periods) could not reach the facts' scans, which on
+    DuckDB skip the row groups outside them (facts are written in time order). -#}
+{%- set tickets -%}
+    (
     select fct_tickets.*, as_of.data_as_of, as_of.data_as_of_local
     from {{ ref('fct_tickets') }} as fct_tickets
     cross join as_of
-),
-
--- Complaint deadlines are decided in int_complaint_steps_evaluated; here complaints
--- only count (CMP_RATE).
-complaints as (
-    select * from {{ ref('fct_complaints') }}
-),
-
-answered_surveys as (
-    select * from {{ ref('fct_survey_responses') }}
-    where is_answered
-),
-
-audits as (
-    select * from {{ ref('stg_audits__audits') }}
+    )
+{%- endset %}
+{%- set answered_surveys -%}
+    (select * from {{ ref('fct_survey_responses') }} where is_answered)
+{%- endset %}
+with as_of as (
+    select * from {{ ref('int_changes_summarised') }}
 ),
 
 observations as (
@@ -37,13 +30,13 @@ observations as (
            cast(case when is_responded_within_sla then 1 else 0 end as double precision) as numerator,
            cast(1 as double precision) as denominator, cast(null as double precision) as measure,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
     where {{ outcome_known('first_response_minutes is not null', 'response_due_at', 'data_as_of') }}
 
     union all
     select 'FRT', created_at_local, null, 1.0, first_response_minutes,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
     where first_response_minutes is not null
 
     -- FRT_P90 is another percentile of these (kpi_definitions.observations_of).
@@ -53,7 +46,7 @@ observations as (
     select 'RES_RATE', cast(resolution_due_date as timestamp),
            case when is_resolved_by_due_date then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
     where resolution_due_date is not null
       and {{ outcome_known('is_resolved', "resolution_due_date + interval '1 day'", 'data_as_of_local') }}
 
@@ -61,13 +54,13 @@ observations as (
     select 'FCR', resolved_at_local,
            case when is_first_contact_resolution then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
     where is_resolved
 
     union all
     select 'AHT', resolved_at_local, cast(handle_seconds as double precision), 1.0, null,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
     where is_resolved and handle_seconds is not null
 
     -- Deliveries count when delivered.
@@ -75,17 +68,17 @@ observations as (
     select 'ON_TIME_DELIVERY', delivered_at_local,
            case when is_delivered_on_time then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
     where is_delivery and delivered_at_local is not null
 
     union all
     select 'CMP_RATE', created_at_local, 0.0, 1.0, null,
            {{ dimension_columns(ticket_dimensions) }}
-    from tickets
+    from {{ tickets }} as tickets
 
     union all
     select 'CMP_RATE', received_at_local, 1.0, 0.0, null, {{ dimension_columns() }}
-    from complaints
+    from {{ ref('fct_complaints') }} as complaints
 
     -- Complaint steps and their deadlines are decided in int_complaint_steps_evaluated,
     -- which the breach list reads too.
@@ -99,20 +92,20 @@ observations as (
     select 'CSAT', answered_at_local,
            case when is_satisfied then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
-    from answered_surveys
+    from {{ answered_surveys }} as answered_surveys
     where satisfaction is not null
 
     union all
     select 'SAT_EXCELLENT', answered_at_local,
            case when is_excellent then 1.0 else 0.0 end, 1.0, null,
            {{ dimension_columns() }}
-    from answered_surveys
+    from {{ answered_surveys }} as answered_surveys
     where satisfaction is not null
 
     union all
     select 'CSI', answered_at_local, satisfaction_index_points, 1.0, null,
            {{ dimension_columns() }}
-    from answered_surveys
+    from {{ answered_surveys }} as answered_surveys
     where satisfaction is not null
 
     union all
@@ -122,14 +115,14 @@ observations as (
                 else 0.0 end,
            1.0, null,
            {{ dimension_columns() }}
-    from answered_surveys
+    from {{ answered_surveys }} as answered_surveys
     where nps_score is not null
 
     union all
     select case when audit_kind = 'process_audit' then 'TPS' else 'TDS' end,
            audited_at_local, total_score, 1.0, null,
            {{ dimension_columns(audit_dimensions) }}
-    from audits
+    from {{ ref('stg_audits__audits') }} as audits
 )
 
 select * from observations

@@ -91,3 +91,4 @@ left join customers
     on deadlines.customer_id = customers.customer_id
 left join tickets
     on deadlines.ticket_id = tickets.ticket_id
+{{ in_time_order('deadlines.received_at_local') }}

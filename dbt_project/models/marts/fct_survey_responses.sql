@@ -69,3 +69,4 @@ left join complaints
     on responses.complaint_id = complaints.complaint_id
 left join customers
     on responses.customer_id = customers.customer_id
+{{ in_time_order('responses.answered_at_local') }}

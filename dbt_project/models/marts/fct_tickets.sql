@@ -90,3 +90,4 @@ select
 from deadlines
 left join customers
     on deadlines.customer_id = customers.customer_id
+{{ in_time_order('deadlines.created_at_local') }}

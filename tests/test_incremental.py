@@ -15,7 +15,7 @@ import pytest
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.load import load_source
 from servicepulse.pipeline import SOURCES
-from servicepulse.transform import build
+from servicepulse.transform import build, run_dbt
 from servicepulse.warehouse import connected
 from tests.conftest import settings_for
 from tests.kpi_harness import all_kpi_rows
@@ -316,6 +316,48 @@ def test_kpi_tables_rewrite_what_an_earlier_build_left_stale(tmp_path, sources, 
     for table, key in TABLES.items():
         pd.testing.assert_frame_equal(_table(nightly, table, key), _table(full, table, key),
                                       check_exact=False, rtol=1e-9, obj=table)
+
+
+def test_key_tests_of_a_nightly_build_catch_what_it_wrote_twice(tmp_path, sources):
+    """The key tests of a nightly build check the rows that build wrote, against the
+    whole table: a ticket written twice, a ticket written again while its earlier row
+    stayed, a KPI row written twice each fail `dbt test`."""
+    sources, _ = sources
+    nightly = settings_for(tmp_path / "nightly", sources)
+    _load(nightly, NIGHTLY[0])
+    build(nightly)
+    _load(nightly, NIGHTLY[1])
+    build(nightly)
+    marts = nightly.warehouse.schema("marts")
+    newest = f'(select max(built_at) from "{marts}".fct_tickets)'
+    written_kpi_rows = ('inputs_loaded_through = (select max(inputs_loaded_through) '
+                        f'from "{marts}".kpi_daily)')
+    tampering = {
+        "a ticket the build wrote, twice": (
+            (f'insert into "{marts}".fct_tickets select * from "{marts}".fct_tickets '
+             f"where built_at = {newest} limit 1"),
+            "unique_incremental_key_fct_tickets_ticket_id"),
+        "a ticket the build wrote while the earlier build's row stayed": (
+            (f'insert into "{marts}".fct_tickets select * replace ({newest} as built_at) '
+             f'from "{marts}".fct_tickets where built_at < {newest} limit 1'),
+            "unique_incremental_key_fct_tickets_ticket_id"),
+        "a KPI row the build wrote, twice": (
+            (f'insert into "{marts}".kpi_daily select * from "{marts}".kpi_daily '
+             f"where {written_kpi_rows} limit 1"),
+            "unique_combination_of_columns_kpi_daily"),
+    }
+    for case, (statement, failing_test) in tampering.items():
+        copy = settings_for(tmp_path / case.replace(" ", "-").replace(",", "").replace("'", ""),
+                            sources)
+        copy.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(nightly.duckdb_path, copy.duckdb_path)
+        assert run_dbt(copy, "test", "--select", "fct_tickets kpi_daily").returncode == 0
+        with connected(copy) as warehouse:
+            warehouse.execute(statement)
+        result = run_dbt(copy, "test", "--select", "fct_tickets kpi_daily", check=False)
+        assert result.returncode != 0, case
+        failed = [line for line in result.output.splitlines() if "FAIL" in line]
+        assert any(failing_test in line for line in failed), (case, failed)
 
 
 @pytest.mark.postgres

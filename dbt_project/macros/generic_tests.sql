@@ -30,3 +30,26 @@
     group by {{ column_name }}
     having count(*) > 1
 {% endtest %}
+
+{#- dbt's test filter (a test's `where` config), plus one filter by name for the tables a
+    build rewrites in part: `where: "latest_build_rows(COLUMN)"` keeps the rows whose
+    COLUMN equals its maximum, the rows the latest build wrote (built_at) or computed
+    from the newest inputs (inputs_loaded_through). Such tables replace whole keys or
+    periods, so the rows a build keeps were checked by the build that wrote them; a
+    full build writes, and so checks, every row. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if where -%}
+        {%- set match = modules.re.fullmatch('latest_build_rows\\((\\w+)\\)', where | trim) -%}
+        {%- if match -%}
+            {%- set column = match.group(1) -%}
+            {%- set where = column ~ ' = (select max(' ~ column ~ ') from ' ~ relation ~ ')' -%}
+        {%- endif -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -8,14 +8,18 @@
 -- time; working-day deadlines (close, callback) end with their local deadline day.
 -- anchored_at_local is the moment that decides the KPI's period (catalogue
 -- attribution rules): receipt, or resolution for the callback.
-with as_of as (
-    select * from {{ ref('int_changes_summarised') }}
-),
-
-complaints as (
+{#- Each step reads the complaints through its own subquery, not a shared CTE, which
+    DuckDB would materialise whole: so the KPI aggregate's time bounds reach the scans
+    (as in int_kpi_observations_unioned). -#}
+{%- set complaints -%}
+    (
     select fct_complaints.*, as_of.data_as_of, as_of.data_as_of_local
     from {{ ref('fct_complaints') }} as fct_complaints
     cross join as_of
+    )
+{%- endset %}
+with as_of as (
+    select * from {{ ref('int_changes_summarised') }}
 ),
 
 steps as (
@@ -29,7 +33,7 @@ steps as (
            {{ minutes_between('classify_due_at', 'coalesce(classified_at, data_as_of)') }}
                as minutes_past_due,
            {{ dimension_columns() }}
-    from complaints
+    from {{ complaints }} as complaints
 
     union all
     select complaint_id, 'dispatch', 'STEP_DISPATCH_1H', received_at_local,
@@ -38,7 +42,7 @@ steps as (
            {{ outcome_known('dispatched_at is not null', 'dispatch_due_at', 'data_as_of') }},
            {{ minutes_between('dispatch_due_at', 'coalesce(dispatched_at, data_as_of)') }},
            {{ dimension_columns() }}
-    from complaints
+    from {{ complaints }} as complaints
 
     union all
     select complaint_id, 'solution', 'CMP_SOLUTION_24H', received_at_local,
@@ -47,7 +51,7 @@ steps as (
            {{ outcome_known('solution_at is not null', 'solution_due_at', 'data_as_of') }},
            {{ minutes_between('solution_due_at', 'coalesce(solution_at, data_as_of)') }},
            {{ dimension_columns() }}
-    from complaints
+    from {{ complaints }} as complaints
 
     union all
     select complaint_id, 'close', 'CMP_CLOSE_5WD', received_at_local,
@@ -57,7 +61,7 @@ steps as (
            {{ minutes_between("cast(close_deadline_date + interval '1 day' as timestamp)",
                               'coalesce(resolved_at_local, data_as_of_local)') }},
            {{ dimension_columns() }}
-    from complaints
+    from {{ complaints }} as complaints
 
     union all
     select complaint_id, 'callback', 'CALLBACK_2WD', resolved_at_local,
@@ -67,7 +71,7 @@ steps as (
            {{ minutes_between("cast(callback_deadline_date + interval '1 day' as timestamp)",
                               'coalesce(callback_at_local, data_as_of_local)') }},
            {{ dimension_columns() }}
-    from complaints
+    from {{ complaints }} as complaints
     where is_resolved
 
     -- An urgent complaint must be escalated; it has no clock, so no lateness.
@@ -76,7 +80,7 @@ steps as (
            cast(null as timestamp), cast(null as timestamp),
            is_escalated, true, cast(null as double precision),
            {{ dimension_columns() }}
-    from complaints
+    from {{ complaints }} as complaints
     where severity = 'urgent'
 )
 

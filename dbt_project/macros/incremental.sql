@@ -37,10 +37,10 @@
 
 {#- The rows of a large fact in the order of the moment its KPIs are anchored on, on
     DuckDB: it keeps each row group's min and max, so a nightly build that reads a few
-    periods of a long history skips the row groups outside them (the KPI aggregate at
-    10M tickets: 5.8 s -> 4.2 s). A nightly batch is appended and mostly recent, so
-    the order holds roughly. A PostgreSQL heap keeps no such statistics: there the
-    sort would only cost. -#}
+    periods of a long history skips the row groups outside them (the KPI aggregate in a
+    nightly build at 10M tickets: 5.0 s -> 3.6 s). A nightly batch is appended and
+    mostly recent, so the order holds roughly. A PostgreSQL heap keeps no such
+    statistics: there the sort would only cost. -#}
 {% macro in_time_order(column) -%}
     {{ return(adapter.dispatch('in_time_order')(column)) }}
 {%- endmacro %}

@@ -19,8 +19,8 @@
 
     Incremental by period (delete+insert on period_start): a nightly build rewrites the
     periods kpi_periods_to_rebuild names, the others keep their rows; a full refresh
-    gives the same rows (tests/test_incremental.py). Writing every period of a long
-    history was most of a nightly build's cost here (2.3M day rows at 10M tickets). -#}
+    gives the same rows (tests/test_incremental.py). Rewriting every period of a long
+    history took 2.2 s of a nightly build at 10M tickets (2.3M day rows). -#}
 {% macro kpi_period_table(grain) %}
 {%- set step = period_step(grain) -%}
 {%- set std = checked_weights('std_compliance_weights',
@@ -31,8 +31,8 @@
 {%- set rebuilt_periods = kpi_periods_to_rebuild(grain, fingerprint) -%}
 with {{ kpi_spine_ctes(grain) }},
 
-{#- A nightly build writes only the periods that changed, and the ones before them
-    that their previous_value reads. -#}
+{#- A nightly build values the periods it rewrites and the period before each, whose
+    value is the rewritten one's previous_value. -#}
 valued_periods as (
     select period_start
     from periods

@@ -5,12 +5,14 @@
     having count(*) > 1
 {% endtest %}
 
+{#- Values within [min_value, max_value]; max_value null: no upper bound. -#}
 {% test value_between(model, column_name, min_value, max_value, where_sql='1 = 1') %}
     select *
     from {{ model }}
     where {{ column_name }} is not null
       and ({{ where_sql }})
-      and ({{ column_name }} < {{ min_value }} or {{ column_name }} > {{ max_value }})
+      and ({{ column_name }} < {{ min_value }}
+           {%- if max_value is not none %} or {{ column_name }} > {{ max_value }}{% endif %})
 {% endtest %}
 
 {#- The key of an incremental table (delete+insert on it) is unique: each key the latest

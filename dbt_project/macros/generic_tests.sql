@@ -27,7 +27,7 @@
     where {{ column_name }} in (
         select {{ column_name }}
         from {{ model }}
-        where built_at = (select max(built_at) from {{ model }})
+        where {{ written_by_latest_build(model, 'built_at') }}
     )
     group by {{ column_name }}
     having count(*) > 1
@@ -44,8 +44,7 @@
     {%- if where -%}
         {%- set match = modules.re.fullmatch('latest_build_rows\\((\\w+)\\)', where | trim) -%}
         {%- if match -%}
-            {%- set column = match.group(1) -%}
-            {%- set where = column ~ ' = (select max(' ~ column ~ ') from ' ~ relation ~ ')' -%}
+            {%- set where = written_by_latest_build(relation, match.group(1)) -%}
         {%- endif -%}
         {%- set filtered -%}
             (select * from {{ relation }} where {{ where }}) dbt_subquery
@@ -54,4 +53,10 @@
     {%- else -%}
         {%- do return(relation) -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The rows of `relation` whose `column` is at its maximum: the rows the latest build
+    wrote (built_at) or computed from the newest inputs (inputs_loaded_through). -#}
+{% macro written_by_latest_build(relation, column) -%}
+    {{ column }} = (select max({{ column }}) from {{ relation }})
 {%- endmacro %}

@@ -59,3 +59,17 @@
 {% macro days_between(start_column, end_column) -%}
     ({{ minutes_between(start_column, end_column) }} / 1440.0)
 {%- endmacro %}
+
+{#- A fact's rows with the data's as-of moment (data_as_of, data_as_of_local), as a
+    subquery over the model's `as_of` CTE. A model whose union branches read the same
+    fact gives each branch its own such subquery, not one shared CTE: DuckDB
+    materialises a CTE that several branches read, whole, so a build's time bounds (the
+    KPI aggregate recomputes a few periods) would not reach the fact's scan, which
+    skips the row groups outside them (facts are written in time order). -#}
+{% macro fact_with_as_of(relation) -%}
+    (
+    select facts.*, as_of.data_as_of, as_of.data_as_of_local
+    from {{ relation }} as facts
+    cross join as_of
+    )
+{%- endmacro %}

@@ -8,16 +8,9 @@
 -- time; working-day deadlines (close, callback) end with their local deadline day.
 -- anchored_at_local is the moment that decides the KPI's period (catalogue
 -- attribution rules): receipt, or resolution for the callback.
-{#- Each step reads the complaints through its own subquery, not a shared CTE, which
-    DuckDB would materialise whole: so the KPI aggregate's time bounds reach the scans
-    (as in int_kpi_observations_unioned). -#}
-{%- set complaints -%}
-    (
-    select fct_complaints.*, as_of.data_as_of, as_of.data_as_of_local
-    from {{ ref('fct_complaints') }} as fct_complaints
-    cross join as_of
-    )
-{%- endset %}
+{#- Each step reads the complaints through its own subquery, not a shared CTE (see
+    fact_with_as_of). -#}
+{%- set complaints = fact_with_as_of(ref('fct_complaints')) %}
 with as_of as (
     select * from {{ ref('int_changes_summarised') }}
 ),

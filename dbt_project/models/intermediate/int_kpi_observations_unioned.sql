@@ -7,17 +7,9 @@
 {%- set ticket_dimensions = ['department', 'agent_id', 'channel', 'service_type',
                              'customer_type', 'service_level', 'region', 'priority'] %}
 {%- set audit_dimensions = ['department', 'agent_id'] %}
-{#- Each branch reads the facts through its own subquery, not a shared CTE: a CTE read
-    by several branches is materialised whole, so a build's time bounds (the KPI
-    aggregate recomputes a few periods) could not reach the facts' scans, which on
-    DuckDB skip the row groups outside them (facts are written in time order). -#}
-{%- set tickets -%}
-    (
-    select fct_tickets.*, as_of.data_as_of, as_of.data_as_of_local
-    from {{ ref('fct_tickets') }} as fct_tickets
-    cross join as_of
-    )
-{%- endset %}
+{#- Each branch reads the facts through its own subquery, not a shared CTE (see
+    fact_with_as_of). -#}
+{%- set tickets = fact_with_as_of(ref('fct_tickets')) %}
 {%- set answered_surveys -%}
     (select * from {{ ref('fct_survey_responses') }} where is_answered)
 {%- endset %}

@@ -1,8 +1,10 @@
-{#- Incremental facts. A build after the first rebuilds only the keys whose source rows,
-    or the rows they take attributes from, were loaded after the fact's newest load
-    time (this watermark), and replaces those rows (delete+insert on the key). A late
-    or corrected row is a new version with a new load time, so it is picked up; a
-    full refresh (`servicepulse build --full-refresh`) gives the same table.
+{#- Incremental facts. A build after the first rebuilds only the keys whose staging rows
+    were written after the fact's last build (written_after_last_build), or whose
+    attributes changed (the rows they take attributes from were rewritten or loaded
+    since), and replaces those rows (delete+insert on the key). A late or corrected
+    row is a new version with a new load time: staging rewrites it, so the fact picks
+    it up, whichever build of staging wrote it. A full refresh
+    (`servicepulse build --full-refresh`) gives the same table.
     Changing the business calendar or a deadline var changes old rows too: then run
     a full refresh. -#}
 {#- The watermark is the newest `column` of this model's rows (loaded_at for facts and
@@ -10,6 +12,33 @@
 {% macro incremental_watermark(column='loaded_at') -%}
     (select coalesce(max({{ column }}), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }}))
      from {{ this }})
+{%- endmacro %}
+
+{#- The rows of an incremental staging table or fact that a build wrote after this
+    model's last build. Both sides are dbt's start time of their build, so a staging
+    build run on its own (`--select staging`) is picked up by the next build of the
+    facts. Filtering on built_at rather than on keys lets DuckDB skip the row groups
+    of older builds: a nightly batch is appended at the end of the table. -#}
+{% macro written_after_last_build() -%}
+    built_at > {{ incremental_watermark('built_at') }}
+{%- endmacro %}
+
+{#- The rows of the table `relation` for which `condition` holds. On DuckDB the
+    condition is evaluated on its own columns first and the matching rows are then
+    fetched by row id: a semi-join reading every column of a 10M-row table to keep a
+    few thousand rows cost 0.3-1 s a model in a nightly build at 10M tickets; by row
+    id it reads the condition's columns only. -#}
+{% macro rows_matching(relation, condition) -%}
+    {{ return(adapter.dispatch('rows_matching')(relation, condition)) }}
+{%- endmacro %}
+
+{% macro default__rows_matching(relation, condition) -%}
+    select * from {{ relation }} where {{ condition }}
+{%- endmacro %}
+
+{% macro duckdb__rows_matching(relation, condition) -%}
+    select * from {{ relation }}
+    where rowid in (select rowid from {{ relation }} where {{ condition }})
 {%- endmacro %}
 
 {#- Keys of `relation` (column `key`) that have a version loaded after the watermark. -#}

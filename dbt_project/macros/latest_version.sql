@@ -14,9 +14,10 @@
                 partition by {{ key }}
                 order by {{ version_column }} desc, _loaded_at desc, _source_file desc, _source_row desc
             ) as _version_rank
-        from {{ relation }}
         {%- if is_incremental() %}
-        where {{ key }} in {{ keys_loaded_since_watermark(relation, key) }}
+        from ({{ rows_matching(relation, key ~ ' in ' ~ keys_loaded_since_watermark(relation, key)) }}) as changed
+        {%- else %}
+        from {{ relation }}
         {%- endif %}
     ) as versions
     where _version_rank = 1

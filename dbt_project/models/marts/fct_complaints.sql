@@ -5,9 +5,13 @@
 with complaints as (
     select * from {{ ref('stg_complaints__complaints') }}
     {%- if is_incremental() %}
-    where complaint_id in {{ keys_loaded_since_watermark(source('raw', 'complaints'), 'complaint_id') }}
-        or ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
-        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    where {{ written_after_last_build() }}
+    -- and the complaints whose ticket or customer changed
+    union all
+    {{ rows_matching(ref('stg_complaints__complaints'),
+        'not ' ~ written_after_last_build() ~ ' and (ticket_id in (select ticket_id from '
+        ~ ref('stg_crm__tickets') ~ ' where ' ~ written_after_last_build() ~ ') or customer_id in '
+        ~ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') ~ ')') }}
     {%- endif %}
 ),
 
@@ -16,7 +20,11 @@ customers as (
 ),
 
 tickets as (
+    {%- if is_incremental() %}
+    {{ rows_matching(ref('stg_crm__tickets'), 'ticket_id in (select ticket_id from complaints)') }}
+    {%- else %}
     select * from {{ ref('stg_crm__tickets') }}
+    {%- endif %}
 ),
 
 -- CMP_CLOSE_5WD counts from the day received, CALLBACK_2WD from the day resolved.

@@ -1,4 +1,3 @@
--- depends_on: {{ ref('stg_complaints__complaints') }}
 {{ config(materialized='incremental', unique_key='response_id', incremental_strategy='delete+insert',
           on_schema_change='fail') }}
 -- Grain: one row per survey response (latest version), attributed to what it rates:
@@ -8,25 +7,36 @@
 with responses as (
     select * from {{ ref('stg_surveys__survey_responses') }}
     {%- if is_incremental() %}
+    where {{ written_after_last_build() }}
     -- A response takes attributes from its ticket, its complaint (and through it the
-    -- complaint's ticket) and its customer: a change in any of them rebuilds it.
-    where response_id in {{ keys_loaded_since_watermark(source('raw', 'survey_responses'), 'response_id') }}
-        or ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
-        or complaint_id in {{ keys_loaded_since_watermark(source('raw', 'complaints'), 'complaint_id') }}
-        or complaint_id in (
-            select complaint_id from {{ ref('stg_complaints__complaints') }}
-            where ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
-        )
-        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    -- complaint's ticket) and its customer: the facts rewrite a ticket or complaint
+    -- whose attributes changed, so a response whose fact row was rewritten rebuilds.
+    union all
+    {{ rows_matching(ref('stg_surveys__survey_responses'),
+        'not ' ~ written_after_last_build()
+        ~ ' and (ticket_id in (select ticket_id from ' ~ ref('fct_tickets')
+        ~ ' where ' ~ written_after_last_build() ~ ')'
+        ~ ' or complaint_id in (select complaint_id from ' ~ ref('fct_complaints')
+        ~ ' where ' ~ written_after_last_build() ~ ')'
+        ~ ' or customer_id in '
+        ~ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') ~ ')') }}
     {%- endif %}
 ),
 
 tickets as (
+    {%- if is_incremental() %}
+    {{ rows_matching(ref('fct_tickets'), 'ticket_id in (select ticket_id from responses)') }}
+    {%- else %}
     select * from {{ ref('fct_tickets') }}
+    {%- endif %}
 ),
 
 complaints as (
+    {%- if is_incremental() %}
+    {{ rows_matching(ref('fct_complaints'), 'complaint_id in (select complaint_id from responses)') }}
+    {%- else %}
     select * from {{ ref('fct_complaints') }}
+    {%- endif %}
 ),
 
 customers as (

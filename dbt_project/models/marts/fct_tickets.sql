@@ -5,8 +5,12 @@
 with tickets as (
     select * from {{ ref('stg_crm__tickets') }}
     {%- if is_incremental() %}
-    where ticket_id in {{ keys_loaded_since_watermark(source('raw', 'crm_tickets'), 'ticket_id') }}
-        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    where {{ written_after_last_build() }}
+    -- and the tickets of customers whose attributes changed
+    union all
+    {{ rows_matching(ref('stg_crm__tickets'),
+        'not ' ~ written_after_last_build() ~ ' and customer_id in '
+        ~ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id')) }}
     {%- endif %}
 ),
 

@@ -18,7 +18,9 @@
     model's last build. Both sides are dbt's start time of their build, so a staging
     build run on its own (`--select staging`) is picked up by the next build of the
     facts. Filtering on built_at rather than on keys lets DuckDB skip the row groups
-    of older builds: a nightly batch is appended at the end of the table. -#}
+    of older builds: a nightly batch is appended at the end of the table. Builds must not
+    overlap (the DAGs' one-slot warehouse pool): a staging build that started before a
+    fact's build and wrote after it would carry an older built_at and be missed. -#}
 {% macro written_after_last_build() -%}
     built_at > {{ incremental_watermark('built_at') }}
 {%- endmacro %}

@@ -43,6 +43,30 @@
     where rowid in (select rowid from {{ relation }} where {{ condition }})
 {%- endmacro %}
 
+{#- The rows of the staging table `relation` an incremental fact rebuilds: those
+    written after its last build, and those whose attributes changed (the condition in
+    the call block, evaluated only on the other rows, so no row comes twice). A full
+    build takes all. A call block, not an argument: its SQL is rendered only in an
+    incremental build, so the sources it names are no inputs of the unit tests. -#}
+{% macro staged_rows_to_rebuild(relation) -%}
+    select * from {{ relation }}
+    {%- if is_incremental() %}
+    where {{ written_after_last_build() }}
+    union all
+    {{ rows_matching(relation, 'not ' ~ written_after_last_build() ~ ' and (' ~ caller() ~ ')') }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- The rows of `relation` a model joins to: all in a full build, in an incremental one
+    only those for which `condition` holds (the keys of the rows being rebuilt). -#}
+{% macro rows_needed(relation, condition) -%}
+    {%- if is_incremental() %}
+    {{ rows_matching(relation, condition) }}
+    {%- else %}
+    select * from {{ relation }}
+    {%- endif %}
+{%- endmacro %}
+
 {#- Keys of `relation` (column `key`) that have a version loaded after the watermark. -#}
 {% macro keys_loaded_since_watermark(relation, key, watermark_column='loaded_at') -%}
     (select {{ key }} from {{ relation }}

@@ -2,17 +2,13 @@
           on_schema_change='fail') }}
 -- Grain: one row per complaint (latest version), with its step durations, its
 -- working-day deadlines (dim_dates) and the attributes of its customer and ticket.
+-- A complaint takes attributes from its ticket and its customer.
 with complaints as (
-    select * from {{ ref('stg_complaints__complaints') }}
-    {%- if is_incremental() %}
-    where {{ written_after_last_build() }}
-    -- and the complaints whose ticket or customer changed
-    union all
-    {{ rows_matching(ref('stg_complaints__complaints'),
-        'not ' ~ written_after_last_build() ~ ' and (ticket_id in (select ticket_id from '
-        ~ ref('stg_crm__tickets') ~ ' where ' ~ written_after_last_build() ~ ') or customer_id in '
-        ~ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') ~ ')') }}
-    {%- endif %}
+    {% call staged_rows_to_rebuild(ref('stg_complaints__complaints')) -%}
+        ticket_id in (select ticket_id from {{ ref('stg_crm__tickets') }}
+                      where {{ written_after_last_build() }})
+        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    {%- endcall %}
 ),
 
 customers as (
@@ -20,11 +16,7 @@ customers as (
 ),
 
 tickets as (
-    {%- if is_incremental() %}
-    {{ rows_matching(ref('stg_crm__tickets'), 'ticket_id in (select ticket_id from complaints)') }}
-    {%- else %}
-    select * from {{ ref('stg_crm__tickets') }}
-    {%- endif %}
+    {{ rows_needed(ref('stg_crm__tickets'), 'ticket_id in (select ticket_id from complaints)') }}
 ),
 
 -- CMP_CLOSE_5WD counts from the day received, CALLBACK_2WD from the day resolved.

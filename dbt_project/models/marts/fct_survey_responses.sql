@@ -4,39 +4,25 @@
 -- the ticket's department, agent and channel, or the complaint's when it rates a
 -- complaint; the customer's attributes from the responding customer. No free text:
 -- comments may hold personal data and stay in staging.
+-- A response takes attributes from its ticket, its complaint (and through it the
+-- complaint's ticket) and its customer: the facts rewrite a ticket or complaint whose
+-- attributes changed, so a response whose fact row was rewritten rebuilds.
 with responses as (
-    select * from {{ ref('stg_surveys__survey_responses') }}
-    {%- if is_incremental() %}
-    where {{ written_after_last_build() }}
-    -- A response takes attributes from its ticket, its complaint (and through it the
-    -- complaint's ticket) and its customer: the facts rewrite a ticket or complaint
-    -- whose attributes changed, so a response whose fact row was rewritten rebuilds.
-    union all
-    {{ rows_matching(ref('stg_surveys__survey_responses'),
-        'not ' ~ written_after_last_build()
-        ~ ' and (ticket_id in (select ticket_id from ' ~ ref('fct_tickets')
-        ~ ' where ' ~ written_after_last_build() ~ ')'
-        ~ ' or complaint_id in (select complaint_id from ' ~ ref('fct_complaints')
-        ~ ' where ' ~ written_after_last_build() ~ ')'
-        ~ ' or customer_id in '
-        ~ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') ~ ')') }}
-    {%- endif %}
+    {% call staged_rows_to_rebuild(ref('stg_surveys__survey_responses')) -%}
+        ticket_id in (select ticket_id from {{ ref('fct_tickets') }}
+                      where {{ written_after_last_build() }})
+        or complaint_id in (select complaint_id from {{ ref('fct_complaints') }}
+                            where {{ written_after_last_build() }})
+        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    {%- endcall %}
 ),
 
 tickets as (
-    {%- if is_incremental() %}
-    {{ rows_matching(ref('fct_tickets'), 'ticket_id in (select ticket_id from responses)') }}
-    {%- else %}
-    select * from {{ ref('fct_tickets') }}
-    {%- endif %}
+    {{ rows_needed(ref('fct_tickets'), 'ticket_id in (select ticket_id from responses)') }}
 ),
 
 complaints as (
-    {%- if is_incremental() %}
-    {{ rows_matching(ref('fct_complaints'), 'complaint_id in (select complaint_id from responses)') }}
-    {%- else %}
-    select * from {{ ref('fct_complaints') }}
-    {%- endif %}
+    {{ rows_needed(ref('fct_complaints'), 'complaint_id in (select complaint_id from responses)') }}
 ),
 
 customers as (

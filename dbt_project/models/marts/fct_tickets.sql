@@ -2,16 +2,11 @@
           on_schema_change='fail') }}
 -- Grain: one row per ticket (latest version), with its customer's attributes, its
 -- working-day deadlines (dim_dates) and the measures every ticket KPI is built from.
+-- A ticket takes attributes from its customer.
 with tickets as (
-    select * from {{ ref('stg_crm__tickets') }}
-    {%- if is_incremental() %}
-    where {{ written_after_last_build() }}
-    -- and the tickets of customers whose attributes changed
-    union all
-    {{ rows_matching(ref('stg_crm__tickets'),
-        'not ' ~ written_after_last_build() ~ ' and customer_id in '
-        ~ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id')) }}
-    {%- endif %}
+    {% call staged_rows_to_rebuild(ref('stg_crm__tickets')) -%}
+        customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+    {%- endcall %}
 ),
 
 customers as (

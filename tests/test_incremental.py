@@ -68,17 +68,17 @@ def _written_with(settings, table: str) -> pd.DataFrame:
 def _facts_behind_staging(settings) -> dict[str, int]:
     """Per fact, how many staging rows (key and load time) it does not hold."""
     staging, marts = settings.warehouse.schema("staging"), settings.warehouse.schema("marts")
-    pairs = {"fct_tickets": ("stg_crm__tickets", "ticket_id"),
-             "fct_complaints": ("stg_complaints__complaints", "complaint_id"),
-             "fct_survey_responses": ("stg_surveys__survey_responses", "response_id")}
+    stages = {"fct_tickets": "stg_crm__tickets", "fct_complaints": "stg_complaints__complaints",
+              "fct_survey_responses": "stg_surveys__survey_responses"}
     behind = {}
     with connected(settings) as warehouse:
-        for fact, (stage, key) in pairs.items():
-            missing = warehouse.fetch_frame(
+        for fact, stage in stages.items():
+            key = TABLES[fact]
+            missing = int(warehouse.fetch_frame(
                 f'select count(*) as n from (select {key}, loaded_at from "{staging}".{stage} '
-                f'except select {key}, loaded_at from "{marts}".{fact}) as behind')
-            if int(missing["n"].iloc[0]):
-                behind[fact] = int(missing["n"].iloc[0])
+                f'except select {key}, loaded_at from "{marts}".{fact}) as behind')["n"].iloc[0])
+            if missing:
+                behind[fact] = missing
     return behind
 
 

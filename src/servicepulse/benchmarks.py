@@ -18,8 +18,8 @@ a ten times longer history, each copy 17 weeks before the next, once as a ten ti
 busier organisation on the same days), a full `dbt build`, the hand-written DuckDB
 query of the weekly KPI table (bench_sql/weekly_kpis_by_hand.sql) as the yardstick,
 and a nightly incremental build after the same 10,000 tickets are delivered again in
-every size (three rounds, the sizes taking turns in each: the median is reported). Each runs in a child process so its
-peak memory is its own.
+every size (three rounds, the sizes taking turns in each: the median is reported).
+Each runs in a child process so its peak memory is its own.
 
 Reports: the weekly report of the data's last complete ISO week and the monthly report
 of its last complete month, whole organisation and one department, zh-CN and en, each
@@ -275,7 +275,6 @@ def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
         row.update(_in_child("_child_full_build", str(config)))
         row.update(_in_child("_child_hand_written_query", str(config)))
         row["build_vs_hand_written"] = row["full_build_s"] / row["hand_written_s"]
-        row["nightly_build_runs_s"] = []
         results.append(row)
         print(f"marts, {label} ({layout}), {row['raw_ticket_rows']:>10,.0f} raw ticket rows: "
               f"full dbt build {row['full_build_s']:.1f} s (peak RSS "
@@ -285,16 +284,15 @@ def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
     # The nightly builds take turns across the sizes, round by round: this machine's
     # speed drifts over minutes (the 1M nightly build took 27.6-31.3 s in one run and
     # 16 s the evening before), and the nightly aim compares the sizes with each other.
-    by_size = {row["size"]: row for row in results}
-    peaks: dict[str, list[float]] = {label: [] for label in by_size}
+    nightly: dict[str, list[dict[str, float]]] = {label: [] for label in configs}
     for _ in range(NIGHTLY_REPEATS):
-        for label, row in by_size.items():
-            run = _in_child("_child_nightly_build", str(configs[label]))
-            row["nightly_build_runs_s"].append(run["nightly_build_s"])
-            peaks[label].append(run["nightly_peak_rss_mib"])
+        for label, config in configs.items():
+            nightly[label].append(_in_child("_child_nightly_build", str(config)))
+    by_size = {row["size"]: row for row in results}
     for label, row in by_size.items():
+        row["nightly_build_runs_s"] = [run["nightly_build_s"] for run in nightly[label]]
         row["nightly_build_s"] = statistics.median(row["nightly_build_runs_s"])
-        row["nightly_peak_rss_mib"] = max(peaks[label])
+        row["nightly_peak_rss_mib"] = max(run["nightly_peak_rss_mib"] for run in nightly[label])
         print(f"marts, {label} ({row['layout']}): nightly incremental build after "
               f"{NIGHTLY_CHANGED_TICKETS:,} changed tickets {row['nightly_build_s']:.1f} s "
               f"(median of {', '.join(f'{run:.1f}' for run in row['nightly_build_runs_s'])}, "

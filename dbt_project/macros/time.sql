@@ -33,7 +33,18 @@
 {#- Elapsed minutes between two instants, with fractions (dbt.datediff counts
     boundaries crossed on some adapters, which is not elapsed time). -#}
 {% macro minutes_between(start_column, end_column) -%}
+    {{ return(adapter.dispatch('minutes_between')(start_column, end_column)) }}
+{%- endmacro %}
+
+{% macro default__minutes_between(start_column, end_column) -%}
     (cast(extract(epoch from ({{ end_column }} - {{ start_column }})) as double precision) / 60.0)
+{%- endmacro %}
+
+{#- On DuckDB the difference of two timestamptz goes through ICU's calendar: 7.8 s
+    for 10M tickets' response times on this 2-core machine, against 0.3 s for the
+    difference of their microseconds since the epoch (exact integers, same value). -#}
+{% macro duckdb__minutes_between(start_column, end_column) -%}
+    (cast(epoch_us({{ end_column }}) - epoch_us({{ start_column }}) as double precision) / 60000000.0)
 {%- endmacro %}
 
 {#- Monday of the ISO week of a local timestamp. -#}

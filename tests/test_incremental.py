@@ -208,30 +208,40 @@ def test_nightly_incremental_runs_equal_one_full_refresh(tmp_path, sources, full
                                       obj=table)
 
 
-def test_marts_agree_with_an_independent_hand_written_query(full):
-    """The weekly KPIs of the marts equal those of bench_sql/weekly_kpis_by_hand.sql, one
-    DuckDB query written from the catalogue straight against the raw tables (no dbt
-    model, macro or fact is shared), for every complete week, organisation and
-    departments. The last week is left out: there the marts wait for deadlines that
-    have not passed yet, and the plain query counts them as missed."""
-    from servicepulse.benchmarks import HAND_WRITTEN_QUERY
+@pytest.mark.parametrize("yardstick", ["departments", "every_dimension"])
+def test_marts_agree_with_an_independent_hand_written_query(full, yardstick):
+    """The weekly KPIs of the marts equal those of the bench's hand-written queries
+    (bench_sql/), each one DuckDB query written from the catalogue straight against the
+    raw tables (no dbt model, macro or fact is shared), for every complete week:
+    organisation and departments, and every dimension of the catalogue. The last week
+    is left out: there the marts wait for deadlines that have not passed yet, and the
+    plain query counts them as missed."""
+    from servicepulse.benchmarks import HAND_WRITTEN_QUERIES
 
     schema = full.warehouse.schema("marts")
     with connected(full) as warehouse:
-        by_hand = warehouse.fetch_frame(HAND_WRITTEN_QUERY.read_text())
+        by_hand = warehouse.fetch_frame(HAND_WRITTEN_QUERIES[yardstick].read_text())
         marts = warehouse.fetch_frame(
-            f'select period_start, kpi_id, dimension_value as slice, value from "{schema}".'
-            "kpi_weekly where dimension in ('organisation', 'department')")
+            f'select period_start, kpi_id, dimension, dimension_value as slice, value from "{schema}".'
+            "kpi_weekly")
+    if "dimension" not in by_hand:
+        by_hand["dimension"] = "department"
+        by_hand.loc[by_hand["slice"] == "all", "dimension"] = "organisation"
     last_week = marts["period_start"].max()
     by_hand["value"] = by_hand["value"].where(by_hand["kpi_id"] != "FRT",
                                               by_hand["median_measure"])
     by_hand.loc[by_hand["kpi_id"] == "NPS", "value"] *= 100
-    merged = by_hand.merge(marts, on=["period_start", "kpi_id", "slice"],
-                           suffixes=("_by_hand", "_mart"))
-    merged = merged[merged["period_start"] < last_week]
+    by_hand = by_hand[by_hand["period_start"] < last_week]
+    merged = by_hand.merge(marts, on=["period_start", "kpi_id", "dimension", "slice"],
+                           how="left", suffixes=("_by_hand", "_mart"))
     assert set(merged["kpi_id"]) == {"RESP_SLA", "FRT", "FCR", "AHT", "CMP_RATE", "CSAT",
                                      "CSI", "NPS", "CMP_SOLUTION_24H", "STEP_CLASSIFY_30M"}
-    assert len(merged) > 100
+    expected_dimensions = ({"organisation", "department"} if yardstick == "departments" else
+                           {"organisation", "department", "agent", "channel", "service_type",
+                            "customer_type", "service_level", "region", "complaint_category",
+                            "priority"})
+    assert set(merged["dimension"]) == expected_dimensions
+    assert len(merged) > 100 * len(expected_dimensions)
     pd.testing.assert_series_equal(merged["value_by_hand"].astype(float),
                                    merged["value_mart"].astype(float), check_names=False,
                                    rtol=1e-9)

@@ -27,7 +27,7 @@ observations as (
     from tickets
     union all
     select 'FRT', created_at, department, null, 1.0,
-           epoch(first_response_at - created_at) / 60.0
+           (epoch_us(first_response_at) - epoch_us(created_at)) / 60000000.0
     from tickets where first_response_at is not null
     union all
     select 'FCR', resolved_at, department, case when contacts_to_resolve = 1 then 1.0 else 0.0 end,

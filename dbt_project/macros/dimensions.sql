@@ -47,9 +47,7 @@
 
 {#- The organisation and every dimension of kpi_dimensions() in one aggregation: the
     (dimension, dimension_value) columns of a query grouped by slice_grouping_sets().
-    A fact that cannot say a dimension (null) lands in a null value, no slice.
-    slice_grouping_sets(group_columns): the columns every set groups by ('day, kpi_id'),
-    or a list of such, one organisation set and one set per dimension for each. -#}
+    A fact that cannot say a dimension (null) lands in a null value, no slice. -#}
 {% macro slice_columns() -%}
     case
     {%- for name, column in kpi_dimensions() %}
@@ -66,13 +64,10 @@
 {%- endmacro %}
 
 {% macro slice_grouping_sets(group_columns) -%}
-    {%- set column_lists = [group_columns] if group_columns is string else group_columns %}
     group by grouping sets (
-    {%- for columns in column_lists %}
-        ({{ columns }})
+        ({{ group_columns }})
         {%- for _, column in kpi_dimensions() %},
-        ({{ columns }}, {{ column }})
-        {%- endfor %}{{ "," if not loop.last }}
-    {%- endfor %}
+        ({{ group_columns }}, {{ column }})
+        {%- endfor %}
     )
 {%- endmacro %}

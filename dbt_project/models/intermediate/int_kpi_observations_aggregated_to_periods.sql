@@ -328,42 +328,37 @@ period_sums as (
     {%- endfor %}
 ),
 
--- Percentiles do not add up from days: each grain is computed from the measures, all
--- three in one aggregate (one read of the measures, not one per grain). A week or month
--- only partly among the recomputed days is left out, as in period_sums; days are kept.
-{%- set grain_columns = [('day', 'observed_on'), ('week', 'iso_week_start'), ('month', 'month_start')] %}
-{%- set period_group_columns = [] %}
-{%- for _, column in grain_columns %}{% do period_group_columns.append(column ~ ', kpi_id') %}{% endfor %}
+-- Percentiles do not add up from days: each grain is computed from the measures.
+{%- set measures -%}
+    (
+    select observations.*, calendar.iso_week_start, calendar.month_start
+    from {{ observations }} as observations
+    inner join calendar
+        on observations.observed_on = calendar.calendar_date
+    where observations.measure is not null
+    )
+{%- endset %}
 percentiles as (
-    select *
-    from (
-        select
-            case
-            {%- for grain, column in grain_columns %}
-                when grouping({{ column }}) = 0 then '{{ grain }}'
-            {%- endfor %}
-            end as period_grain,
-            case
-            {%- for grain, column in grain_columns %}
-                when grouping({{ column }}) = 0 then {{ column }}
-            {%- endfor %}
-            end as period_start,
-            kpi_id,
-            {{ slice_columns() }},
-            -- Both percentiles from one ordered set (the same SQL on DuckDB and
-            -- PostgreSQL): two aggregates would each hold and sort every measure.
-            percentile_cont(array[0.5, 0.9]) within group (order by measure) as measure_percentiles
-        from (
-            select observations.*, calendar.iso_week_start, calendar.month_start
-            from {{ observations }} as observations
-            inner join calendar
-                on observations.observed_on = calendar.calendar_date
-            where observations.measure is not null
-        ) as measures
-        {{ slice_grouping_sets(period_group_columns) }}
-    ) as every_grain
-    where period_grain = 'day'
-        or (period_grain, period_start) in (select period_grain, period_start from recomputed_periods)
+    {%- for grain, column in [('day', 'observed_on'), ('week', 'iso_week_start'), ('month', 'month_start')] %}
+    select
+        '{{ grain }}' as period_grain,
+        {{ column }} as period_start,
+        kpi_id,
+        {{ slice_columns() }},
+        -- Both percentiles from one ordered set (the same SQL on DuckDB and
+        -- PostgreSQL): two aggregates would each hold and sort every measure. The
+        -- grains stay separate aggregates: one aggregate of all three read the measures
+        -- once but held every grain's at the same time (10M full build: peak 5.3 GiB
+        -- against 3.6 GiB, for 36-40 s against 41-45 s).
+        percentile_cont(array[0.5, 0.9]) within group (order by measure) as measure_percentiles
+    from {{ measures }} as measures
+    {%- if grain != 'day' %}
+    where {{ column }} in (
+        select period_start from recomputed_periods where period_grain = '{{ grain }}')
+    {%- endif %}
+    {{ slice_grouping_sets(column ~ ', kpi_id') }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 ),
 
 -- Stocks: BACKLOG, the items open when measured (opened before, not resolved by

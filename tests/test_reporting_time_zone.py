@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from servicepulse.transform import reporting_utc_offset_span, run_dbt
+from servicepulse.transform import dbt_vars, reporting_utc_offset_span, run_dbt
 from tests.conftest import settings_for
 
 AROUND = datetime(2026, 11, 25, 2, tzinfo=UTC)
@@ -51,8 +51,7 @@ def test_duckdb_local_times_equal_icu_for_every_instant(tmp_path, zone):
                        "from instants")
     query = compiled.output.strip()
     assert "make_timestamp" in query, query
-    span = reporting_utc_offset_span(zone, datetime.now(UTC).replace(minute=0, second=0,
-                                                                     microsecond=0))
+    span = dbt_vars(settings)["reporting_utc_offset_span"]
     edges = ([span["from_us"] + d for d in (-60_000_000, -1, 0, 1)]
              + [span["until_us"] + d for d in (-2, -1, 0, 60_000_000)])
     connection = duckdb.connect()

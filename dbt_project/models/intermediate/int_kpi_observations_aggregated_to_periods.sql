@@ -26,6 +26,7 @@
                                  var('delivery_promise_working_days')]
                                 + var('resolution_working_days').values() | list) | max %}
 {%- set grains = ['day', 'week', 'month'] %}
+{%- set observation_slots = kpi_observation_slots() %}
 
 {#- The days this build recomputes, found before the model runs (run_query below) so
     that the rest of the model reads them, and the as-of moment, as constants: the
@@ -284,9 +285,11 @@ recomputed_periods as (
     (
     select
         cast(observed_at_local as date) as observed_on,
-        kpi_id,
-        numerator,
-        denominator,
+        kpi_id_1,
+        {%- for slot in observation_slots %}
+        numerator_{{ slot }},
+        denominator_{{ slot }},
+        {%- endfor %}
         measure,
         {{ dimension_list }}
     from {{ ref('int_kpi_observations_unioned') }}
@@ -300,15 +303,37 @@ recomputed_periods as (
     )
 {%- endset %}
 
-day_sums as (
+-- Grouped by the first slot's KPI alone, which names the others
+-- (kpi_observation_sets()): grouping by all four names cost more than the slots saved.
+day_slot_sums as (
     select
         observed_on as period_start,
-        kpi_id,
+        kpi_id_1,
         {{ slice_columns() }},
-        sum(numerator) as numerator,
-        sum(denominator) as denominator
+        {%- for slot in observation_slots %}
+        sum(numerator_{{ slot }}) as numerator_{{ slot }},
+        sum(denominator_{{ slot }}) as denominator_{{ slot }}{{ "," if not loop.last }}
+        {%- endfor %}
     from {{ observations }} as observations
-    {{ slice_grouping_sets('observed_on, kpi_id') }}
+    {{ slice_grouping_sets('observed_on, kpi_id_1') }}
+),
+
+-- One row per KPI again; a slot no observation of a group filled has no denominator.
+-- A KPI observed in two kinds of rows (CMP_RATE: tickets and complaints) adds up.
+day_sums as (
+    select period_start, kpi_id, dimension, dimension_value,
+           sum(numerator) as numerator, sum(denominator) as denominator
+    from (
+        {%- for slot in observation_slots %}
+        select period_start, {{ observed_kpi_id(slot, 'kpi_id_1') }} as kpi_id,
+               dimension, dimension_value,
+               numerator_{{ slot }} as numerator, denominator_{{ slot }} as denominator
+        from day_slot_sums
+        where denominator_{{ slot }} is not null
+        {{- "\n        union all" if not loop.last }}
+        {%- endfor %}
+    ) as slots
+    group by period_start, kpi_id, dimension, dimension_value
 ),
 
 period_sums as (
@@ -343,7 +368,7 @@ percentiles as (
     select
         '{{ grain }}' as period_grain,
         {{ column }} as period_start,
-        kpi_id,
+        kpi_id_1 as kpi_id,
         {{ slice_columns() }},
         -- Both percentiles from one ordered set (the same SQL on DuckDB and
         -- PostgreSQL): two aggregates would each hold and sort every measure. The
@@ -356,7 +381,7 @@ percentiles as (
     where {{ column }} in (
         select period_start from recomputed_periods where period_grain = '{{ grain }}')
     {%- endif %}
-    {{ slice_grouping_sets(column ~ ', kpi_id') }}
+    {{ slice_grouping_sets(column ~ ', kpi_id_1') }}
     {{ "union all" if not loop.last }}
     {%- endfor %}
 ),

@@ -30,34 +30,38 @@
     ({{ done }} or {{ deadline }} <= {{ as_of }})
 {%- endmacro %}
 
-{#- The KPIs one row of int_kpi_observations_unioned carries, by the KPI in its first
-    slot: the anchor moments of a fact at which several KPIs are observed (a ticket's
-    creation, its resolution, a survey's answer), in slot order. A KPI not listed here
-    has rows of its own, one slot. The observations and their aggregate both name the
-    slots from here, so a row's first KPI always names the same others. -#}
+{#- The KPIs one row of int_kpi_observations_unioned carries, named by the first: the
+    anchor moments of a fact at which several KPIs are observed (a ticket's creation,
+    its resolution, a survey's answer), in slot order. A KPI not listed here has rows of
+    its own, one slot. The observations and their aggregate both name the slots from
+    here, so a row's first KPI always names the same others. -#}
 {% macro kpi_observation_sets() -%}
-    {{ return({
-        'FRT': ['FRT', 'RESP_SLA', 'CMP_RATE'],
-        'FCR': ['FCR', 'AHT'],
-        'CSAT': ['CSAT', 'SAT_EXCELLENT', 'CSI', 'NPS'],
-    }) }}
+    {{ return([
+        ['FRT', 'RESP_SLA', 'CMP_RATE'],
+        ['FCR', 'AHT'],
+        ['CSAT', 'SAT_EXCELLENT', 'CSI', 'NPS'],
+    ]) }}
 {%- endmacro %}
 
 {#- The slot numbers: as many as the largest set has KPIs. -#}
 {% macro kpi_observation_slots() -%}
-    {{ return(range(1, (kpi_observation_sets().values() | map('length') | max) + 1) | list) }}
+    {{ return(range(1, (kpi_observation_sets() | map('length') | max) + 1) | list) }}
 {%- endmacro %}
 
 {#- The kpi_id_N columns of a row of int_kpi_observations_unioned: first_kpi_id (a KPI
     id, or with is_expression a SQL expression, for rows that carry one KPI each) and
-    the KPIs kpi_observation_sets() lists after it; null for the slots it leaves empty. -#}
+    the KPIs its set in kpi_observation_sets() lists after it; null for the slots it
+    leaves empty. -#}
 {% macro observed_kpi_ids(first_kpi_id, is_expression=false) -%}
-    {%- set kpi_ids = [] if is_expression else kpi_observation_sets().get(first_kpi_id, [first_kpi_id]) -%}
+    {%- set found = namespace(kpi_ids=[] if is_expression else [first_kpi_id]) -%}
+    {%- for kpi_set in kpi_observation_sets() if not is_expression and kpi_set[0] == first_kpi_id -%}
+        {%- set found.kpi_ids = kpi_set -%}
+    {%- endfor -%}
     {%- for slot in kpi_observation_slots() -%}
         {%- if slot == 1 and is_expression -%}
             {{ first_kpi_id }}
-        {%- elif slot <= kpi_ids | length -%}
-            cast('{{ kpi_ids[slot - 1] }}' as {{ dbt.type_string() }})
+        {%- elif slot <= found.kpi_ids | length -%}
+            cast('{{ found.kpi_ids[slot - 1] }}' as {{ dbt.type_string() }})
         {%- else -%}
             cast(null as {{ dbt.type_string() }})
         {%- endif %} as kpi_id_{{ slot }}{{ ", " if not loop.last }}
@@ -71,8 +75,8 @@
         {{ first_kpi_column }}
     {%- else -%}
         case {{ first_kpi_column }}
-        {%- for first_kpi_id, kpi_ids in kpi_observation_sets().items() if kpi_ids | length >= slot %}
-            when '{{ first_kpi_id }}' then '{{ kpi_ids[slot - 1] }}'
+        {%- for kpi_set in kpi_observation_sets() if kpi_set | length >= slot %}
+            when '{{ kpi_set[0] }}' then '{{ kpi_set[slot - 1] }}'
         {%- endfor %}
         end
     {%- endif -%}

@@ -60,7 +60,7 @@ def dbt_vars(settings: Settings) -> dict[str, object]:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How far a span is followed: beyond any history a warehouse holds or deadline it computes.
-_SPAN_LIMITS = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+_SPAN_LIMITS = (_EPOCH, datetime(2100, 1, 1, tzinfo=UTC))
 
 
 @lru_cache(maxsize=8)

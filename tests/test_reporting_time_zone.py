@@ -3,10 +3,12 @@ offset, to_reporting_tz adds the offset instead of converting through ICU. It mu
 give ICU's answer for every instant, inside the span, at its edges and outside it."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
+import yaml
 
 from servicepulse.transform import dbt_vars, reporting_utc_offset_span, run_dbt
 from tests.conftest import settings_for
@@ -69,3 +71,28 @@ def test_duckdb_local_times_equal_icu_for_every_instant(tmp_path, zone):
     assert total == 4_000_008
     assert 10_000 < inside < total - 10_000
     assert differing == 0
+
+
+def _unit_tests() -> list[tuple[str, dict]]:
+    models = Path(__file__).parents[1] / "dbt_project" / "models"
+    return [(f"{path.relative_to(models)}: {test['name']}", test)
+            for path in sorted(models.glob("**/_*.yml"))
+            for test in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(
+                "unit_tests", [])]
+
+
+def test_every_dbt_unit_test_pins_its_zone_and_that_zones_span():
+    """A deployment passes its own zone and span; a unit test's given local times assume
+    one zone, so each pins it, with the span `servicepulse` would pass for it (DuckDB
+    then takes the arithmetic path a build takes) or null (ICU only)."""
+    unit_tests = _unit_tests()
+    assert len(unit_tests) >= 9
+    for where, test in unit_tests:
+        pinned = (test.get("overrides") or {}).get("vars") or {}
+        assert "reporting_timezone" in pinned, f"{where} does not pin reporting_timezone"
+        ZoneInfo(pinned["reporting_timezone"])
+        assert "reporting_utc_offset_span" in pinned, (
+            f"{where} does not pin reporting_utc_offset_span (null or its zone's span)")
+        span = pinned["reporting_utc_offset_span"]
+        if span is not None:
+            assert span == reporting_utc_offset_span(pinned["reporting_timezone"], AROUND), where

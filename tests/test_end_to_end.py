@@ -110,9 +110,10 @@ def test_a_bad_row_is_quarantined_and_a_missing_column_fails_the_run(tmp_path, a
         audit_ids = warehouse.fetch_frame("select audit_id from raw.audits")["audit_id"]
     assert len(audit_ids) == len(lines) - 2          # every row but the bad one
 
-    # A delivery without a required column stops that source, naming file and column.
+    # A delivery without a column it neither maps nor declares absent stops that source,
+    # naming file and column.
     audits.write_text(original.replace("score_1", "score_one", 1))
     with pytest.raises(PipelineRunError) as error:
         run_nightly(settings, date(2026, 11, 23))
     message = str(error.value)
-    assert "audits.csv, row 1, column 'score_1': required column missing" in message
+    assert "audits.csv, row 1, column 'score_1': field(s) not delivered: score_1" in message

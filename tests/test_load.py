@@ -97,11 +97,23 @@ def test_missing_file_names_the_file(settings):
         _load(settings, "complaints")
 
 
-def test_missing_required_column_fails_the_source_naming_the_column(settings):
+def test_a_column_neither_delivered_nor_declared_absent_fails_the_source(settings):
     path = settings.sources_dir / "crm_tickets.csv"
     path.write_text(path.read_text().replace(",priority,", ",prio,", 1))
-    _expect_failure(settings, "crm_tickets", 1, "priority", "required column missing")
+    message = _expect_failure(settings, "crm_tickets", 1, "priority", "not delivered: priority")
+    assert "mapping.absent" in message          # says how to onboard a source without it
     assert _load(settings, "complaints").rows_loaded == 5   # the other sources still load
+
+
+def test_every_missing_column_is_named_in_one_message(settings):
+    path = settings.sources_dir / "crm_tickets.csv"
+    header, rest = path.read_text().split("\n", 1)
+    header = header.replace("ticket_id", "id").replace("priority", "prio") \
+        .replace("handle_seconds", "handling")
+    path.write_text(header + "\n" + rest)
+    message = _expect_failure(settings, "crm_tickets", 1, "ticket_id, priority, handle_seconds",
+                              "required field(s) missing: ticket_id")
+    assert "not delivered: priority, handle_seconds" in message
 
 
 def test_a_bad_value_quarantines_its_row_and_the_good_rows_load(settings):
@@ -136,7 +148,7 @@ def test_a_failed_reload_keeps_the_previous_good_rows(settings):
     before = _table_digest(settings, "crm_tickets")
     path = settings.sources_dir / "crm_tickets.csv"
     path.write_text(path.read_text().replace("ticket_id,", "id,", 1))
-    with pytest.raises(SourceError, match="required column missing"):
+    with pytest.raises(SourceError, match=r"required field\(s\) missing: ticket_id"):
         _load(settings, "crm_tickets")
     assert _table_digest(settings, "crm_tickets") == before
 

@@ -47,13 +47,14 @@
     COLUMN equals its maximum, the rows the latest build wrote (built_at) or computed
     from the newest inputs (inputs_loaded_through). Such tables replace whole keys or
     periods, so the rows a build keeps were checked by the build that wrote them; a
-    full build writes, and so checks, every row. -#}
+    full build writes, and so checks, every row. `latest_build_rows(COLUMN) and COND`
+    narrows those rows further. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if where -%}
-        {%- set match = modules.re.fullmatch('latest_build_rows\\((\\w+)\\)', where | trim) -%}
+        {%- set match = modules.re.fullmatch('latest_build_rows\\((\\w+)\\)(\\s+and\\s+.*)?', where | trim) -%}
         {%- if match -%}
-            {%- set where = written_by_latest_build(relation, match.group(1)) -%}
+            {%- set where = written_by_latest_build(relation, match.group(1)) ~ (match.group(2) or '') -%}
         {%- endif -%}
         {%- set filtered -%}
             (select * from {{ relation }} where {{ where }}) dbt_subquery

@@ -135,13 +135,21 @@ select
     definitions.unit,
     definitions.direction,
     definitions.report_section,
-    current_period.numerator,
-    current_period.denominator,
-    current_period.value,
+    -- A KPI whose inputs a source does not deliver is not measured: no value, no
+    -- status, never 0 % (catalogue), whatever its observations add up to.
+    case when definitions.not_measured_reason is null then current_period.numerator end
+        as numerator,
+    case when definitions.not_measured_reason is null then current_period.denominator end
+        as denominator,
+    case when definitions.not_measured_reason is null then current_period.value end as value,
     definitions.target,
-    {{ kpi_status('current_period.value', 'definitions.target', 'definitions.amber_band',
-                  'definitions.direction') }} as status,
-    previous_period.value as previous_value,
+    case when definitions.not_measured_reason is null then
+        {{ kpi_status('current_period.value', 'definitions.target', 'definitions.amber_band',
+                      'definitions.direction') }}
+    end as status,
+    case when definitions.not_measured_reason is null then previous_period.value end
+        as previous_value,
+    definitions.not_measured_reason,
     inputs.inputs_loaded_through,
     '{{ fingerprint }}' as rules_fingerprint
 from valued as current_period
@@ -177,7 +185,10 @@ aggregated as (
 ),
 
 definitions as (
-    select * from {{ ref('kpi_definitions') }}
+    select
+        kpi_definitions.*,
+        {{ kpi_not_measured_reason('kpi_definitions.requires') }} as not_measured_reason
+    from {{ ref('kpi_definitions') }} as kpi_definitions
 ),
 
 flow_periods as (
@@ -232,6 +243,8 @@ slices as (
         {%- do rules.append(row | join('|')) %}
     {%- endfor %}
     {%- do rules.append(tojson(var('std_compliance_weights'))) %}
+    {%- do rules.append(tojson(var('unconnected_sources'))) %}
+    {%- do rules.append(tojson(var('absent_fields'))) %}
     {%- do rules.append(tojson(var('composite_weights'))) %}
     {{- return(local_md5(rules | join('\n'))) }}
 {% endmacro %}
@@ -316,3 +329,30 @@ slices as (
     )
     {%- endif %}
 {% endmacro %}
+
+{#- Why a KPI cannot be measured, from its requires (source.field, space-separated;
+    seed kpi_definitions) and what the configuration says the sources lack (vars
+    unconnected_sources and absent_fields, set by servicepulse from the connectors);
+    null when it can. -#}
+{% macro kpi_not_measured_reason(requires) -%}
+    {%- set reasons = [] -%}
+    {%- for source in var('unconnected_sources') -%}
+        {%- do reasons.append(("' ' || " ~ requires ~ " like '% " ~ source ~ ".%'",
+                               "no " ~ source ~ " source is connected")) -%}
+    {%- endfor -%}
+    {%- for source, fields in var('absent_fields').items() -%}
+        {%- for field in fields -%}
+            {%- do reasons.append(("' ' || " ~ requires ~ " || ' ' like '% " ~ source ~ "." ~ field ~ " %'",
+                                   source ~ " source has no " ~ field)) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- if reasons -%}
+        nullif(concat_ws('; '
+        {%- for condition, reason in reasons -%}
+            , case when {{ condition }} then {{ typed_literal(reason, 'varchar') }} end
+        {%- endfor -%}
+        ), '')
+    {%- else -%}
+        cast(null as varchar)
+    {%- endif -%}
+{%- endmacro %}

@@ -136,11 +136,13 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(document, ensure_ascii=False, indent=2))
         return 0
+    period = document["period"] + ("" if document["complete"] else
+                                   f" (incomplete: data through {document['data_as_of']})")
     if args.by:
         for value, kpis in document["slices"].items():
-            _print_kpi_table(f"{document['period']}  {args.by} = {value}", kpis)
+            _print_kpi_table(f"{period}  {args.by} = {value}", kpis)
         return 0
-    _print_kpi_table(f"{document['period']}  {document['department'] or 'whole organisation'}",
+    _print_kpi_table(f"{period}  {document['department'] or 'whole organisation'}",
                      document["kpis"])
     return 0
 
@@ -153,6 +155,10 @@ def _print_kpi_table(title: str, kpis: dict) -> None:
     print(f"{'KPI':<19}{'value':>12}{'target':>10}  {'status':<7}{'previous':>12}"
           f"{'numerator':>12}{'denominator':>13}")
     for kpi_id, kpi in kpis.items():
+        if kpi["status"] == "not_measured":
+            print(f"{kpi_id:<19}{'n/a':>12}{fmt(kpi['target']):>10}  not measured: "
+                  f"{kpi['reason']}")
+            continue
         print(f"{kpi_id:<19}{fmt(kpi['value']):>12}{fmt(kpi['target']):>10}  "
               f"{kpi['status'] or '-':<7}{fmt(kpi['previous']):>12}"
               f"{fmt(kpi['numerator'], 1):>12}{fmt(kpi['denominator'], 0):>13}")

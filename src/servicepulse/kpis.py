@@ -137,7 +137,7 @@ def slice_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date
     frame = warehouse.fetch_frame(
         f"select period_start, dimension_value, kpi_id, display_order, name_zh, name_en, unit, "
         f"direction, report_section, numerator, denominator, value, target, status, "
-        f"previous_value from {kpi_table(settings, grain)} "
+        f"previous_value, not_measured_reason from {kpi_table(settings, grain)} "
         f"where dimension = ? and (? is null or dimension_value = ?) "
         f"and period_start between ? and ? "
         f"order by period_start, dimension_value, display_order",
@@ -158,18 +158,43 @@ def departments(settings: Settings, warehouse: Warehouse) -> list[str]:
     return list(warehouse.fetch_frame(f"select department from {table} order by 1")["department"])
 
 
-def _kpi_entries(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
-        row["kpi_id"]: {
-            "value": row["value"],
-            "numerator": row["numerator"],
-            "denominator": row["denominator"],
-            "target": row["target"],
-            "status": row["status"],
-            "previous": row["previous_value"],
-            "unit": row["unit"],
-        } for row in rows
+def _kpi_entry(row: dict[str, Any]) -> dict[str, Any]:
+    entry = {
+        "value": row["value"],
+        "numerator": row["numerator"],
+        "denominator": row["denominator"],
+        "target": row["target"],
+        "status": row["status"],
+        "previous": row["previous_value"],
+        "unit": row["unit"],
     }
+    if row.get("not_measured_reason"):
+        # The sources cannot deliver what it needs: no value, and why (never 0 %).
+        entry.update(status="not_measured", reason=row["not_measured_reason"])
+    return entry
+
+
+def _kpi_entries(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["kpi_id"]: _kpi_entry(row) for row in rows}
+
+
+def data_as_of_local(settings: Settings, warehouse: Warehouse) -> datetime | None:
+    """The data's "now" as the marts know it (int_changes_summarised: the newest change
+    in tickets and complaints), as local wall time in the reporting time zone."""
+    table = f'"{settings.warehouse.schema("intermediate")}"."int_changes_summarised"'
+    frame = warehouse.fetch_frame(f"select data_as_of_local from {table}")
+    value = plain_value(frame["data_as_of_local"].iloc[0]) if len(frame) else None
+    if value is None or value is pd.NaT:
+        return None
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
+
+def completeness(period: Period, as_of_local: datetime | None) -> dict[str, Any]:
+    """Whether the data reach past the period's end: a period that ends after the data's
+    as-of moment is still incomplete, and says so wherever it is shown."""
+    complete = as_of_local is not None and as_of_local.date() > period.end
+    return {"complete": complete,
+            "data_as_of": as_of_local.isoformat(sep=" ") if as_of_local else None}
 
 
 def kpi_document(settings: Settings, warehouse: Warehouse, period: Period,
@@ -193,7 +218,8 @@ def kpi_document(settings: Settings, warehouse: Warehouse, period: Period,
                         department)
     if not rows:
         raise PeriodError(f"no KPI rows for {period.label}: the marts cover other periods")
-    document: dict[str, Any] = {"period": period.label, "department": department}
+    document: dict[str, Any] = {"period": period.label, "department": department,
+                                **completeness(period, data_as_of_local(settings, warehouse))}
     if by:
         slices: dict[str, list[dict[str, Any]]] = {}
         for row in rows:

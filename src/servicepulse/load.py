@@ -37,7 +37,13 @@ from servicepulse.settings import FileConnector, Settings
 from servicepulse.sources.contracts import SQL_TYPES, SourceContract, load_contracts
 from servicepulse.sources.landing import LandedFile, write_batch_manifest
 from servicepulse.sources.readers import ROW_COLUMN, DeliveryFormatError, open_delivery
-from servicepulse.sources.validate import literal, plan_checks, quarantine_sql, quote
+from servicepulse.sources.validate import (
+    literal,
+    missing_fields,
+    plan_checks,
+    quarantine_sql,
+    quote,
+)
 from servicepulse.warehouse import Warehouse
 
 METADATA_COLUMNS = [
@@ -47,6 +53,9 @@ METADATA_COLUMNS = [
     ("_source_row", "BIGINT"),
     ("_loaded_at", "TIMESTAMPTZ"),
     ("_extras", "VARCHAR"),
+    # The delivered text of the columns the source's mapping renamed, rewrote or parsed
+    # (JSON: delivered column -> text), so every mapped value can be traced back.
+    ("_original", "VARCHAR"),
 ]
 QUARANTINE_TABLE = "quarantined_rows"
 QUARANTINE_COLUMNS = [
@@ -198,6 +207,8 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
 def _extract(settings: Settings, contract: SourceContract, connector,
              window_start: datetime | None, window_end: datetime) -> list[LandedFile]:
     source = contract.name
+    if connector.kind == "none":
+        return []
     if connector.kind == "file":
         from servicepulse.sources.files import NoDeliveryFound, land_files
 
@@ -229,13 +240,11 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
                                records_field=getattr(connector, "records_field", "data"))
     except DeliveryFormatError as exc:
         raise SourceError(source, delivery.origin, str(exc)) from None
-    renames = connector.mapping.columns
-    delivered = [renames.get(name, name) for name in reader.columns]
-    missing = [c.name for c in contract.columns if c.required and c.name not in delivered]
-    if missing and (reader.columns or delivery.format != "json_page"):
-        raise SourceError(source, delivery.origin,
-                          f"required column missing (header has {reader.columns})",
-                          line=1, column=missing[0])
+    required, undeclared = missing_fields(contract, connector.mapping, reader.columns)
+    if (required or undeclared) and (reader.columns or delivery.format != "json_page"):
+        raise SourceError(source, delivery.origin, _missing_message(
+            contract, connector.mapping, reader.columns, required, undeclared), line=1,
+            column=", ".join(required + undeclared))
     version = contract.column_names.index(contract.version_column)
     partition = f"cast(timezone({literal(settings.reporting_timezone)}, t_{version}) as date)"
     in_window = "true" if window is None else \
@@ -243,13 +252,12 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
     delivery.new_columns = []
     plan, plan_columns = None, None
     for table in _batches(source, delivery, reader):
-        names = [renames.get(n, n) for n in table.column_names[:-1]] + [ROW_COLUMN]
-        table = table.rename_columns(names)
         if list(table.column_names) != plan_columns:
             plan_columns = list(table.column_names)
             try:
                 plan = plan_checks(contract, connector.mapping, plan_columns[:-1],
-                                   settings.sources.naive_timezone(connector))
+                                   settings.sources.naive_timezone(connector),
+                                   settings.reporting_timezone)
             except ValueError as exc:
                 raise SourceError(source, delivery.origin, str(exc)) from None
             delivery.new_columns = sorted(set(delivery.new_columns) | set(plan.extras))
@@ -273,7 +281,7 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
             scratch, raw, source, [n for n, _ in raw_ddl(contract)],
             f"select {values}, {partition}, {literal(batch_id)}, "
             f"{literal(delivery.origin)}, {ROW_COLUMN}, "
-            f"{literal(loaded_at.isoformat())}::timestamptz, _extras "
+            f"{literal(loaded_at.isoformat())}::timestamptz, _extras, _original "
             f"from {checked} where not is_bad and {in_window}", incoming_batch)
         bad = table.num_rows - loaded - outside
         if bad:
@@ -292,6 +300,20 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
         delivery.rows_loaded += loaded
         delivery.rows_outside_window += outside
         delivery.rows_quarantined += bad
+
+
+def _missing_message(contract: SourceContract, mapping, delivered: list[str],
+                     required: list[str], undeclared: list[str]) -> str:
+    """Every missing field in one message, with what to do about each kind."""
+    parts = []
+    if required:
+        parts.append(f"required field(s) missing: {', '.join(required)} (the source must "
+                     "deliver these: map a column to each under mapping.columns)")
+    if undeclared:
+        parts.append(f"field(s) not delivered: {', '.join(undeclared)} (map a column to "
+                     "each under mapping.columns, give a constant or default, or list them "
+                     "under mapping.absent if the source does not have them)")
+    return "; ".join(parts) + f"; the delivery's columns are {delivered}"
 
 
 def _batches(source, delivery, reader):

@@ -83,13 +83,33 @@ class WarehouseSettings(_Section):
 
 class SourceMapping(_Section):
     """How a delivery from a system that is not ours becomes its contract's shape
-    (config/contracts.yaml), by configuration alone."""
-    # delivered column name -> contract column name, e.g. {"工单号": ticket_id, Channel: channel}
-    columns: dict[str, str] = {}
-    # contract column -> {delivered value: contract value}, e.g. {channel: {Web: online}}
+    (config/contracts.yaml), by configuration alone. Rules apply in this order: a
+    field's value comes from its delivered column (``columns``), else ``constants``;
+    an empty value takes ``defaults``, then the first non-empty of ``fallbacks``;
+    then ``values`` (exact) and ``value_patterns`` (regular expressions) translate it.
+    """
+    # delivered column -> contract field, or a list of fields it feeds,
+    # e.g. {"工单号": ticket_id, closed_date: [closed_at, resolved_at]}
+    columns: dict[str, str | list[str]] = {}
+    # contract field -> the value every row gets (the system has one channel, say).
+    constants: dict[str, str] = {}
+    # contract field -> the value a row gets when it delivers none.
+    defaults: dict[str, str] = {}
+    # contract field -> other contract fields whose value stands in, first non-empty
+    # wins, e.g. {updated_at: [closed_at, created_at]} for an export without versions.
+    fallbacks: dict[str, list[str]] = {}
+    # contract field -> {delivered value: contract value}, e.g. {channel: {Web: online}}
     values: dict[str, dict[str, str]] = {}
-    # contract column (or "*" for every timestamp) -> strptime formats tried in order,
-    # e.g. {"*": ["%Y/%m/%d %H:%M"]}; without one, ISO 8601 is expected.
+    # contract field -> {regular expression: contract value}, tried in order after
+    # ``values``; the expression must match the whole value, e.g.
+    # {status: {"(?i)open|assigned|in progress|pending": open}}
+    value_patterns: dict[str, dict[str, str]] = {}
+    # Contract fields the source does not deliver: they stay empty, and every KPI that
+    # needs one is reported as not measured (never 0 %).
+    absent: list[str] = []
+    # contract field (or "*" for every timestamp) -> strptime formats tried in order,
+    # e.g. {"*": ["%m/%d/%Y %I:%M:%S %p"]}; without one, ISO 8601 is expected. A format
+    # without a time of day (%m/%d/%Y) reads a date: it stays that local date.
     timestamp_formats: dict[str, list[str]] = {}
     # Time zone of timestamps delivered without a UTC offset (default:
     # sources.naive_timestamp_timezone); without one such a value is quarantined.
@@ -104,6 +124,23 @@ class SourceMapping(_Section):
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @field_validator("value_patterns")
+    @classmethod
+    def _valid_patterns(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for field_name, patterns in value.items():
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{field_name}: {pattern!r} is not a regular "
+                                     f"expression: {exc}") from None
+        return value
+
+    def fields_of(self, delivered_column: str) -> list[str]:
+        """The contract fields a delivered column feeds (itself when not mapped)."""
+        target = self.columns.get(delivered_column, delivered_column)
+        return [target] if isinstance(target, str) else list(target)
 
 
 class _Connector(_Section):
@@ -172,7 +209,15 @@ class HttpConnector(_Connector):
     max_retry_after_seconds: float = Field(300, gt=0)
 
 
-Connector = Annotated[FileConnector | SqlConnector | HttpConnector, Field(discriminator="kind")]
+class NoConnector(_Section):
+    """The organisation has no such system (a 311 line without surveys, say): the source
+    loads nothing, and every KPI that needs it is reported as not measured."""
+    kind: Literal["none"]
+    mapping: SourceMapping = SourceMapping()
+
+
+Connector = Annotated[FileConnector | SqlConnector | HttpConnector | NoConnector,
+                      Field(discriminator="kind")]
 DEFAULT_FILES = {
     "crm_customers": "crm_customers.csv",
     "crm_tickets": "crm_tickets.csv",
@@ -216,7 +261,7 @@ class SourcesSettings(_Section):
         name: FileConnector(location=file) for name, file in DEFAULT_FILES.items()}
 
     def naive_timezone(self, connector: FileConnector | SqlConnector | HttpConnector
-                       ) -> str | None:
+                       | NoConnector) -> str | None:
         """The zone of this source's timestamps that carry no UTC offset, if any."""
         return connector.mapping.timezone or self.naive_timestamp_timezone
 

@@ -49,9 +49,12 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
 
 
 def dbt_vars(settings: Settings) -> dict[str, object]:
+    from servicepulse.coverage import source_gaps
+
     # The span around the present: recent data lies in it. Only which instants take the
     # arithmetic path depends on the clock, never a result.
-    return {"reporting_timezone": settings.reporting_timezone,
+    return {**source_gaps(settings).dbt_vars(),
+            "reporting_timezone": settings.reporting_timezone,
             "reporting_utc_offset_span": reporting_utc_offset_span(
                 settings.reporting_timezone, datetime.now(UTC).replace(minute=0, second=0,
                                                                        microsecond=0)),

@@ -1,4 +1,4 @@
 {{ config(materialized='incremental', unique_key='period_start', incremental_strategy='delete+insert',
-          on_schema_change='fail', pre_hook="{{ kpi_delete_periods_outside_span('week') }}") }}
+          on_schema_change='append_new_columns', pre_hook="{{ kpi_delete_periods_outside_span('week') }}") }}
 -- Grain: one row per (ISO week, dimension, dimension value, KPI); see kpi_period_table.
 {{ kpi_period_table('week') }}

@@ -69,7 +69,8 @@ def extract_table(settings: Settings, source: str, connector: SqlConnector,
     from servicepulse.load import SourceError
 
     url = source_url(settings, source, connector)
-    reverse = {target: delivered for delivered, target in connector.mapping.columns.items()}
+    reverse = {target: delivered for delivered in connector.mapping.columns
+               for target in connector.mapping.fields_of(delivered)}
     version = reverse.get(version_column, version_column)
     engine = sa.create_engine(url)
     origin = f"{engine.url.render_as_string(hide_password=True)} {connector.db_schema + '.' if connector.db_schema else ''}{connector.table}"

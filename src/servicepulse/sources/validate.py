@@ -37,37 +37,107 @@ class CheckPlan:
         return self.contract.column_names.index(name)
 
 
+def delivered_fields(mapping: SourceMapping, delivered: list[str]) -> dict[str, list[str]]:
+    """Contract field -> the delivered columns that feed it, in delivery order."""
+    feeding: dict[str, list[str]] = {}
+    for name in delivered:
+        for field_name in mapping.fields_of(name):
+            feeding.setdefault(field_name, []).append(name)
+    return feeding
+
+
+def provided_fields(mapping: SourceMapping, delivered: list[str]) -> set[str]:
+    """The contract fields a delivery with these columns gives a value source."""
+    provided = set(delivered_fields(mapping, delivered)) | set(mapping.constants) | \
+        set(mapping.defaults)
+    for field_name, others in mapping.fallbacks.items():
+        if any(other in provided for other in others):
+            provided.add(field_name)
+    return provided
+
+
+def missing_fields(contract: SourceContract, mapping: SourceMapping,
+                   delivered: list[str]) -> tuple[list[str], list[str]]:
+    """(required, undeclared): contract fields no delivered column, constant, default or
+    fallback provides. Required ones the source must have; the others it may lack, but
+    only when the mapping says so (``absent``), so that a renamed column is not
+    silently read as missing."""
+    provided = provided_fields(mapping, delivered)
+    required, undeclared = [], []
+    for column in contract.columns:
+        if column.name in provided:
+            continue
+        if column.required:
+            required.append(column.name)
+        elif column.name not in mapping.absent:
+            undeclared.append(column.name)
+    return required, undeclared
+
+
+def _text_of(column: str) -> str:
+    # trim() on every value costs more than all the typing together; padded values
+    # are rare, so only they are trimmed.
+    name = quote(column)
+    return (f"nullif(case when {name} like ' %' or {name} like '% ' "
+            f"then trim({name}) else {name} end, '')")
+
+
 def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: list[str],
-                timezone: str | None) -> CheckPlan:
-    """``delivered``: the batch's column names after mapping.columns was applied;
-    ``timezone``: the zone of timestamps without an offset (None: such are bad)."""
-    present = set(delivered)
-    selects = [f"{ROW_COLUMN}"]
-    for index, column in enumerate(contract.columns):
-        if column.name in present:
-            # trim() on every value costs more than all the typing together; padded
-            # values are rare, so only they are trimmed.
-            name = quote(column.name)
-            text = (f"nullif(case when {name} like ' %' or {name} like '% ' "
-                    f"then trim({name}) else {name} end, '')")
+                timezone: str | None, reporting_timezone: str = "UTC") -> CheckPlan:
+    """``delivered``: the batch's column names as delivered; ``timezone``: the zone of
+    timestamps without an offset (None: such are bad); ``reporting_timezone``: the zone
+    a date without a time of day is a local date in (it must not change day)."""
+    feeding = delivered_fields(mapping, delivered)
+    provided = provided_fields(mapping, delivered)
+
+    def own_text(field_name: str) -> str:
+        # A field's value before fallbacks: its delivered column(s), else its constant;
+        # an empty value takes the default.
+        if field_name in mapping.constants:
+            text = literal(mapping.constants[field_name])
+        elif field_name in feeding:
+            texts = [_text_of(name) for name in feeding[field_name]]
+            text = texts[0] if len(texts) == 1 else f"coalesce({', '.join(texts)})"
         else:
             text = "cast(null as varchar)"
-        translations = mapping.values.get(column.name) or {}
-        if translations:
-            cases = " ".join(f"when {literal(k)} then {literal(v)}"
-                             for k, v in translations.items())
-            text = f"(case {text} {cases} else {text} end)"
+        if field_name in mapping.defaults:
+            text = f"coalesce({text}, {literal(mapping.defaults[field_name])})"
+        return text
+
+    selects = [f"{ROW_COLUMN}"]
+    for index, column in enumerate(contract.columns):
+        text = own_text(column.name)
+        others = [own_text(other) for other in mapping.fallbacks.get(column.name, [])]
+        if others:
+            text = f"coalesce({text}, {', '.join(others)})"
+        exact = " ".join(f"when {literal(k)} then {literal(v)}"
+                         for k, v in (mapping.values.get(column.name) or {}).items())
+        patterns = " ".join(
+            f"when regexp_full_match({text}, {literal(pattern)}) then {literal(v)}"
+            for pattern, v in (mapping.value_patterns.get(column.name) or {}).items())
+        if patterns:
+            text = f"(case {patterns} else {text} end)" if not exact else \
+                f"(case {text} {exact} else (case {patterns} else {text} end) end)"
+        elif exact:
+            text = f"(case {text} {exact} else {text} end)"
         selects.append(f"{text} as v_{index}")
-    selects.append(f"{quote(UNREADABLE)} as _unreadable" if UNREADABLE in present
+    selects.append(f"{quote(UNREADABLE)} as _unreadable" if UNREADABLE in delivered
                    else "cast(null as varchar) as _unreadable")
+    known = set(contract.column_names)
     extras = tuple(name for name in delivered
-                   if name not in contract.column_names and name != UNREADABLE
+                   if not (set(mapping.fields_of(name)) & known) and name != UNREADABLE
                    and name != ROW_COLUMN)
-    if extras:
-        pairs = ", ".join(f"{literal(name)}, {quote(name)}" for name in extras)
-        selects.append(f"cast(json_object({pairs}) as varchar) as _extras")
-    else:
-        selects.append("cast(null as varchar) as _extras")
+    selects.append(_json_of(extras) + " as _extras")
+    # The delivered text of every column the mapping renames or whose values it
+    # rewrites or parses, kept beside the mapped value.
+    rewritten = {name for rule in (mapping.values, mapping.value_patterns,
+                                   mapping.timestamp_formats) for name in rule}
+    originals = tuple(
+        name for name in delivered if name not in extras and name != UNREADABLE
+        and name != ROW_COLUMN and (mapping.fields_of(name) != [name]
+                                    or set(mapping.fields_of(name)) & rewritten
+                                    or "*" in mapping.timestamp_formats))
+    selects.append(_json_of(originals) + " as _original")
 
     typed, errors = [], []
     for index, column in enumerate(contract.columns):
@@ -82,12 +152,14 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
                           f"then try_cast({value} as double) end")
             type_error = "not a number"
         elif column.type == "timestamp":
-            expression, type_error = _timestamp(value, column.name, mapping, timezone)
+            expression, type_error = _timestamp(value, column.name, mapping, timezone,
+                                                reporting_timezone)
         else:
             expression, type_error = value, None
         typed.append(f"{expression} as t_{index}")
         rules = []
-        if column.not_null:
+        # A field the source does not have (mapping.absent) is empty, not missing.
+        if column.not_null and column.name in provided:
             rules.append(f"when {value} is null then 'value is required'")
         if type_error:
             rules.append(f"when {value} is not null and t_{index} is null "
@@ -107,16 +179,36 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
     return CheckPlan(contract, checked_sql, extras)
 
 
-def _timestamp(value: str, name: str, mapping: SourceMapping,
-               timezone: str | None) -> tuple[str, str]:
+def _json_of(columns: tuple[str, ...]) -> str:
+    if not columns:
+        return "cast(null as varchar)"
+    pairs = ", ".join(f"{literal(name)}, {quote(name)}" for name in columns)
+    return f"cast(json_object({pairs}) as varchar)"
+
+
+_TIME_OF_DAY = ("%H", "%I", "%M", "%S", "%p", "%X", "%c", "%T", "%R", "%f", "%z", "%Z")
+
+
+def _timestamp(value: str, name: str, mapping: SourceMapping, timezone: str | None,
+               reporting_timezone: str) -> tuple[str, str]:
+    """The SQL that reads a delivered timestamp and the reason when it cannot.
+
+    A value with a UTC offset is that instant; one without is local time in
+    ``timezone``. A date without a time of day (2023-04-05, or a format without
+    %H/%I/%M) is midnight of that date in the reporting time zone: a date stays the
+    same date in every report, not noon, and not the day before because the source's
+    zone lies behind the reporting one."""
     formats = mapping.timestamp_formats.get(name) or mapping.timestamp_formats.get("*") or []
     iso_with_offset = f"case when regexp_matches({value}, {literal(_OFFSET)}) " \
                       f"then try_cast({value} as timestamptz) end"
+    iso_date = (f"case when regexp_full_match({value}, '\\d{{4}}-\\d{{2}}-\\d{{2}}') then "
+                f"timezone({literal(reporting_timezone)}, "
+                f"cast(try_cast({value} as date) as timestamp)) end")
     if timezone:
         naive = f"timezone({literal(timezone)}, try_cast({value} as timestamp))"
-        iso = f"coalesce({iso_with_offset}, {naive})"
+        iso = f"coalesce({iso_with_offset}, {iso_date}, {naive})"
     else:
-        iso = iso_with_offset
+        iso = f"coalesce({iso_with_offset}, {iso_date})"
     if not formats:
         message = "not an ISO 8601 timestamp with a UTC offset" if not timezone else \
             "not an ISO 8601 timestamp"
@@ -126,6 +218,8 @@ def _timestamp(value: str, name: str, mapping: SourceMapping,
         parsed = f"try_strptime({value}, {literal(fmt)})"
         if "%z" in fmt or "%Z" in fmt:
             attempts.append(f"cast({parsed} as timestamptz)")
+        elif not any(directive in fmt for directive in _TIME_OF_DAY):
+            attempts.append(f"timezone({literal(reporting_timezone)}, {parsed})")
         elif timezone:
             attempts.append(f"timezone({literal(timezone)}, {parsed})")
         else:

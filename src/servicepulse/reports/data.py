@@ -4,7 +4,7 @@ order, format and word them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -128,7 +128,9 @@ def latest_quality(settings: Settings, warehouse: Warehouse,
         return None
     failed_warnings = frame[(~frame["success"].astype(bool)) & (frame["severity"] == "warning")]
     return QualitySnapshot(
-        checked_through=(run["interval_end"] - pd.Timedelta(days=1)).date(), total=len(frame),
+        # The day before the interval's local end, by the calendar: 24 hours before a
+        # midnight after a 23-hour day (spring forward) is the day before that.
+        checked_through=run["interval_end"].date() - timedelta(days=1), total=len(frame),
         passed=int(frame["success"].astype(bool).sum()),
         warnings=sorted(f"{s}.{c}" for s, c in zip(failed_warnings["suite"],
                                                    failed_warnings["check_name"])))

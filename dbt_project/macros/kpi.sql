@@ -1,8 +1,10 @@
 {#- The value of a KPI from its aggregated observations, by the KPI's kind. A KPI
-    with nothing to measure is null, never 0; a count (a stock) of nothing is 0. -#}
+    with nothing to measure is null, never 0; a count (a stock) or a total (a volume,
+    such as the tickets created) of nothing is 0. -#}
 {% macro kpi_value(kind, numerator, denominator, median_measure, p90_measure) -%}
     case
         when {{ kind }} = 'count' then coalesce({{ numerator }}, 0)
+        when {{ kind }} = 'total' then coalesce({{ numerator }}, 0)
         when coalesce({{ denominator }}, 0) = 0 then null
         when {{ kind }} in ('ratio', 'mean') then {{ numerator }} / {{ denominator }}
         when {{ kind }} = 'nps' then 100.0 * {{ numerator }} / {{ denominator }}
@@ -37,7 +39,7 @@
     here, so a row's first KPI always names the same others. -#}
 {% macro kpi_observation_sets() -%}
     {{ return([
-        ['FRT', 'RESP_SLA', 'CMP_RATE'],
+        ['FRT', 'RESP_SLA', 'CMP_RATE', 'TICKETS'],
         ['FCR', 'AHT'],
         ['CSAT', 'SAT_EXCELLENT', 'CSI', 'NPS'],
     ]) }}

@@ -96,8 +96,14 @@ def cmd_load(args: argparse.Namespace) -> int:
     settings = _settings(args)
     start = datetime.combine(args.date, time(), settings.tz)
     sources = [args.source] if args.source != "all" else list(SOURCES)
+    if args.dry_run:
+        return _dry_run(settings, sources, start, start + timedelta(days=1), args.format)
     with demo_systems_running(settings):
         for source in sources:
+            if settings.sources.connectors[source].kind == "none":
+                print(f"{source}: not connected (kind: none): nothing to load; the KPIs "
+                      "that need it are reported as not measured")
+                continue
             result = load(source, start, start + timedelta(days=1), settings=settings)
             print(f"{source}: {result['rows_loaded']} of {result['rows_in_delivery']} rows "
                   f"loaded into partitions {' – '.join(result['partitions'])}, "
@@ -115,6 +121,40 @@ def cmd_load(args: argparse.Namespace) -> int:
                 for row in rows.itertuples():
                     print(f"  quarantined: {row.source_file}, row {row.source_row}, "
                           f"{row.field} = {row.value!r}: {row.reason}")
+    return 0
+
+
+def _dry_run(settings: Settings, sources: list[str], start: datetime, end: datetime,
+             output: str) -> int:
+    """What loading would do, from a throw-away warehouse: nothing configured is written."""
+    from servicepulse.onboarding import dry_run_load
+    from servicepulse.sources.demo_systems import demo_systems_running
+
+    results = []
+    with demo_systems_running(settings):
+        for source in sources:
+            results.append(dry_run_load(settings, source, start, end))
+    if output == "json":
+        print(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
+        return 0
+    for r in results:
+        if not r.connected:
+            print(f"{r.source} (dry run): not connected (kind: none)")
+        else:
+            print(f"{r.source} (dry run, nothing written): {r.rows_read} rows read from "
+                  f"{r.files} file(s); {r.rows_loaded} would load into partitions "
+                  f"{' – '.join(r.partitions)}, {r.rows_quarantined} would be quarantined"
+                  + (f", {r.rows_outside_window} lie outside the window"
+                     if r.rows_outside_window else ""))
+        for q in r.quarantine:
+            print(f"  quarantined: {q['field']}: {q['reason']}: {q['rows']} row(s), e.g. "
+                  + "; ".join(q["first"]))
+        if r.new_columns:
+            print(f"  columns the contract does not know (kept in _extras): "
+                  f"{', '.join(r.new_columns)}")
+        print(f"  KPIs it makes measurable: {', '.join(r.measurable) or 'none'}")
+        for kpi, reason in r.not_measured.items():
+            print(f"  not measured: {kpi}: {reason}")
     return 0
 
 
@@ -338,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "what was loaded and quarantined"))
     load.add_argument("source", help="a source name (crm_tickets, survey_responses, ...) or all")
     load.add_argument("--date", required=True, type=_date)
+    load.add_argument("--dry-run", action="store_true",
+                      help="load into a throw-away warehouse and say what would load, what "
+                           "would be quarantined and why, and which KPIs the source makes "
+                           "measurable; nothing configured is written")
+    load.add_argument("--format", choices=["json", "table"], default="table",
+                      help="--dry-run output")
     load.set_defaults(handler=cmd_load)
 
     build = with_config(commands.add_parser(

@@ -27,8 +27,8 @@ with as_of as (
 observations as (
     -- A ticket's creation: its response time (FRT, with the minutes as measure; FRT_P90
     -- is another percentile of these: kpi_definitions.observations_of), whether it was
-    -- answered within the SLA once that is known (RESP_SLA), and the ticket as CMP_RATE's
-    -- denominator.
+    -- answered within the SLA once that is known (RESP_SLA), the ticket as CMP_RATE's
+    -- denominator, and as one of the period's service requests (TICKETS).
     select
         created_at_local as observed_at_local,
         {{ observed_kpi_ids('FRT') }},
@@ -45,7 +45,9 @@ observations as (
         end as double precision) as denominator_2,
         cast(0 as double precision) as numerator_3,
         cast(1 as double precision) as denominator_3,
-        {{ empty_kpi_observation_slots(4) }}
+        cast(1 as double precision) as numerator_4,
+        cast(1 as double precision) as denominator_4,
+        {{ empty_kpi_observation_slots(5) }}
         cast(first_response_minutes as double precision) as measure,
         {{ dimension_columns(ticket_dimensions) }}
     from {{ tickets }} as tickets

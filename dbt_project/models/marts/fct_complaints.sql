@@ -1,5 +1,5 @@
 {{ config(materialized='incremental', unique_key='complaint_id', incremental_strategy='delete+insert',
-          on_schema_change='fail') }}
+          on_schema_change='append_new_columns') }}
 -- Grain: one row per complaint (latest version), with its step durations, its
 -- working-day deadlines (dim_dates) and the attributes of its customer and ticket.
 -- A complaint takes attributes from its ticket and its customer.
@@ -84,6 +84,13 @@ select
     deadlines.callback_deadline_date,
     coalesce(cast(deadlines.callback_at_local as date) <= deadlines.callback_deadline_date, false)
         as is_called_back_by_deadline,
+    -- When the item left the backlog: its resolution; a source that delivers a closed
+    -- status without a closing time closes it at the version that says so (catalogue:
+    -- BACKLOG; a 311 export, say).
+    coalesce(deadlines.resolved_at_local,
+             case when deadlines.status in ('resolved', 'closed')
+                  then {{ to_reporting_tz('deadlines.updated_at') }} end)
+        as left_backlog_at_local,
     deadlines.loaded_at,
     {{ build_started_at() }} as built_at
 from deadlines

@@ -1,5 +1,5 @@
 {{ config(materialized='incremental', unique_key='ticket_id', incremental_strategy='delete+insert',
-          on_schema_change='fail') }}
+          on_schema_change='append_new_columns') }}
 -- Grain: one row per ticket (latest version), with its customer's attributes, its
 -- working-day deadlines (dim_dates) and the measures every ticket KPI is built from.
 -- A ticket takes attributes from its customer.
@@ -84,6 +84,14 @@ select
             then deadlines.delivered_at <= deadlines.promised_at
         else cast(deadlines.delivered_at_local as date) <= deadlines.promised_date
     end as is_delivered_on_time,
+    -- When the item left the backlog: its resolution; a source that delivers a closed
+    -- status without a closing time closes it at the version that says so (catalogue:
+    -- BACKLOG; a 311 export, say).
+    coalesce(deadlines.resolved_at_local,
+             case when deadlines.status in ('resolved', 'closed')
+                  then coalesce(deadlines.closed_at_local,
+                                {{ to_reporting_tz('deadlines.updated_at') }}) end)
+        as left_backlog_at_local,
     deadlines.loaded_at,
     {{ build_started_at() }} as built_at
 from deadlines

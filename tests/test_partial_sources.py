@@ -1,0 +1,80 @@
+"""Sources that deliver less than the contract describes, onboarded by configuration.
+
+The hand-made known-answer data set (tests/known_answers.py), changed the way real
+exports differ: the complaint system exports no solution time, and the CRM closes a
+ticket by status without a closing time. Expected figures are worked out from the
+rows in the comments.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from servicepulse.coverage import not_measured, source_gaps
+from servicepulse.settings import ConfigError
+from tests import known_answers
+from tests.conftest import settings_for
+from tests.kpi_harness import UNTIL, kpis, load_and_build
+
+
+def _without_column(csv_text: str, column: str) -> str:
+    lines = csv_text.strip("\n").split("\n")
+    index = lines[0].split(",").index(column)
+    return "\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != index)
+                     for line in lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("partial")
+    sources = known_answers.write(folder / "sources")
+    (sources / "complaints.csv").write_text(
+        _without_column(known_answers.COMPLAINTS, "solution_at"), encoding="utf-8")
+    # T4 (created Wednesday 18 Nov 08:00, open) is closed by the CRM on Friday 20 Nov at
+    # 10:00, by status alone: no resolution or closing time comes with it.
+    with (sources / "crm_tickets.csv").open("a", encoding="utf-8") as tickets:
+        tickets.write("T4,C2,phone,installation,d_b,B2,general,2026-11-18T08:00:00+08:00,"
+                      ",,,,,closed,,,2026-11-20T10:00:00+08:00\n")
+    settings = settings_for(folder, sources, **{"sources.connectors": {
+        "complaints": {"location": "complaints.csv", "mapping": {"absent": ["solution_at"]}}}})
+    load_and_build(settings, UNTIL)
+    return settings
+
+
+def test_a_kpi_whose_input_the_source_lacks_is_not_measured(partial):
+    week = kpis(partial, "2026-W47")
+    solution = week["CMP_SOLUTION_24H"]
+    assert solution["status"] == "not_measured"
+    assert solution["reason"] == "complaints source has no solution_at"
+    assert solution["value"] is None and solution["denominator"] is None
+    # What the complaints do deliver is still measured: P1 (received Tuesday 17 Nov
+    # 09:00, classified 09:10) was classified within 30 minutes; P2 (Sunday 20:00,
+    # classified 20:20) too: 2 of 2.
+    classify = week["STEP_CLASSIFY_30M"]
+    assert (classify["numerator"], classify["denominator"]) == (2, 2)
+    assert classify["status"] == "green"
+
+
+def test_the_configuration_and_the_marts_give_the_same_reasons(partial):
+    week = kpis(partial, "2026-W47")
+    from_marts = {kpi: entry["reason"] for kpi, entry in week.items()
+                  if entry["status"] == "not_measured"}
+    assert from_marts == not_measured(partial) == {
+        "CMP_SOLUTION_24H": "complaints source has no solution_at"}
+
+
+def test_a_closed_status_without_a_closing_time_closes_the_backlog_item(partial):
+    # Open at the end of Thursday 19 Nov: T4 (created 18 Nov) and T12 (reopened 13 Oct).
+    assert kpis(partial, "2026-11-19")["BACKLOG"]["value"] == 2
+    # Friday 20 Nov 10:00 the CRM says T4 is closed: only T12 is open at the day's end.
+    assert kpis(partial, "2026-11-20")["BACKLOG"]["value"] == 1
+
+
+def test_absent_must_name_an_optional_contract_field(tmp_path):
+    sources = known_answers.write(tmp_path / "sources")
+    for absent, words in ((["solution_time"], "not a field of the complaints contract"),
+                          (["received_at"], "is required")):
+        settings = settings_for(tmp_path, sources, **{"sources.connectors": {
+            "complaints": {"location": "complaints.csv", "mapping": {"absent": absent}}}})
+        with pytest.raises(ConfigError, match=words):
+            source_gaps(settings)

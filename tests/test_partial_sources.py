@@ -28,15 +28,25 @@ def _without_column(csv_text: str, column: str) -> str:
 def partial(tmp_path_factory):
     folder = tmp_path_factory.mktemp("partial")
     sources = known_answers.write(folder / "sources")
+    # The complaint system records no classification or solution time, but its own
+    # verdict on classification (是/否): P1 in time, P2 late, P3 not yet, P4, P5 in time.
+    complaints = _without_column(_without_column(known_answers.COMPLAINTS, "solution_at"),
+                                 "classified_at").strip("\n").split("\n")
+    verdicts = ["分类及时", "是", "否", "", "是", "是"]
     (sources / "complaints.csv").write_text(
-        _without_column(known_answers.COMPLAINTS, "solution_at"), encoding="utf-8")
+        "\n".join(f"{line},{verdict}" for line, verdict in zip(complaints, verdicts,
+                                                                strict=True)) + "\n",
+        encoding="utf-8")
     # T4 (created Wednesday 18 Nov 08:00, open) is closed by the CRM on Friday 20 Nov at
     # 10:00, by status alone: no resolution or closing time comes with it.
     with (sources / "crm_tickets.csv").open("a", encoding="utf-8") as tickets:
         tickets.write("T4,C2,phone,installation,d_b,B2,general,2026-11-18T08:00:00+08:00,"
                       ",,,,,closed,,,2026-11-20T10:00:00+08:00\n")
     settings = settings_for(folder, sources, **{"sources.connectors": {
-        "complaints": {"location": "complaints.csv", "mapping": {"absent": ["solution_at"]}}}})
+        "complaints": {"location": "complaints.csv", "mapping": {
+            "columns": {"分类及时": "classified_in_time"},
+            "values": {"classified_in_time": {"是": "true", "否": "false"}},
+            "absent": ["classified_at", "solution_at"]}}}})
     load_and_build(settings, UNTIL)
     return settings
 
@@ -47,12 +57,17 @@ def test_a_kpi_whose_input_the_source_lacks_is_not_measured(partial):
     assert solution["status"] == "not_measured"
     assert solution["reason"] == "complaints source has no solution_at"
     assert solution["value"] is None and solution["denominator"] is None
-    # What the complaints do deliver is still measured: P1 (received Tuesday 17 Nov
-    # 09:00, classified 09:10) was classified within 30 minutes; P2 (Sunday 20:00,
-    # classified 20:20) too: 2 of 2.
+    # The system's own verdict stands in for the missing classification time: of the
+    # week's complaints, P1 (Tuesday 17 Nov) was classified in time, P2 (Sunday 22 Nov)
+    # was not: 1 of 2, red (target 95 %).
     classify = week["STEP_CLASSIFY_30M"]
-    assert (classify["numerator"], classify["denominator"]) == (2, 2)
-    assert classify["status"] == "green"
+    assert (classify["numerator"], classify["denominator"]) == (1, 2)
+    assert classify["status"] == "red"
+    # Dispatch is measured from its own time: P1 (received 09:00, no classification
+    # time, so due 90 minutes after receipt) dispatched 09:40; P2 never, and by the
+    # data's as-of moment (Monday 23 Nov 08:00) its deadline (Sunday 21:30) had passed.
+    dispatch = week["STEP_DISPATCH_1H"]
+    assert (dispatch["numerator"], dispatch["denominator"]) == (1, 2)
 
 
 def test_the_configuration_and_the_marts_give_the_same_reasons(partial):

@@ -187,7 +187,7 @@ aggregated as (
 definitions as (
     select
         kpi_definitions.*,
-        {{ kpi_not_measured_reason('kpi_definitions.requires') }} as not_measured_reason
+        {{ kpi_not_measured_reason('kpi_definitions.kpi_id') }} as not_measured_reason
     from {{ ref('kpi_definitions') }} as kpi_definitions
 ),
 
@@ -243,8 +243,7 @@ slices as (
         {%- do rules.append(row | join('|')) %}
     {%- endfor %}
     {%- do rules.append(tojson(var('std_compliance_weights'))) %}
-    {%- do rules.append(tojson(var('unconnected_sources'))) %}
-    {%- do rules.append(tojson(var('absent_fields'))) %}
+    {%- do rules.append(tojson(var('kpis_not_measured'))) %}
     {%- do rules.append(tojson(var('composite_weights'))) %}
     {{- return(local_md5(rules | join('\n'))) }}
 {% endmacro %}
@@ -330,28 +329,18 @@ slices as (
     {%- endif %}
 {% endmacro %}
 
-{#- Why a KPI cannot be measured, from its requires (source.field, space-separated;
-    seed kpi_definitions) and what the configuration says the sources lack (vars
-    unconnected_sources and absent_fields, set by servicepulse from the connectors);
-    null when it can. -#}
-{% macro kpi_not_measured_reason(requires) -%}
-    {%- set reasons = [] -%}
-    {%- for source in var('unconnected_sources') -%}
-        {%- do reasons.append(("' ' || " ~ requires ~ " like '% " ~ source ~ ".%'",
-                               "no " ~ source ~ " source is connected")) -%}
-    {%- endfor -%}
-    {%- for source, fields in var('absent_fields').items() -%}
-        {%- for field in fields -%}
-            {%- do reasons.append(("' ' || " ~ requires ~ " || ' ' like '% " ~ source ~ "." ~ field ~ " %'",
-                                   source ~ " source has no " ~ field)) -%}
-        {%- endfor -%}
-    {%- endfor -%}
+{#- Why a KPI cannot be measured with the configured sources, or null: var
+    kpis_not_measured (KPI id -> reason), which servicepulse computes from each KPI's
+    requires (seed kpi_definitions) and what the connectors say the sources lack
+    (servicepulse.coverage). Run by hand without it, every KPI is measured. -#}
+{% macro kpi_not_measured_reason(kpi_id) -%}
+    {%- set reasons = var('kpis_not_measured') -%}
     {%- if reasons -%}
-        nullif(concat_ws('; '
-        {%- for condition, reason in reasons -%}
-            , case when {{ condition }} then {{ typed_literal(reason, 'varchar') }} end
-        {%- endfor -%}
-        ), '')
+        case {{ kpi_id }}
+        {%- for kpi, reason in reasons.items() %}
+            when {{ typed_literal(kpi, 'varchar') }} then {{ typed_literal(reason | replace("'", "''"), 'varchar') }}
+        {%- endfor %}
+        end
     {%- else -%}
         cast(null as varchar)
     {%- endif -%}

@@ -4,8 +4,8 @@ Every KPI declares the source fields it needs (``requires`` in the dbt seed
 kpi_definitions, the one definition of each KPI); the configuration says what a
 source lacks (a connector of kind ``none``: the organisation has no such system;
 ``mapping.absent``: the system has no such field). A KPI that needs what is missing
-is *not measured*: the KPI marts give it no value and the reason (dbt macro
-kpi_not_measured_reason, fed by the vars this module computes), never 0 %.
+is *not measured*: the KPI marts give it no value and the reason computed here (dbt
+var kpis_not_measured, macro kpi_not_measured_reason), never 0 %.
 """
 
 from __future__ import annotations
@@ -26,17 +26,26 @@ class SourceGaps:
     unconnected: tuple[str, ...]              # sources of kind none
     absent: dict[str, tuple[str, ...]]        # source -> fields it does not deliver
 
-    def dbt_vars(self) -> dict[str, object]:
-        return {"unconnected_sources": list(self.unconnected),
-                "absent_fields": {source: list(fields) for source, fields in self.absent.items()}}
+    def lacks(self, item: str) -> str | None:
+        """Why input ``item`` (source.field) cannot be had, or None when it can."""
+        source, _, field = item.partition(".")
+        if source in self.unconnected:
+            return f"no {source} source is connected"
+        if field in self.absent.get(source, ()):
+            return f"{source} source has no {field}"
+        return None
 
     def reasons(self, requires: list[str]) -> list[str]:
-        """Why inputs ``requires`` (source.field) cannot be had; the wording of the
-        dbt macro kpi_not_measured_reason, in its order."""
-        found = [f"no {source} source is connected" for source in self.unconnected
-                 if any(item.startswith(f"{source}.") for item in requires)]
-        found += [f"{source} source has no {field}" for source, fields in self.absent.items()
-                  for field in fields if f"{source}.{field}" in requires]
+        """Why a KPI that requires these inputs cannot be measured (empty: it can).
+        An input written ``a|b`` is had when either alternative is (a source's own
+        outcome flag standing in for the timestamps, say)."""
+        found: list[str] = []
+        for requirement in requires:
+            missing = [self.lacks(item) for item in requirement.split("|")]
+            if all(missing):
+                for reason in missing[:1]:
+                    if reason not in found:
+                        found.append(reason)
         return found
 
 
@@ -49,11 +58,16 @@ def source_gaps(settings: Settings) -> SourceGaps:
         if connector.kind == "none":
             unconnected.append(source)
             continue
-        if not connector.mapping.absent:
-            continue
         contract = contracts.get(source)
         known = {c.name: c for c in contract.columns} if contract else {}
-        for field in connector.mapping.absent:
+        mapping = connector.mapping
+        # An optional field (a system's own outcome flag) is used only where the
+        # mapping names it.
+        named = {f for column in mapping.columns for f in mapping.fields_of(column)} | \
+            set(mapping.constants) | set(mapping.defaults)
+        unnamed_optional = [name for name, column in known.items()
+                            if column.optional and name not in named]
+        for field in mapping.absent:
             if field not in known:
                 raise ConfigError(f"sources.connectors.{source}.mapping.absent: {field!r} is "
                                   f"not a field of the {source} contract "
@@ -61,7 +75,8 @@ def source_gaps(settings: Settings) -> SourceGaps:
             if known[field].required:
                 raise ConfigError(f"sources.connectors.{source}.mapping.absent: {field!r} is "
                                   f"required: a {source} source must deliver it")
-        absent[source] = tuple(sorted(connector.mapping.absent))
+        if mapping.absent or unnamed_optional:
+            absent[source] = tuple(sorted({*mapping.absent, *unnamed_optional}))
     return SourceGaps(tuple(unconnected), absent)
 
 
@@ -70,6 +85,11 @@ def kpi_requirements(path: Path = KPI_DEFINITIONS) -> dict[str, list[str]]:
     """KPI id -> the source fields it requires, from the seed."""
     with path.open(encoding="utf-8", newline="") as handle:
         return {row["kpi_id"]: row["requires"].split() for row in csv.DictReader(handle)}
+
+
+def dbt_vars(settings: Settings) -> dict[str, object]:
+    """What dbt needs to report the KPIs the sources cannot measure."""
+    return {"kpis_not_measured": not_measured(settings)}
 
 
 def not_measured(settings: Settings) -> dict[str, str]:

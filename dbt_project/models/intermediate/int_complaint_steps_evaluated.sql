@@ -5,7 +5,7 @@
 -- report's breach count always equals its KPI tile's misses.
 --
 -- Minute deadlines (classify, dispatch, solution) are instants and lateness is elapsed
--- time; working-day deadlines (close, callback) end with their local deadline day.
+-- time (unknown where only the system's own verdict on the step is recorded); working-day deadlines (close, callback) end with their local deadline day.
 -- anchored_at_local is the moment that decides the KPI's period (catalogue
 -- attribution rules): receipt, or resolution for the callback.
 {#- Each step reads the complaints through its own subquery, not a shared CTE (see
@@ -21,9 +21,10 @@ steps as (
            {{ to_reporting_tz('classify_due_at') }} as due_at_local,
            {{ to_reporting_tz('classified_at') }} as done_at_local,
            is_classified_in_30_minutes as is_met,
-           {{ outcome_known('classified_at is not null', 'classify_due_at', 'data_as_of') }}
+           {{ outcome_known('(classified_at is not null or classified_in_time is not null)', 'classify_due_at', 'data_as_of') }}
                as is_outcome_known,
-           {{ minutes_between('classify_due_at', 'coalesce(classified_at, data_as_of)') }}
+           case when classified_at is null and classified_in_time is not null then null else
+               {{ minutes_between('classify_due_at', 'coalesce(classified_at, data_as_of)') }} end
                as minutes_past_due,
            {{ dimension_columns() }}
     from {{ complaints }} as complaints
@@ -32,8 +33,9 @@ steps as (
     select complaint_id, 'dispatch', 'STEP_DISPATCH_1H', received_at_local,
            {{ to_reporting_tz('dispatch_due_at') }}, {{ to_reporting_tz('dispatched_at') }},
            is_dispatched_in_1_hour,
-           {{ outcome_known('dispatched_at is not null', 'dispatch_due_at', 'data_as_of') }},
-           {{ minutes_between('dispatch_due_at', 'coalesce(dispatched_at, data_as_of)') }},
+           {{ outcome_known('(dispatched_at is not null or dispatched_in_time is not null)', 'dispatch_due_at', 'data_as_of') }},
+           case when dispatched_at is null and dispatched_in_time is not null then null else
+               {{ minutes_between('dispatch_due_at', 'coalesce(dispatched_at, data_as_of)') }} end,
            {{ dimension_columns() }}
     from {{ complaints }} as complaints
 
@@ -41,8 +43,9 @@ steps as (
     select complaint_id, 'solution', 'CMP_SOLUTION_24H', received_at_local,
            {{ to_reporting_tz('solution_due_at') }}, {{ to_reporting_tz('solution_at') }},
            has_solution_in_24_hours,
-           {{ outcome_known('solution_at is not null', 'solution_due_at', 'data_as_of') }},
-           {{ minutes_between('solution_due_at', 'coalesce(solution_at, data_as_of)') }},
+           {{ outcome_known('(solution_at is not null or solution_in_time is not null)', 'solution_due_at', 'data_as_of') }},
+           case when solution_at is null and solution_in_time is not null then null else
+               {{ minutes_between('solution_due_at', 'coalesce(solution_at, data_as_of)') }} end,
            {{ dimension_columns() }}
     from {{ complaints }} as complaints
 

@@ -21,7 +21,9 @@ select
     complaints.received_at_local,
     steps.due_at_local,
     steps.done_at_local,
-    steps.done_at_local is null as is_still_undone,
+    -- Where the system gives only its verdict on the step (no time), whether and when
+    -- it was done is unknown: neither "still undone" nor a lateness is claimed.
+    steps.done_at_local is null and steps.minutes_past_due is not null as is_still_undone,
     -- Late by: until done, or until the data's as-of moment while still undone.
     steps.minutes_past_due as minutes_late,
     steps.department,

@@ -58,13 +58,24 @@ select
     {{ minutes_between('deadlines.classified_at', 'deadlines.dispatched_at') }} as minutes_to_dispatch,
     {{ minutes_between('deadlines.received_at', 'deadlines.solution_at') }} as minutes_to_solution,
     -- Step deadlines of the complaint process (catalogue: STEP_SLA, CMP_SOLUTION_24H).
-    -- A step not taken yet counts as missed.
-    coalesce({{ minutes_between('deadlines.received_at', 'deadlines.classified_at') }} <= 30, false)
+    -- A step not taken yet counts as missed. Where the system records no time for a
+    -- step but its own verdict (classified_in_time ...), the verdict decides.
+    coalesce({{ minutes_between('deadlines.received_at', 'deadlines.classified_at') }} <= 30,
+             deadlines.classified_in_time, false)
         as is_classified_in_30_minutes,
-    coalesce({{ minutes_between('deadlines.classified_at', 'deadlines.dispatched_at') }} <= 60, false)
+    -- Dispatch is due an hour after classification, or after classification was due
+    -- (dispatch_due_at below): a source without classification times can be measured.
+    coalesce(deadlines.dispatched_at <= coalesce(deadlines.classified_at,
+                                                 deadlines.received_at + interval '30 minute')
+                                        + interval '60 minute',
+             deadlines.dispatched_in_time, false)
         as is_dispatched_in_1_hour,
-    coalesce({{ minutes_between('deadlines.received_at', 'deadlines.solution_at') }} <= 24 * 60, false)
+    coalesce({{ minutes_between('deadlines.received_at', 'deadlines.solution_at') }} <= 24 * 60,
+             deadlines.solution_in_time, false)
         as has_solution_in_24_hours,
+    deadlines.classified_in_time,
+    deadlines.dispatched_in_time,
+    deadlines.solution_in_time,
     -- Step deadlines as instants; whether a missing step is already missed depends on
     -- the data's as-of moment and is decided in int_kpi_observations_unioned. The
     -- dispatch clock starts at classification, or when classification was due.

@@ -1,5 +1,5 @@
 {{ config(materialized='incremental', unique_key='complaint_id', incremental_strategy='delete+insert',
-          on_schema_change='fail') }}
+          on_schema_change='append_new_columns') }}
 -- A table, not a view: the facts, their tests and the data's as-of moment read the
 -- latest versions several times, and ranking every version of a large source each
 -- time cost more than the rest of the build (latest_version: incremental by key).
@@ -22,6 +22,10 @@ select
     solution_at,
     resolved_at,
     callback_at,
+    -- The system's own verdict on a step, where it records one (contract: optional).
+    classified_in_time,
+    dispatched_in_time,
+    solution_in_time,
     {{ to_reporting_tz('received_at') }} as received_at_local,
     {{ to_reporting_tz('resolved_at') }} as resolved_at_local,
     {{ to_reporting_tz('callback_at') }} as callback_at_local,

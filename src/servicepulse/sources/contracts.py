@@ -16,13 +16,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-ColumnType = Literal["text", "integer", "number", "timestamp"]
+ColumnType = Literal["text", "integer", "number", "timestamp", "boolean"]
 
 SQL_TYPES: dict[str, str] = {
     "text": "VARCHAR",
     "integer": "BIGINT",
     "number": "DOUBLE PRECISION",
     "timestamp": "TIMESTAMPTZ",
+    "boolean": "BOOLEAN",
 }
 DEFAULT_CONTRACTS_FILE = Path(__file__).resolve().parents[3] / "config" / "contracts.yaml"
 
@@ -37,6 +38,9 @@ class Column(BaseModel):
     name: str
     type: ColumnType = "text"
     required: bool = False          # the column must exist in the delivery
+    # A source may lack it without saying so (a system's own outcome flag, used only
+    # where the mapping names it); other columns a source lacks must be listed absent.
+    optional: bool = False
     not_null: bool = False          # and every row must have a value
     allowed: tuple[str, ...] = ()   # vocabulary, for enum columns
 

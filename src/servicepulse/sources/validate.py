@@ -69,7 +69,7 @@ def missing_fields(contract: SourceContract, mapping: SourceMapping,
             continue
         if column.required:
             required.append(column.name)
-        elif column.name not in mapping.absent:
+        elif column.name not in mapping.absent and not column.optional:
             undeclared.append(column.name)
     return required, undeclared
 
@@ -151,6 +151,10 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
             expression = (f"case when isfinite(try_cast({value} as double)) "
                           f"then try_cast({value} as double) end")
             type_error = "not a number"
+        elif column.type == "boolean":
+            expression = (f"case when lower({value}) in ('true', 't', 'yes', 'y', '1') then true "
+                          f"when lower({value}) in ('false', 'f', 'no', 'n', '0') then false end")
+            type_error = "not true or false (map the source's words under mapping.values)"
         elif column.type == "timestamp":
             expression, type_error = _timestamp(value, column.name, mapping, timezone,
                                                 reporting_timezone)

@@ -33,6 +33,9 @@ OPEN_STATUSES = {"Open", "Assigned", "In Progress", "Started", "Pending"}
 # The KPIs a 311 ticket export cannot support, and the one reason each must give.
 NOT_MEASURABLE = {
     "FRT": "crm_tickets source has no first_response_at",
+    # Due N working days after creation by priority: a source without priorities
+    # gives no due day (a mapping could set constants: {priority: general}).
+    "RES_RATE": "crm_tickets source has no priority",
     "RESP_SLA": "crm_tickets source has no first_response_at",
     "FCR": "crm_tickets source has no contacts_to_resolve",
     "AHT": "crm_tickets source has no handle_seconds",

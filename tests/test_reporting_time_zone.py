@@ -93,6 +93,8 @@ def test_every_dbt_unit_test_pins_its_zone_and_that_zones_span():
         ZoneInfo(pinned["reporting_timezone"])
         assert "reporting_utc_offset_span" in pinned, (
             f"{where} does not pin reporting_utc_offset_span (null or its zone's span)")
+        # Which KPIs the configured sources cannot measure blanks their values.
+        assert pinned.get("kpis_not_measured") == {}, f"{where} does not pin kpis_not_measured"
         span = pinned["reporting_utc_offset_span"]
         if span is not None:
             assert span == reporting_utc_offset_span(pinned["reporting_timezone"], AROUND), where

@@ -100,11 +100,12 @@ def cmd_load(args: argparse.Namespace) -> int:
         return _dry_run(settings, sources, start, start + timedelta(days=1), args.format)
     with demo_systems_running(settings):
         for source in sources:
+            # A source that is not connected still gets its (empty) raw table.
+            result = load(source, start, start + timedelta(days=1), settings=settings)
             if settings.sources.connectors[source].kind == "none":
                 print(f"{source}: not connected (kind: none): nothing to load; the KPIs "
                       "that need it are reported as not measured")
                 continue
-            result = load(source, start, start + timedelta(days=1), settings=settings)
             print(f"{source}: {result['rows_loaded']} of {result['rows_in_delivery']} rows "
                   f"loaded into partitions {' – '.join(result['partitions'])}, "
                   f"{result['rows_quarantined']} quarantined, {result['files']} file(s)"

@@ -202,6 +202,9 @@ def kpi_document(settings: Settings, warehouse: Warehouse, period: Period,
     """The KPIs of one period in the stable JSON shape of `servicepulse kpis`: for the
     organisation or one department ("kpis"), or for every value of a dimension
     ("by" and "slices": value -> KPIs)."""
+    if not warehouse.table_exists(settings.warehouse.schema("marts"), KPI_TABLES[period.kind]):
+        raise PeriodError("the warehouse has no KPI marts yet: run `servicepulse build` "
+                          "(or `servicepulse run --date …`) first")
     if department and by:
         raise PeriodError("--by cannot be combined with --department: the KPI marts cut "
                           "by one dimension at a time")

@@ -10,7 +10,9 @@ with changes as (
     select max(updated_at) from {{ ref('stg_complaints__complaints') }}
 )
 
+-- The local time of the newest instant, not the newest local time: in the hour a zone
+-- repeats when its clocks go back, a later instant can have an earlier wall time.
 select
     max(updated_at) as data_as_of,
-    max({{ to_reporting_tz('updated_at') }}) as data_as_of_local
+    {{ to_reporting_tz('max(updated_at)') }} as data_as_of_local
 from changes

@@ -26,7 +26,11 @@ def kpi_table_suite(scope, name: str, step: str, flag_jumps: bool = True):
         name,
         not_null("period_start"),
         not_null("kpi_id"),
-        not_null("denominator"),
+        # A KPI the sources cannot measure (not_measured_reason) has no denominator.
+        no_rows("denominator_not_null",
+                "select * from {batch} where denominator is null "
+                "and not_measured_reason is null",
+                "Every measured KPI says what it was measured over.", key="kpi_id"),
         # CMP_RATE divides complaints by tickets, two populations: an agent's day can
         # bring two complaints and one new ticket. Every other rate counts a subset.
         no_rows("rates_within_0_1",

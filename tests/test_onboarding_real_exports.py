@@ -280,3 +280,30 @@ def test_a_date_without_time_stays_that_local_date(tmp_path):
         (date(2023, 4, 5), 0, 0), (date(2023, 4, 30), 0, 0)]
     # The delivered text is kept beside the mapped value.
     assert json.loads(frame["_original"][1])["date"] == "04/30/2023"
+
+
+def test_the_quality_gate_passes_on_what_the_export_has(onboarded):
+    """Great Expectations on the onboarded export, for the day it was loaded: no check
+    of a field the source lacks by configuration (customer_id, priority ...), no suite of
+    a system that is not connected, and every other check runs and passes."""
+    from servicepulse.quality.runner import run_checks
+
+    export, rows, settings, _ = onboarded
+    last_day = max(_version(row, export) for row in rows).date()
+    end = datetime.combine(last_day + timedelta(days=1), time(), settings.tz)
+    report = run_checks(settings, "onboarding", end - timedelta(days=1), end)
+    suites = {result.suite for result in report.results}
+    assert "raw_crm_tickets" in suites and "marts_kpi_weekly" in suites
+    assert not suites & {"raw_complaints", "raw_survey_responses", "raw_audits",
+                         "raw_crm_customers"}
+    checks = {result.check for result in report.results if result.suite == "raw_crm_tickets"}
+    assert "ticket_id_not_null" in checks and "customer_id_not_null" not in checks
+    failed = {(r.suite, r.check) for r in report.results
+              if not r.success and r.severity == "critical"}
+    newest = max(_version(row, export) for row in rows)
+    if newest.hour < 24 - 6:
+        # A true finding, not a defect of onboarding: the extract stops hours before its
+        # day ends (the 2023 one at noon), more than crm_tickets' 6 h freshness lag.
+        assert failed == {("raw_crm_tickets", "freshness")}
+    else:
+        assert failed == set()

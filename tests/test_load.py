@@ -5,6 +5,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -352,3 +353,48 @@ def test_landed_deliveries_expire_after_the_retention(tmp_path, settings):
     latest = _load(short, "audits", day=14)
     assert not old_copy.exists() and not old_manifest.exists()   # 4 days: expired
     assert Path(latest.files[0]["path"]).exists() and Path(latest.manifest).exists()
+
+
+def test_constants_defaults_patterns_and_one_column_into_several(tmp_path):
+    """A hotline's export: one channel (a constant), priority only for urgent calls (a
+    default for the rest), statuses in its own words (a pattern), one closing time that
+    is both resolution and closing, no version column (a fallback)."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "hotline.csv").write_text(
+        "Call,Opened,Done,Team,Urgent,State\n"
+        "H1,2026-11-16 09:00,2026-11-16 10:00,d_a,urgent,Closed - fixed\n"
+        "H2,2026-11-16 11:00,,d_b,,In progress (waiting)\n"
+        "H3,2026-11-16 12:00,,d_b,,Gone fishing\n", encoding="utf-8")
+    settings = settings_for(tmp_path, sources, **{"sources.connectors": {"crm_tickets": {
+        "location": "hotline.csv",
+        "mapping": {
+            "timezone": "Asia/Shanghai",
+            "timestamp_formats": {"*": ["%Y-%m-%d %H:%M"]},
+            "columns": {"Call": "ticket_id", "Opened": "created_at",
+                        "Done": ["resolved_at", "closed_at"], "Team": "department",
+                        "Urgent": "priority", "State": "status"},
+            "constants": {"channel": "phone"},
+            "defaults": {"priority": "general"},
+            "fallbacks": {"updated_at": ["closed_at", "created_at"]},
+            "value_patterns": {"status": {"Closed.*": "closed", "In progress.*": "open"}},
+            "absent": ["customer_id", "service_type", "agent_id", "first_response_at",
+                       "contacts_to_resolve", "handle_seconds", "promised_at",
+                       "delivered_at"]}}}})
+    result = _load(settings, "crm_tickets", day=23)
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
+    with connected(settings) as warehouse:
+        rows = warehouse.fetch_frame(
+            "select ticket_id, channel, priority, status, resolved_at, closed_at, updated_at, "
+            "created_at, _original from raw.crm_tickets order by ticket_id")
+        (bad,) = _quarantine(settings)
+    h1, h2 = rows.to_dict("records")
+    assert (h1["channel"], h1["priority"], h1["status"]) == ("phone", "urgent", "closed")
+    assert (h2["channel"], h2["priority"], h2["status"]) == ("phone", "general", "open")
+    assert h1["resolved_at"] == h1["closed_at"] == h1["updated_at"]       # 10:00 local
+    assert h1["updated_at"].isoformat() == "2026-11-16T02:00:00+00:00"
+    assert h2["updated_at"] == h2["created_at"] and h2["resolved_at"] is pd.NaT
+    assert json.loads(h1["_original"])["State"] == "Closed - fixed"
+    # A status no rule knows is quarantined with its row and value; the rest load.
+    assert (bad["source_row"], bad["field"], bad["value"]) == (4, "status", "Gone fishing")
+    assert bad["reason"] == "not one of open, resolved, closed"

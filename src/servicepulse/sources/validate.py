@@ -132,11 +132,12 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
     # rewrites or parses, kept beside the mapped value.
     rewritten = {name for rule in (mapping.values, mapping.value_patterns,
                                    mapping.timestamp_formats) for name in rule}
+    if "*" in mapping.timestamp_formats:
+        rewritten |= {c.name for c in contract.columns if c.type == "timestamp"}
     originals = tuple(
         name for name in delivered if name not in extras and name != UNREADABLE
         and name != ROW_COLUMN and (mapping.fields_of(name) != [name]
-                                    or set(mapping.fields_of(name)) & rewritten
-                                    or "*" in mapping.timestamp_formats))
+                                    or set(mapping.fields_of(name)) & rewritten))
     selects.append(_json_of(originals) + " as _original")
 
     typed, errors = [], []

@@ -6,6 +6,9 @@
 --
 -- Minute deadlines (classify, dispatch, solution) are instants and lateness is elapsed
 -- time (unknown where only the system's own verdict on the step is recorded); working-day deadlines (close, callback) end with their local deadline day.
+-- Lateness is elapsed time between instants for every step: between local wall times
+-- it would be an hour off across a daylight-saving change (resolved_at_local goes back
+-- to an instant; only inside the hour a zone repeats is that ambiguous).
 -- anchored_at_local is the moment that decides the KPI's period (catalogue
 -- attribution rules): receipt, or resolution for the callback.
 {#- Each step reads the complaints through its own subquery, not a shared CTE (see
@@ -54,8 +57,8 @@ steps as (
            cast(close_deadline_date + interval '1 day' as timestamp), resolved_at_local,
            is_closed_by_deadline,
            {{ outcome_known('is_resolved', "close_deadline_date + interval '1 day'", 'data_as_of_local') }},
-           {{ minutes_between("cast(close_deadline_date + interval '1 day' as timestamp)",
-                              'coalesce(resolved_at_local, data_as_of_local)') }},
+           {{ minutes_between(from_reporting_tz("cast(close_deadline_date + interval '1 day' as timestamp)"),
+                              'coalesce(' ~ from_reporting_tz('resolved_at_local') ~ ', data_as_of)') }},
            {{ dimension_columns() }}
     from {{ complaints }} as complaints
 
@@ -64,8 +67,8 @@ steps as (
            cast(callback_deadline_date + interval '1 day' as timestamp), callback_at_local,
            is_called_back_by_deadline,
            {{ outcome_known('callback_at is not null', "callback_deadline_date + interval '1 day'", 'data_as_of_local') }},
-           {{ minutes_between("cast(callback_deadline_date + interval '1 day' as timestamp)",
-                              'coalesce(callback_at_local, data_as_of_local)') }},
+           {{ minutes_between(from_reporting_tz("cast(callback_deadline_date + interval '1 day' as timestamp)"),
+                              'coalesce(callback_at, data_as_of)') }},
            {{ dimension_columns() }}
     from {{ complaints }} as complaints
     where is_resolved

@@ -45,6 +45,8 @@ SAT_EXCELLENT (satisfaction ≥ 4.5) = {S1} / 4 = 0.25 (W46: S0 is 4 → 0/1).
 BACKLOG at the end of W47 (Mon 23 Nov 00:00): T4 (open since 18 Nov 08:00: 4.7 days,
 3–5 d), T6 (since 23:30: < 1 d), P2 (since 20:00: < 1 d), T12 (reopened October
 ticket: > 5 d) = 4. End of W46: T12 only.
+TICKETS, the service requests created in W47: T1 T2 T3 T4 T5 (Mon 01:30 local) T6 = 6
+(CMP_RATE's denominator); W46: T0 = 1.
 Audits in W47: AU1, a process audit scoring 8 + 8.5 + 9 = 25.5 → TPS 25.5 (green, ≥ 24);
 no mystery-shopper visit → TDS null with denominator 0.
 Department d_a, W47: tickets T1 T2 T5 → RESP_SLA 2/3; surveys S1 (5), S2 (2) and S5
@@ -90,6 +92,7 @@ EXPECTED_W47 = {
     "BACKLOG_AGE_1_3D": (0, 0, 0, None, 0),
     "BACKLOG_AGE_3_5D": (1, 1, 1, None, 0),
     "BACKLOG_AGE_GT_5D": (1, 1, 1, None, 1),
+    "TICKETS": (6, 6, 6, None, 1),
 }
 
 

@@ -41,12 +41,14 @@ def test_the_span_keeps_one_offset_and_ends_where_it_changes(zone):
             assert outside.astimezone(tz).utcoffset() != offset, outside
 
 
-@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Shanghai"])
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Shanghai", "America/New_York"])
 def test_duckdb_local_times_equal_icu_for_every_instant(tmp_path, zone):
     """The macro as dbt compiles it with the span `servicepulse` passes, evaluated on
     instants every 7 min 13.000001 s from 1985 to 2040 and on each side of the span's
     edges; Berlin's span is one winter, so most instants take the ICU branch, Shanghai's
-    runs from 1991 on, so most take the arithmetic one."""
+    runs from 1991 on, so most take the arithmetic one. New York's is one season too,
+    and its edges are clock changes: of the hour repeated when the clocks go back, the
+    first pass lies on one side of an edge and the second on the other."""
     settings = settings_for(tmp_path, tmp_path, reporting_timezone=zone)
     compiled = run_dbt(settings, "compile", "--quiet", "--inline",
                        "select instant, {{ to_reporting_tz('instant') }} as local_time "

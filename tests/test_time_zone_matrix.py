@@ -14,7 +14,7 @@ Each zone's build also passes its dbt unit and data tests and every quality chec
 
 Cost: one load + dbt build per zone on DuckDB (about 20 s each on this 2-core machine)
 and its quality checks (about 15 s), and one build on PostgreSQL for New York (about
-50 s): 45 tests in about 3 minutes."""
+50 s): 49 tests in about 3 minutes."""
 
 from __future__ import annotations
 
@@ -186,6 +186,26 @@ def test_the_data_tells_the_zone_apart(built_zone):
     for other in ZONES:
         if other != zone_name:
             assert expected_counts(instants, other, "day") != own, other
+
+
+def test_the_weekly_report_states_the_zones_as_of_moment(built_zone):
+    """The weekly report's data (report_inputs, then the builder) for ISO week 44 in the
+    zone: the as-of moment is the newest ticket change (the last creation + 20 minutes)
+    as local time with the offset it had then, e.g. 03 Nov 07:20 (UTC-05:00) in New
+    York; the KPI figures are those of the marts checked above."""
+    from servicepulse.reports.data import report_inputs
+    from servicepulse.reports.publish import REPORTS
+
+    zone_name, instants, settings = built_zone
+    period = Period.parse("2026-W44")
+    with connected(settings) as warehouse:
+        inputs = report_inputs(settings, warehouse, period, None)
+    context = REPORTS["week"][1](period, "en", None, **inputs)
+    newest = (max(instant for instant, _ in instants) + timedelta(minutes=20)).astimezone(
+        ZoneInfo(zone_name))
+    offset = newest.strftime("%z")
+    assert context["data_as_of"] == newest.isoformat()
+    assert f"{newest:%H:%M} (UTC{offset[:3]}:{offset[3:]})" in context["data_as_of_text"]
 
 
 def test_every_quality_check_passes_in_the_zone(built_zone):

@@ -266,7 +266,8 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
         # The batch is found by name as a local variable (DuckDB's replacement scan)
         # rather than registered: inside a transaction DuckDB keeps every registered
         # table alive until commit, which made memory grow with the delivery.
-        incoming_batch = pa.Table.from_batches(table.to_batches(max_chunksize=16_384))
+        incoming_batch = pa.Table.from_batches(table.to_batches(max_chunksize=16_384),
+                                               schema=table.schema)
         checked = f"({plan.checked_sql}) as checked"
         # Two passes at most: the good rows are inserted (the insert counts them); the
         # rows outside the window need only the version column to count; whatever is

@@ -21,6 +21,13 @@ from pathlib import Path
 import pyarrow as pa
 
 ROW_COLUMN = "_source_row"
+# Why a record could not be read at all (its fields are then null): the loader
+# quarantines it with this reason and its row number.
+UNREADABLE = "_unreadable"
+CSV_BLOCK_BYTES = 1 << 20
+# A quoted field may hold line breaks; one that runs on for more lines than this is a
+# stray quote, not a field.
+MAX_RECORD_LINES = 1000
 
 
 class DeliveryFormatError(ValueError):
@@ -34,17 +41,31 @@ class DeliveryReader:
 
 
 def detect_encoding(path: Path, declared: str) -> str:
-    """auto: UTF-8 (a BOM is skipped) if the start decodes as UTF-8, else GB18030, the
-    encoding Chinese Excel and WPS write CSV exports in."""
+    """auto: UTF-8 (a BOM is skipped) if the start reads as UTF-8, else GB18030, the
+    encoding Chinese Excel and WPS write CSV exports in. A UTF-8 export with a few bad
+    bytes (a broken row) stays UTF-8, so that only that row is set aside instead of
+    every Chinese character being read wrong: valid UTF-8 multi-byte characters are
+    structured enough that GB18030 text almost never forms them, so where they far
+    outnumber the bad sequences the file is UTF-8."""
     if declared != "auto":
         return "utf-8" if declared == "utf-8-sig" else declared
     with path.open("rb") as handle:
         sample = handle.read(1 << 20)
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+    bad = 0
+
+    def counting(error: UnicodeDecodeError) -> tuple[str, int]:
+        nonlocal bad
+        bad += 1
+        return "", error.end
+
+    codecs.register_error("servicepulse-count-bad", counting)
+    # final=False: a character cut at the sample's end is not a bad one.
+    text = codecs.getincrementaldecoder("utf-8")(errors="servicepulse-count-bad").decode(
+        sample, final=False)
+    if bad == 0:
         return "utf-8"
-    except UnicodeDecodeError:
-        return "gb18030"
+    multibyte = sum(1 for char in text if ord(char) > 0x7F)
+    return "utf-8" if multibyte >= 4 * bad else "gb18030"
 
 
 def open_delivery(path: Path, fmt: str, encoding: str = "auto", sheet: str | None = None,
@@ -73,25 +94,31 @@ def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
     names = [name.strip() for name in header]
     if not any(names):
         raise DeliveryFormatError("no header row")
-    # Rows are typed later; here every column is text and "" stays "" (blank).
-    # Small blocks: Arrow reads ahead a queue of them, so the block size sets the
-    # reader's memory (1 MiB: ~40 MiB; 32 MiB: ~340 MiB and slower); blocks are then
-    # grouped into batches of ``batch_rows`` for the checks.
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=1, block_size=1 << 20,
-            encoding="utf8" if encoding == "utf-8" else encoding),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names}, strings_can_be_null=False))
+    schema = pa.schema([*(pa.field(n, pa.string()) for n in names),
+                        pa.field(ROW_COLUMN, pa.int64())])
 
     def batches() -> Iterator[pa.Table]:
         row = 2   # the header is row 1
         group: list[pa.RecordBatch] = []
         grouped = 0
         try:
+            # Rows are typed later; here every column is text and "" stays "" (blank).
+            # Small blocks: Arrow reads ahead a queue of them, so the block size sets
+            # the reader's memory (1 MiB: ~40 MiB; 32 MiB: ~340 MiB and slower); blocks
+            # are then grouped into batches of ``batch_rows`` for the checks. Opening
+            # reads the first block, so it fails here too on a malformed record there.
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(
+                    column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES,
+                    encoding="utf8" if encoding == "utf-8" else encoding),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.string() for name in names},
+                    strings_can_be_null=False))
             for batch in reader:
+                if _swallows_records(batch, len(names)):
+                    raise pa.ArrowInvalid("a quoted field holds whole records")
                 numbers = pa.array(range(row, row + batch.num_rows), pa.int64())
                 row += batch.num_rows
                 group.append(pa.RecordBatch.from_arrays(
@@ -100,13 +127,145 @@ def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
                 if grouped >= batch_rows:
                     yield pa.Table.from_batches(group)
                     group, grouped = [], 0
-        except pa.ArrowInvalid as exc:
-            raise DeliveryFormatError(f"not readable as CSV after row {row - 1}: {exc}") \
-                from None
+        except (pa.ArrowException, UnicodeError):
+            # A malformed record (too many or too few fields, broken quoting, bytes not
+            # in the encoding, a cut last record) stops Arrow's reader for the whole
+            # file. What it read before is good; the rest is read record by record, so
+            # that only the malformed records are set aside, each with its row number.
+            if group:
+                yield pa.Table.from_batches(group)
+            yield from careful_csv_batches(path, encoding, names, row - 2, batch_rows)
+            return
         if group or row == 2:
-            yield pa.Table.from_batches(group, schema=pa.schema(
-                [*(pa.field(n, pa.string()) for n in names), pa.field(ROW_COLUMN, pa.int64())]))
+            yield pa.Table.from_batches(group, schema=schema)
     return DeliveryReader(names, batches())
+
+
+def _csv_records(path: Path, encoding: str,
+                 width: int) -> Iterator[tuple[list[str] | None, str | None]]:
+    """Every record after the header as (fields, None), or (None, why it is malformed),
+    in file order; blank lines are no records (as for Arrow's reader). A record may span
+    lines inside a quoted field; where the quotes never balance into a record of the
+    header's width, the first line alone is malformed and reading goes on after it, so a
+    stray quote costs one record, not the rest of the file."""
+    pending: list[tuple[int, bytes]] = []      # (line number, bytes) read ahead
+    with path.open("rb") as handle:
+        numbered = enumerate(handle, start=1)
+        next(numbered, None)                   # the header
+
+        def next_line() -> tuple[int, bytes] | None:
+            return pending.pop(0) if pending else next(numbered, None)
+
+        while (first := next_line()) is not None:
+            lines = [first]
+            text, bad_bytes = _decoded(first[1], encoding)
+            if not text.strip("\r\n"):
+                continue
+            # An odd number of quotes: a quoted field goes on past the line's end.
+            reached_end = False
+            while text.count('"') % 2 and len(lines) < MAX_RECORD_LINES:
+                following = next_line()
+                if following is None:
+                    reached_end = True
+                    break
+                lines.append(following)
+                more, more_bad = _decoded(following[1], encoding)
+                text, bad_bytes = text + more, bad_bytes or more_bad
+            span = f" (line {lines[0][0]})" if len(lines) == 1 else \
+                f" (lines {lines[0][0]}-{lines[-1][0]})"
+            if text.count('"') % 2:
+                pending[:0] = lines[1:]
+                yield None, ("broken quoting: a quoted field never closes"
+                             + (" (the file ends inside it: cut short?)"
+                                if reached_end and len(lines) == 1 else "")
+                             + f" (line {lines[0][0]})")
+                continue
+            fields = next(csv.reader(io.StringIO(text.rstrip("\r\n"))), [])
+            if len(lines) > 2 and _holds_whole_records(lines[1:-1], encoding, width):
+                # The quoted "field" holds lines that are whole records themselves: a
+                # stray quote swallowed them. Only the first line is given up.
+                pending[:0] = lines[1:]
+                yield None, ("broken quoting: a quote opens a field that swallows the "
+                             f"records after it (line {lines[0][0]})")
+                continue
+            if len(fields) != width:
+                if len(lines) > 1:
+                    # Balanced quotes but not one record: a stray quote paired with one
+                    # on a later line. Only the first line is given up.
+                    pending[:0] = lines[1:]
+                    yield None, (f"broken quoting: {len(fields)} fields where the header "
+                                 f"has {width} (line {lines[0][0]})")
+                    continue
+                cut = not lines[-1][1].endswith(b"\n") and len(fields) < width
+                yield None, (f"{len(fields)} fields where the header has {width}"
+                             + (" (the file ends inside it: cut short?)" if cut else "")
+                             + span)
+                continue
+            if bad_bytes:
+                yield None, f"not valid {encoding} text{span}"
+                continue
+            yield fields, None
+
+
+def _holds_whole_records(lines: list[tuple[int, bytes]], encoding: str, width: int) -> bool:
+    for _, raw in lines:
+        fields = next(csv.reader(io.StringIO(_decoded(raw, encoding)[0].rstrip("\r\n"))), [])
+        if len(fields) == width:
+            return True
+    return False
+
+
+def _swallows_records(batch: pa.RecordBatch, width: int) -> bool:
+    """Whether a value Arrow read holds a line break followed by a line with as many
+    delimiters as a whole record: a stray quote that made Arrow read several records as
+    one field (legitimate multi-line text, such as a comment, rarely has that many)."""
+    import pyarrow.compute as pc
+
+    for column in batch.columns:
+        if not pc.any(pc.match_substring(column, "\n")).as_py():
+            continue
+        for value in pc.filter(column, pc.match_substring(column, "\n")).to_pylist():
+            if any(line.count(",") >= width - 1 for line in value.split("\n")[1:]):
+                return True
+    return False
+
+
+def _decoded(raw: bytes, encoding: str) -> tuple[str, bool]:
+    try:
+        return raw.decode(encoding), False
+    except UnicodeDecodeError:
+        return raw.decode(encoding, errors="replace"), True
+
+
+def careful_csv_batches(path: Path, encoding: str, names: list[str], skip: int,
+                        batch_rows: int) -> Iterator[pa.Table]:
+    """The records after the first ``skip`` as batches of text columns, with
+    ``_unreadable`` saying why a malformed record could not be read (its fields are
+    null); row numbers count records as Arrow's reader does (header = row 1)."""
+    columns: list[list[str | None]] = [[] for _ in names]
+    reasons: list[str | None] = []
+    numbers: list[int] = []
+
+    def table() -> pa.Table:
+        arrays = {name: pa.array(values, pa.string()) for name, values in zip(names, columns)}
+        arrays[UNREADABLE] = pa.array(reasons, pa.string())
+        arrays[ROW_COLUMN] = pa.array(numbers, pa.int64())
+        return pa.table(arrays)
+
+    row = 1
+    for fields, reason in _csv_records(path, encoding, len(names)):
+        row += 1
+        if row - 2 < skip:
+            continue
+        for index, values in enumerate(columns):
+            values.append(fields[index] if fields is not None else None)
+        reasons.append(reason)
+        numbers.append(row)
+        if len(numbers) >= batch_rows:
+            yield table()
+            columns, reasons, numbers = [[] for _ in names], [], []
+    if numbers or row - 2 <= skip:
+        yield table()
 
 
 def _text(value) -> str | None:
@@ -157,16 +316,16 @@ def _json_lines(path: Path, batch_rows: int) -> DeliveryReader:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    record = {"_unreadable": f"not valid JSON: {exc.msg}"}
+                    record = {UNREADABLE: f"not valid JSON: {exc.msg}"}
                 if not isinstance(record, dict):
-                    record = {"_unreadable": "not a JSON object"}
+                    record = {UNREADABLE: "not a JSON object"}
                 records.append(record)
                 rows.append(number)
                 if len(records) >= batch_rows:
-                    yield _records_table(records, rows, [*names, "_unreadable"])
+                    yield _records_table(records, rows, [*names, UNREADABLE])
                     records, rows = [], []
         if records or not rows:
-            yield _records_table(records, rows, [*names, "_unreadable"])
+            yield _records_table(records, rows, [*names, UNREADABLE])
     return DeliveryReader(list(names), batches())
 
 
@@ -182,10 +341,10 @@ def _json_page(path: Path, records_field: str) -> DeliveryReader:
     for record in records:
         if isinstance(record, dict):
             names.update(dict.fromkeys(record))
-    records = [r if isinstance(r, dict) else {"_unreadable": "not a JSON object"}
+    records = [r if isinstance(r, dict) else {UNREADABLE: "not a JSON object"}
                for r in records]
     table = _records_table(records, list(range(1, len(records) + 1)),
-                           [*names, "_unreadable"])
+                           [*names, UNREADABLE])
     return DeliveryReader(list(names), iter([table]))
 
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from servicepulse.settings import SourceMapping
 from servicepulse.sources.contracts import SourceContract
-from servicepulse.sources.readers import ROW_COLUMN
+from servicepulse.sources.readers import ROW_COLUMN, UNREADABLE
 
-UNREADABLE = "_unreadable"
 _OFFSET = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
 
 
@@ -173,8 +172,9 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
             allowed = ", ".join(literal(a) for a in column.allowed)
             rules.append(f"when {value} is not null and {value} not in ({allowed}) "
                          f"then {literal('not one of ' + ', '.join(column.allowed))}")
-        errors.append(f"case {' '.join(rules)} end as e_{index}" if rules
-                      else f"cast(null as varchar) as e_{index}")
+        # A record that could not be read at all is quarantined once, for that.
+        errors.append(f"case when _unreadable is not null then null {' '.join(rules)} "
+                      f"end as e_{index}" if rules else f"cast(null as varchar) as e_{index}")
     checked_sql = (
         f"select *, ({' or '.join(f'e_{i} is not null' for i in range(len(contract.columns)))}"
         f" or _unreadable is not null) as is_bad from ("

@@ -347,6 +347,15 @@ class ReportSettings(_Section):
     # first; it says how many it left out (all are in marts.fct_complaint_step_breaches,
     # and each department's own report lists its own).
     breach_list_limit: int = Field(50, ge=1)
+    # A long dimension (departments, complaint categories, the ranking, audits by
+    # department) shows its first top_n lines by the measure that matters and the rest
+    # summed as one "others" line; the full tables are in the PDF's appendix (every
+    # department's KPIs as a CSV file attached to the PDF).
+    top_n: int = Field(10, ge=1)
+    # The weekly department table has KPIs as rows and departments as columns; A4
+    # portrait has room for this many department columns beside "others" and the
+    # organisation.
+    department_columns: int = Field(5, ge=1, le=6)
 
 
 class CalendarSettings(_Section):

@@ -47,6 +47,8 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
         "category_rows": _category_rows(settings, warehouse, period, department),
         "breaches": _breaches(settings, warehouse, period, department),
         "breach_limit": settings.reports.breach_list_limit,
+        "top_n": settings.reports.top_n,
+        "department_columns": settings.reports.department_columns,
         "quality": latest_quality(settings, warehouse, period),
         "data_as_of": data_as_of(settings, warehouse),
     }

@@ -26,15 +26,24 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
                          category_rows: list[dict[str, Any]],
                          breaches: list[dict[str, Any]],
                          quality: QualitySnapshot | None,
-                         data_as_of: datetime, breach_limit: int) -> dict[str, Any]:
+                         data_as_of: datetime, breach_limit: int, top_n: int = 10,
+                         department_columns: int = 5) -> dict[str, Any]:
     """Everything the monthly template shows, already worded and formatted.
     ``agent_rows`` and the breach rows themselves are not shown: leadership reads
-    departments and missed deadlines by step, not agents and single complaints."""
+    departments and missed deadlines by step, not agents and single complaints. Long
+    dimensions show ``top_n`` lines and "others"; the appendix holds them all (every
+    department's KPIs as a CSV file attached to the PDF)."""
     del agent_rows, breach_limit
     t = Messages(locale)
     this_month = sections.headline(trend_rows, period)
     year_ago = sections.year_ago(trend_rows, period)
-    categories = sections.complaint_categories(t, category_rows, period)
+    categories = sections.complaint_categories(t, category_rows, period, top_n)
+    # Every department's KPIs travel as the attached CSV, as in the weekly report.
+    department_table = None if department else sections.department_table(
+        t, locale, this_month, department_rows, department_columns,
+        f"departments-{period.label}.csv")
+    ranking = sections.department_ranking(t, department_rows, department, top_n,
+                                          this_month)
     breach_list = sections.breach_list(t, breaches, limit=0)
     scorecard = [{
         **tile,
@@ -46,13 +55,21 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
                                     [] if department else department_rows, categories,
                                     breach_list),
         "scorecard": scorecard,
-        "trends": sections.trends(t, locale, this_month, trend_rows, period),
+        "trends": sections.trends(t, locale, this_month, trend_rows, period,
+                                  sections.incomplete(period, data_as_of)),
         "categories": categories,
         "top_issues": categories["rows"][:TOP_ISSUES],
         "breach_steps": breach_list["by_step"],
         "breach_total": breach_list["total"],
         # A department's own report shows its own line and place, no other name.
-        "ranking": sections.department_ranking(t, department_rows, department),
-        "audits": sections.audit_table(t, this_month, department_rows, department),
+        "ranking": ranking,
+        "audits": sections.audit_table(t, this_month, department_rows, department, top_n),
         "quality": sections.quality_panel(t, quality),
+        "attachments": [department_table["attachment"]]
+        if department_table and department_table["attachment"] else [],
+        # The appendix names the attached file rather than printing 200 rows.
+        "appendix": {"departments": department_table and department_table["attachment"]
+                     and department_table["attachment"]["name"],
+                     "categories": categories["appendix"],
+                     "ranking": ranking and ranking["appendix"]},
     }

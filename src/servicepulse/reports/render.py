@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -59,6 +60,19 @@ def render_html(report: str, template: str, context: dict[str, Any]) -> str:
         page_counter_css=page_counter_css(context.get("page_of", "")), **context)
 
 
+def _attachments(context: dict[str, Any]) -> list:
+    """The files a report carries inside its PDF (every department's KPIs as CSV),
+    dated with the data's as-of moment so a re-render stays byte-identical."""
+    from weasyprint import Attachment
+
+    if not context.get("attachments"):
+        return []
+    as_of = datetime.fromisoformat(context["data_as_of"])
+    return [Attachment(string=item["text"].encode("utf-8"), name=item["name"],
+                       description=item["description"], created=as_of, modified=as_of)
+            for item in context["attachments"]]
+
+
 def render_pdf(report: str, context: dict[str, Any]) -> bytes:
     from weasyprint import CSS, HTML
 
@@ -69,7 +83,7 @@ def render_pdf(report: str, context: dict[str, Any]) -> bytes:
                    CSS(filename=str(TEMPLATES_DIR / report / "style.css"))]
     document = HTML(string=html, base_url=str(TEMPLATES_DIR / report)).render(
         stylesheets=stylesheets)
-    pdf = document.write_pdf()
+    pdf = document.write_pdf(attachments=_attachments(context))
     # WeasyPrint draws a character that no font has as an empty box and only notes
     # it on the font object: fail the render rather than the reader.
     missing = sorted({chr(code) for font in document.fonts.values()

@@ -4,6 +4,9 @@ computes a KPI; "change" is the mart's value minus the mart's previous_value."""
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -53,6 +56,98 @@ def status_label(t: Messages, status: str | None, value: float | None = 0.0) -> 
     return t(f"status_{status}") if status else t("status_none")
 
 
+
+def not_measured(row: dict[str, Any] | None) -> bool:
+    """The sources cannot deliver what the KPI needs (the mart says why): it has no
+    value, and a report shows "n/a — not measured", never 0 % or red."""
+    return bool(row and row.get("not_measured_reason"))
+
+
+def value_text(t: Messages, row: dict[str, Any] | None) -> str:
+    if row is None:
+        return t("no_data")
+    if not_measured(row):
+        return t("not_measured")
+    return t.kpi_value(row["value"], row["unit"])
+
+
+def comparable(row: dict[str, Any] | None) -> bool:
+    """Whether a row's value may be compared with others' (ranked, named weakest): it
+    is measured, has a value, and is not a rate over nothing."""
+    return (row is not None and not not_measured(row) and row["value"] is not None
+            and row.get("denominator") != 0)
+
+
+def _extremes(t: Messages, rows: list[dict[str, Any]], pick, key) -> list[dict[str, Any]]:
+    """The rows sharing the extreme value as a reader sees it (two departments both
+    shown as 66.7 % are tied, whatever the digits beyond): one row names someone, more
+    name no one, and never the alphabetically first."""
+    best = pick(rows, key=key)
+    shown = t.kpi_value(key(best), best["unit"])
+    return [r for r in rows if t.kpi_value(key(r), r["unit"]) == shown]
+
+
+def _contributes(row: dict[str, Any]) -> bool:
+    """A row with neither value nor observations (a department without complaints for a
+    complaint rate) adds nothing to a group's sum."""
+    return not (row["value"] is None and not row.get("numerator") and not row.get("denominator"))
+
+
+def combined(rows: list[dict[str, Any]], unit: str) -> dict[str, Any] | None:
+    """Several slices' rows of one KPI as one row ("others", a remainder): counts add;
+    a rate whose every row reads value = numerator / denominator adds numerators and
+    denominators. Anything else (medians, scores, weighted indices) cannot be summed:
+    None, which a report shows as "—". Not measured stays not measured."""
+    if any(not_measured(r) for r in rows):
+        return {"value": None, "unit": unit, "not_measured_reason": next(
+            r["not_measured_reason"] for r in rows if not_measured(r)), "status": None}
+    parts = [r for r in rows if _contributes(r)]
+    if not parts:
+        return {"value": None, "unit": unit, "status": None}
+    if unit == "count":
+        return {"value": sum(r["value"] or 0 for r in parts), "unit": unit, "status": None}
+    if all(r.get("numerator") is not None and r.get("denominator")
+           and r["value"] is not None
+           and math.isclose(r["value"], r["numerator"] / r["denominator"], rel_tol=1e-6,
+                            abs_tol=1e-9) for r in parts):
+        numerator = sum(r["numerator"] for r in parts)
+        denominator = sum(r["denominator"] for r in parts)
+        return {"value": numerator / denominator, "numerator": numerator,
+                "denominator": denominator, "unit": unit, "status": None}
+    return None
+
+
+def combined_text(t: Messages, row: dict[str, Any] | None) -> str:
+    return "—" if row is None else value_text(t, row)
+
+
+# The measure that orders departments in long tables: their volume, i.e. the tickets
+# created in the period (CMP_RATE's denominator, else RESP_SLA's, which count the same
+# tickets), else the open backlog. Volume, not a KPI value: the largest departments
+# weigh most in the organisation's figures, and ordering by a rate would put a
+# department with one ticket at 100 % first.
+VOLUME_KPIS = (("CMP_RATE", "denominator"), ("RESP_SLA", "denominator"), ("BACKLOG", "value"))
+
+
+def department_volume(department_rows: list[dict[str, Any]]) -> tuple[str | None, dict[str, float]]:
+    """(KPI id the volume is read from, department -> volume) for the first of
+    VOLUME_KPIS any department has a figure for."""
+    for kpi_id, column in VOLUME_KPIS:
+        volume = {r["dimension_value"]: r[column] or 0 for r in department_rows
+                  if r["kpi_id"] == kpi_id and not not_measured(r)
+                  and r.get(column) is not None}
+        if any(volume.values()):
+            return kpi_id, volume
+    return None, {}
+
+
+def departments_by_volume(department_rows: list[dict[str, Any]]) -> tuple[str | None, list[str]]:
+    kpi_id, volume = department_volume(department_rows)
+    codes = sorted({r["dimension_value"] for r in department_rows})
+    # Largest first; equal volumes in code order (an order to read, not a verdict).
+    return kpi_id, sorted(codes, key=lambda c: (-volume.get(c, 0), c))
+
+
 def headline(rows: list[dict[str, Any]], period: Period) -> list[dict[str, Any]]:
     """The period's headline KPI rows in catalogue order."""
     chosen = [r for r in rows
@@ -60,36 +155,58 @@ def headline(rows: list[dict[str, Any]], period: Period) -> list[dict[str, Any]]
     return sorted(chosen, key=lambda r: r["display_order"])
 
 
+
 def tiles(t: Messages, locale: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{
         "kpi_id": r["kpi_id"],
         "name": kpi_name(r, locale),
-        "value": t.kpi_value(r["value"], r["unit"]),
+        "value": value_text(t, r),
+        "not_measured": not_measured(r),
+        "reason": r.get("not_measured_reason"),
         "target": t.kpi_value(r["target"], r["unit"]) if r["target"] is not None else None,
-        "status": r["status"] or "none",
-        "status_label": status_label(t, r["status"], r["value"]),
+        "status": "none" if not_measured(r) else (r["status"] or "none"),
+        "status_label": t("status_not_measured") if not_measured(r)
+        else status_label(t, r["status"], r["value"]),
         "change": t.kpi_change(r["value"], r["previous_value"], r["unit"]),
     } for r in rows]
 
 
+
 def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
-           trend_rows: list[dict[str, Any]], period: Period) -> list[dict[str, Any]]:
+           trend_rows: list[dict[str, Any]], period: Period,
+           incomplete: bool = False) -> dict[str, Any]:
+    """A chart per KPI with a value in the window; the KPIs without (not measured, or no
+    data yet) are named in one line instead of drawing empty frames. The current period,
+    if incomplete, is marked with an asterisk on the axis and explained in a note."""
     # Always the full window, oldest first: a report from the first weeks of data shows
     # gaps rather than a shorter axis, so charts of different periods line up.
     count = TREND_PERIODS[period.kind]
     starts = [period.previous(count - 1 - i).start for i in range(count)]
     labels = [period_label(s, period.kind) for s in starts]
-    charts = []
+    if incomplete:
+        labels[-1] += "*"
+    charts, unmeasured, empty = [], [], []
     for r in rows:
-        by_start = {x["period_start"]: x["value"] for x in trend_rows if x["kpi_id"] == r["kpi_id"]}
+        if not_measured(r):
+            unmeasured.append(kpi_name(r, locale))
+            continue
+        by_start = {x["period_start"]: x["value"] for x in trend_rows
+                    if x["kpi_id"] == r["kpi_id"] and not not_measured(x)}
         # As the tiles show them: rates in percent, handling times in minutes.
         scale = {"fraction": 100.0, "seconds": 1 / 60}.get(r["unit"], 1.0)
         values = [None if by_start.get(s) is None else by_start[s] * scale for s in starts]
+        if all(v is None for v in values):
+            empty.append(kpi_name(r, locale))
+            continue
         target = None if r["target"] is None else r["target"] * scale
         charts.append({"name": kpi_name(r, locale),
                        "svg": trend_svg(values, labels, target, t("chart_target"),
                                         empty_label=t("no_data"))})
-    return charts
+    joiner = t("label_joiner")
+    return {"charts": charts,
+            "not_measured": t("trends_not_measured", kpis=joiner.join(unmeasured))
+            if unmeasured else None,
+            "no_data": t("trends_no_data", kpis=joiner.join(empty)) if empty else None}
 
 
 def year_ago(trend_rows: list[dict[str, Any]], period: Period) -> dict[str, float | None]:
@@ -98,61 +215,178 @@ def year_ago(trend_rows: list[dict[str, Any]], period: Period) -> dict[str, floa
     return {r["kpi_id"]: r["value"] for r in trend_rows if r["period_start"] == start}
 
 
+
+def _cell(t: Messages, row: dict[str, Any] | None) -> dict[str, Any]:
+    return {"text": value_text(t, row),
+            "status": "none" if row is None or not_measured(row) else (row["status"] or "none"),
+            # The figures behind the text, for the tests' sums.
+            "value": None if row is None else row["value"],
+            "numerator": None if row is None else row.get("numerator"),
+            "denominator": None if row is None else row.get("denominator")}
+
+
+def _others_cell(t: Messages, row: dict[str, Any] | None) -> dict[str, Any]:
+    cell = _cell(t, row)
+    cell["text"], cell["status"] = combined_text(t, row), "none"
+    return cell
+
+
 def department_table(t: Messages, locale: str, rows: list[dict[str, Any]],
-                     department_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """KPIs as rows, departments as columns: the catalogue has more KPIs than an A4
-    page has room for columns, and a table is never cut at the page edge."""
+                     department_rows: list[dict[str, Any]], columns: int = 5,
+                     attachment_name: str = "departments.csv") -> dict[str, Any] | None:
+    """KPIs as rows, the ``columns`` largest departments (by volume, see VOLUME_KPIS)
+    as columns, the rest summed as "others", then the organisation: the catalogue has
+    more KPIs than an A4 page has room for columns, and a table is never cut at the
+    page edge. With more departments than columns, every department's figures go into
+    a CSV file attached to the PDF (``attachment``): as a PDF table, 200 departments by
+    22 KPIs were 4,400 cells, 17 pages and 12 s of the render."""
+    if not department_rows:
+        return None
     by_department: dict[str, dict[str, dict[str, Any]]] = {}
     for row in department_rows:
         by_department.setdefault(row["dimension_value"], {})[row["kpi_id"]] = row
-    codes = sorted(by_department)
+    volume_kpi, codes = departments_by_volume(department_rows)
+    shown, rest = codes[:columns], codes[columns:]
     body = []
     for kpi in rows:
-        cells = []
-        for code in codes:
-            row = by_department[code].get(kpi["kpi_id"])
-            cells.append({"text": t.kpi_value(row["value"], row["unit"]) if row else t("no_data"),
-                          "status": (row or {}).get("status") or "none"})
-        body.append({"kpi": kpi_name(kpi, locale), "cells": cells})
-    return {"columns": [t.department(code) for code in codes], "rows": body}
+        cells = [_cell(t, by_department[code].get(kpi["kpi_id"])) for code in shown]
+        if rest:
+            cells.append(_others_cell(t, combined(
+                [by_department[c][kpi["kpi_id"]] for c in rest
+                 if kpi["kpi_id"] in by_department[c]], kpi["unit"])))
+        cells.append(_cell(t, kpi))
+        body.append({"kpi": kpi_name(kpi, locale), "kpi_id": kpi["kpi_id"], "cells": cells})
+    headers = [t.department(code) for code in shown]
+    if rest:
+        headers.append(t("label_others", count=len(rest)))
+    headers.append(t("scope_org"))
+    names = {r["kpi_id"]: r for r in rows}
+    volume_name = kpi_name(names[volume_kpi], locale) if volume_kpi in names else None
+    attachment = None
+    if rest:
+        attachment = {"name": attachment_name,
+                      "description": t("attachment_departments_description"),
+                      "text": departments_csv(t, locale, rows, by_department, codes)}
+    note = None
+    if rest:
+        note = (t("label_departments_top", shown=len(shown), total=len(codes),
+                  measure=volume_name) if volume_name else
+                t("label_departments_top_unordered", shown=len(shown), total=len(codes)))
+        note += " " + t("label_departments_attachment", file=attachment_name)
+    return {"columns": headers, "rows": body, "shown": shown, "others": rest,
+            "note": note, "attachment": attachment}
+
+
+def departments_csv(t: Messages, locale: str, rows: list[dict[str, Any]],
+                    by_department: dict[str, dict[str, dict[str, Any]]],
+                    codes: list[str]) -> str:
+    """Every department (alphabetical, to look one up), each KPI as the report prints
+    it, and why a KPI is not measured. UTF-8 with a byte-order mark, which spreadsheet
+    programs need to read Chinese."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([t("col_department"), *(kpi_name(k, locale) for k in rows),
+                     t("col_not_measured_reason")])
+    for code in sorted(codes):
+        own = by_department[code]
+        reasons = sorted({r["not_measured_reason"] for r in own.values() if not_measured(r)})
+        writer.writerow([t.department(code),
+                         *(value_text(t, own.get(k["kpi_id"])) for k in rows),
+                         "; ".join(reasons)])
+    return "\ufeff" + out.getvalue()
+
+def competition_ranks(rows: list[dict[str, Any]], key) -> dict[int, tuple[int, int]]:
+    """id(row) -> (place, how many share it): equal values share a place ("1, 2, 2,
+    4"), so a tie is shown as one, never split by name."""
+    places = {}
+    for row in rows:
+        better = sum(key(other) > key(row) for other in rows)
+        same = sum(key(other) == key(row) for other in rows)
+        places[id(row)] = (better + 1, same)
+    return places
 
 
 def department_ranking(t: Messages, department_rows: list[dict[str, Any]],
-                       department: str | None) -> dict[str, Any] | None:
+                       department: str | None, top_n: int | None = None,
+                       organisation: list[dict[str, Any]] | None = None
+                       ) -> dict[str, Any] | None:
     """Departments by COMPOSITE, best first, with its three ingredients' KPIs; a
-    department's own report shows only its line and its place."""
+    department's own report shows only its line and its place. Only a measured
+    composite is ranked; equal composites (as printed) share a place. The
+    organisation's report shows the first ``top_n`` lines, the rest summed as
+    "others", and the organisation; the whole ranking goes to the appendix."""
     composite = {r["dimension_value"]: r for r in department_rows if r["kpi_id"] == "COMPOSITE"}
-    if not composite:
+    if not composite or not any(comparable(r) for r in composite.values()):
         return None
-    ranked = sorted(composite.values(),
-                    key=lambda r: (r["value"] is None, -(r["value"] or 0), r["dimension_value"]))
+    rankable = [r for r in composite.values() if comparable(r)]
+
+    def shown_value(row: dict[str, Any]) -> float:
+        # The value as printed (one decimal): what a reader can tell apart.
+        return round(row["value"], 1)
+
+    places = competition_ranks(rankable, shown_value)
+    ranked = sorted(rankable, key=lambda r: (places[id(r)][0], r["dimension_value"]))
+    ranked += sorted((r for r in composite.values() if not comparable(r)),
+                     key=lambda r: r["dimension_value"])
     by_key = {(r["dimension_value"], r["kpi_id"]): r for r in department_rows}
+    ingredients = ("CSI", "RESP_SLA", "RES_RATE", "STD_COMPLIANCE")
 
-    def cell(code: str, kpi_id: str) -> str:
-        row = by_key.get((code, kpi_id))
-        return t.kpi_value(row["value"], row["unit"]) if row else t("no_data")
+    def rank_text(row: dict[str, Any]) -> str | int:
+        if id(row) not in places:
+            return "–"
+        place, sharing = places[id(row)]
+        return t("rank_tied", rank=place) if sharing > 1 else place
 
-    lines = []
-    place_text = None
-    for place, row in enumerate(ranked, start=1):
+    def line(row: dict[str, Any]) -> dict[str, Any]:
         code = row["dimension_value"]
-        if department and code != department:
-            continue
-        if department and row["value"] is not None:
-            place_text = t("label_ranking_place", rank=place, count=len(ranked))
-        lines.append({"rank": place if row["value"] is not None else "–",
-                      "department": t.department(code),
-                      "composite": cell(code, "COMPOSITE"),
-                      "change": t.kpi_change(row["value"], row["previous_value"], row["unit"]),
-                      "csi": cell(code, "CSI"), "resp_sla": cell(code, "RESP_SLA"),
-                      "res_rate": cell(code, "RES_RATE"),
-                      "compliance": cell(code, "STD_COMPLIANCE")})
-    return {"rows": lines, "place_text": place_text}
+        return {"rank": rank_text(row), "department": t.department(code),
+                "composite": value_text(t, row),
+                "change": t.kpi_change(row["value"], row["previous_value"], row["unit"]),
+                **{k.lower(): value_text(t, by_key.get((code, k))) for k in ingredients}}
+
+    if department:
+        own = [r for r in ranked if r["dimension_value"] == department]
+        place_text = None
+        if own and id(own[0]) in places:
+            place, sharing = places[id(own[0])]
+            place_text = (t("label_ranking_place_tied", rank=place, count=len(rankable),
+                            sharing=sharing) if sharing > 1
+                          else t("label_ranking_place", rank=place, count=len(rankable)))
+        return {"rows": [line(r) for r in own], "place_text": place_text, "others": None,
+                "total": None, "appendix": None, "note": None}
+    shown = ranked if top_n is None else ranked[:top_n]
+    rest = ranked[len(shown):]
+    others = total = None
+    if rest:
+        rest_codes = {r["dimension_value"] for r in rest}
+        units = {r["kpi_id"]: r["unit"] for r in department_rows}
+        others = {"department": t("label_others", count=len(rest)), "rank": "", "change": "",
+                  **{k.lower(): combined_text(t, combined(
+                      [r for r in department_rows
+                       if r["kpi_id"] == k and r["dimension_value"] in rest_codes],
+                      units.get(k, "index"))) for k in ("COMPOSITE", *ingredients)}}
+    if organisation:
+        own_rows = {r["kpi_id"]: r for r in organisation}
+        total = {"department": t("scope_org"), "rank": "",
+                 "change": t.kpi_change(own_rows["COMPOSITE"]["value"],
+                                        own_rows["COMPOSITE"]["previous_value"],
+                                        own_rows["COMPOSITE"]["unit"])
+                 if "COMPOSITE" in own_rows else "",
+                 **{k.lower(): value_text(t, own_rows.get(k))
+                    for k in ("COMPOSITE", *ingredients)}}
+    return {"rows": [line(r) for r in shown], "place_text": None, "others": others,
+            "total": total, "appendix": [line(r) for r in ranked] if rest else None,
+            "note": t("label_ranking_top", shown=len(shown), total=len(ranked))
+            if rest else None}
+
 
 
 def agent_table(t: Messages, agent_rows: list[dict[str, Any]],
-                kpi_names: dict[str, str]) -> dict[str, Any]:
-    """One row per agent (grouped by department), AGENT_KPIS as columns."""
+                kpi_names: dict[str, str]) -> dict[str, Any] | None:
+    """One row per agent (grouped by department), AGENT_KPIS as columns; None when the
+    sources know no agents (the section is then one line)."""
+    if not agent_rows:
+        return None
     by_agent: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for row in agent_rows:
         by_agent.setdefault((row["department"], row["agent_id"]), {})[row["kpi_id"]] = row
@@ -162,45 +396,68 @@ def agent_table(t: Messages, agent_rows: list[dict[str, Any]],
         body.append({
             "agent": agent_id, "department": t.department(department),
             "tickets": t.number(handled or 0, decimals=0),
-            "cells": [{"text": t.kpi_value(kpis[k]["value"], kpis[k]["unit"])
-                       if k in kpis else t("no_data"),
-                       "status": (kpis.get(k) or {}).get("status") or "none"}
-                      for k in AGENT_KPIS]})
+            "cells": [_cell(t, kpis.get(k)) for k in AGENT_KPIS]})
     return {"columns": [kpi_names.get(k, k) for k in AGENT_KPIS], "rows": body}
 
 
-def audit_table(t: Messages, rows: list[dict[str, Any]],
-                department_rows: list[dict[str, Any]], department: str | None
-                ) -> list[dict[str, Any]]:
-    """Process audits (TPS) and mystery-shopper visits (TDS): the slice's score and
-    number of audits, then each department's (organisation report only)."""
 
-    def entry(label: str, kpis: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def audit_table(t: Messages, rows: list[dict[str, Any]],
+                department_rows: list[dict[str, Any]], department: str | None,
+                top_n: int | None = None) -> dict[str, Any] | None:
+    """Process audits (TPS) and mystery-shopper visits (TDS): the slice's score and
+    number of audits, then (organisation report only) the ``top_n`` departments with
+    the most audits and the rest summed as "others". None when nothing was audited."""
+
+    def entry(label: str, kpis: dict[str, dict[str, Any] | None],
+              summed: bool = False) -> dict[str, Any]:
         out = {"label": label}
         for kpi_id in ("TPS", "TDS"):
             row = kpis.get(kpi_id)
-            measured = row is not None and row["value"] is not None
+            if summed:  # "others": the audits add up; a score only as sum / count
+                count = kpis[f"{kpi_id}_count"]
+                out[kpi_id] = {"count": t.number(count, decimals=0),
+                               "score": combined_text(t, row), "status": "none",
+                               "status_label": ""}
+                continue
             out[kpi_id] = {
-                "count": t.number(row["denominator"] if row and row["denominator"] else 0,
+                "count": t.number(row["denominator"] if row and row.get("denominator") else 0,
                                   decimals=0),
-                "score": t.kpi_value(row["value"], row["unit"]) if measured else t("no_data"),
-                "target": t.kpi_value(row["target"], row["unit"])
-                if row and row.get("target") is not None else "",
-                "status": (row or {}).get("status") or "none",
-                "status_label": status_label(t, (row or {}).get("status"),
-                                             row["value"] if row else None)}
+                "score": value_text(t, row),
+                "status": "none" if row is None or not_measured(row)
+                else (row.get("status") or "none"),
+                "status_label": "" if row is None
+                else t("status_not_measured") if not_measured(row)
+                else status_label(t, row.get("status"), row["value"])}
         return out
 
-    own = {r["kpi_id"]: r for r in rows}
+    own = {r["kpi_id"]: r for r in rows if r["kpi_id"] in ("TPS", "TDS")}
+    if all(r["value"] is None and not not_measured(r) for r in own.values()):
+        return None
     label = t.department(department) if department else t("scope_org")
     lines = [entry(label, own)]
+    others = None
     if department is None:
         by_department: dict[str, dict[str, dict[str, Any]]] = {}
         for row in department_rows:
             if row["kpi_id"] in ("TPS", "TDS"):
                 by_department.setdefault(row["dimension_value"], {})[row["kpi_id"]] = row
-        lines += [entry(t.department(code), kpis) for code, kpis in sorted(by_department.items())]
-    return lines
+
+        def audits(kpis: dict[str, dict[str, Any]]) -> float:
+            return sum((r.get("denominator") or 0) for r in kpis.values())
+
+        audited = sorted((c for c, k in by_department.items() if audits(k)),
+                         key=lambda c: (-audits(by_department[c]), c))
+        shown = audited if top_n is None else audited[:top_n]
+        lines += [entry(t.department(code), by_department[code]) for code in shown]
+        rest = audited[len(shown):]
+        if rest:
+            summed: dict[str, Any] = {}
+            for k in ("TPS", "TDS"):
+                group = [by_department[c][k] for c in rest if k in by_department[c]]
+                summed[k] = combined(group, own[k]["unit"] if k in own else "score")
+                summed[f"{k}_count"] = sum(r.get("denominator") or 0 for r in group)
+            others = entry(t("label_others", count=len(rest)), summed, summed=True)
+    return {"rows": lines, "others": others}
 
 
 def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period) -> dict[str, Any]:
@@ -211,6 +468,9 @@ def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period) -> di
     buckets = [rows[k] for k in BACKLOG_BUCKETS if k in rows]
     total = {r["kpi_id"]: r for r in trend_rows
              if r["period_start"] == period.start and r["kpi_id"] == "BACKLOG"}.get("BACKLOG")
+    if total is None and not any(b["value"] is not None for b in buckets) \
+            or total is not None and not_measured(total):
+        return None  # one line: no backlog figures (or the sources cannot give them)
     largest = max([b["value"] or 0 for b in buckets], default=0)
     return {
         "rows": [{"bucket": t(f"backlog_{b['kpi_id'].lower()}"),
@@ -224,21 +484,30 @@ def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period) -> di
     }
 
 
+
 def complaint_categories(t: Messages, category_rows: list[dict[str, Any]],
-                         period: Period) -> dict[str, Any]:
+                         period: Period, top_n: int | None = None) -> dict[str, Any]:
     """Complaint categories by volume with the change against the period before, their
-    urgent-or-escalated share and their place in the priority matrix."""
+    urgent-or-escalated share and their place in the priority matrix: the ``top_n``
+    largest, the rest summed as "others" (complaints, shares and the period before
+    add; the urgent share is their urgent complaints over their complaints), the total,
+    and every category for the appendix when some were summed."""
     current = [r for r in category_rows if r["period_start"] == period.start]
     before = {r["complaint_category"]: r["complaints"] for r in category_rows
               if r["period_start"] != period.start}
+    # Volume orders the table (the measure the section is about); equal volumes in
+    # code order, which is an order to read, not a verdict.
     by_volume = sorted(current, key=lambda r: (-r["complaints"], r["complaint_category"]))
+    shown = by_volume if top_n is None else by_volume[:top_n]
+    rest = by_volume[len(shown):]
     largest = max([r["complaints"] for r in by_volume], default=0)
-    rows = []
-    for number, r in enumerate(by_volume, start=1):
-        rows.append({
+
+    def line(number: int, r: dict[str, Any]) -> dict[str, Any]:
+        return {
             "number": number,
             "category": t.category(r["complaint_category"]),
             "complaints": t.number(r["complaints"], decimals=0),
+            "count": r["complaints"],
             "share": t.kpi_value(r["frequency_share"], "fraction"),
             "change": t.kpi_change(r["complaints"], before.get(r["complaint_category"], 0),
                                    "count"),
@@ -246,14 +515,35 @@ def complaint_categories(t: Messages, category_rows: list[dict[str, Any]],
             "quadrant": t(f"quadrant_{r['priority_rank']}"),
             "priority_rank": r["priority_rank"],
             "bar": bar_svg(r["complaints"], largest),
-        })
+        }
+
+    def summed(label: str, group: list[dict[str, Any]]) -> dict[str, Any]:
+        complaints = sum(r["complaints"] for r in group)
+        urgent = sum(r["high_impact_complaints"] for r in group)
+        earlier = sum(before.get(r["complaint_category"], 0) for r in group)
+        return {"category": label, "count": complaints,
+                "complaints": t.number(complaints, decimals=0),
+                "share": t.kpi_value(sum(r["frequency_share"] for r in group), "fraction"),
+                "change": t.kpi_change(complaints, earlier, "count"),
+                "high_impact": t.kpi_value(urgent / complaints, "fraction")
+                if complaints else "—",
+                "bar": bar_svg(complaints, largest) if label != t("label_total") else ""}
+
+    rows = [line(n, r) for n, r in enumerate(shown, start=1)]
     matrix = None
     if current:
+        # Only the numbered lines of the table are drawn: forty overlapping markers
+        # say nothing, and every marker's number must be a row beside it.
         matrix = matrix_svg([(n, r["frequency_share"], r["impact_share"])
-                             for n, r in enumerate(by_volume, start=1)],
+                             for n, r in enumerate(shown, start=1)],
                             current[0]["frequency_threshold"], current[0]["impact_threshold"])
     return {"rows": rows, "matrix": matrix,
-            "fix_first": [r["category"] for r in rows if r["priority_rank"] == 1]}
+            "others": summed(t("label_others_categories", count=len(rest)), rest)
+            if rest else None,
+            "total": summed(t("label_total"), by_volume) if rest else None,
+            "appendix": [line(n, r) for n, r in enumerate(by_volume, start=1)] if rest else None,
+            "fix_first": [t.category(r["complaint_category"]) for r in by_volume
+                          if r["priority_rank"] == 1]}
 
 
 def breach_list(t: Messages, breaches: list[dict[str, Any]], limit: int) -> dict[str, Any]:
@@ -295,55 +585,93 @@ def _relative_move(row: dict[str, Any]) -> float:
     return abs(row["value"] - row["previous_value"]) / scale
 
 
+
 def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
             department_rows: list[dict[str, Any]], categories: dict[str, Any],
             breaches: dict[str, Any]) -> list[str]:
     """What moved, by how much, against which target, and the largest contributor,
-    in sentences built from the rows (no sentence without a figure behind it)."""
+    in sentences built from the rows (no sentence without a figure behind it). A KPI
+    that is not measured is only listed as such: it is in no count, move or verdict.
+    Ties name no one: two departments equally weak are "tied", not the first by name."""
     when = t(f"this_{kind}")
-    measured = [r for r in rows if r["value"] is not None]
+    joiner = t("label_joiner")
+    unmeasured = [r for r in rows if not_measured(r)]
+    measured = [r for r in rows if not not_measured(r) and r["value"] is not None]
+    lines = []
     if not measured:
-        return [t("summary_no_data", when=when)]
-    with_target = [r for r in measured if r["target"] is not None]
-    on_target = sum(r["status"] == "green" for r in with_target)
-    lines = [t("summary_on_target", on=on_target, total=len(with_target), when=when)
-             if on_target else t("summary_none_on_target", total=len(with_target), when=when)]
-    movers = [r for r in with_target if r["previous_value"] is not None]
-    if movers:
-        top = max(movers, key=_relative_move)
-        lines.append(t(f"summary_change_{kind}", kpi=kpi_name(top, locale),
-                       change=t.kpi_change(top["value"], top["previous_value"], top["unit"]),
-                       value=t.kpi_value(top["value"], top["unit"]),
-                       target=t.kpi_value(top["target"], top["unit"])))
-        # The department that moved furthest the same way: where to look first.
-        delta = top["value"] - top["previous_value"]
-        same_way = [d for d in department_rows
-                    if d["kpi_id"] == top["kpi_id"] and d["value"] is not None
-                    and d["previous_value"] is not None
-                    and (d["value"] - d["previous_value"]) * delta > 0]
-        if delta and same_way:
-            lead = max(same_way, key=lambda d: abs(d["value"] - d["previous_value"]))
-            lines.append(t("summary_department_move", department=t.department(
-                lead["dimension_value"]), change=t.kpi_change(
-                lead["value"], lead["previous_value"], lead["unit"])))
-    for red in [r for r in with_target if r["status"] == "red"][:2]:
-        candidates = [d for d in department_rows
-                      if d["kpi_id"] == red["kpi_id"] and d["value"] is not None]
-        if not candidates:
-            continue
-        pick = min if red["direction"] == "higher" else max
-        worst = pick(candidates, key=lambda d: d["value"])
-        lines.append(t("summary_worst", kpi=kpi_name(red, locale),
-                       department=t.department(worst["dimension_value"]),
-                       value=t.kpi_value(worst["value"], worst["unit"])))
+        lines.append(t("summary_no_data", when=when))
+    else:
+        with_target = [r for r in measured if r["target"] is not None]
+        on_target = sum(r["status"] == "green" for r in with_target)
+        lines.append(t("summary_on_target", on=on_target, total=len(with_target), when=when)
+                     if on_target else
+                     t("summary_none_on_target", total=len(with_target), when=when))
+        lines += _movers(t, locale, kind, with_target, department_rows)
+        for red in [r for r in with_target if r["status"] == "red"][:2]:
+            candidates = [d for d in department_rows
+                          if d["kpi_id"] == red["kpi_id"] and comparable(d)]
+            if len(candidates) < 2:  # one department is no one's weakest
+                continue
+            pick = min if red["direction"] == "higher" else max
+            weakest = _extremes(t, candidates, pick, key=lambda d: d["value"])
+            value = t.kpi_value(weakest[0]["value"], weakest[0]["unit"])
+            if len(weakest) == 1:
+                lines.append(t("summary_worst", kpi=kpi_name(red, locale),
+                               department=t.department(weakest[0]["dimension_value"]),
+                               value=value))
+            else:
+                lines.append(t("summary_worst_tied", kpi=kpi_name(red, locale),
+                               count=len(weakest), total=len(candidates), value=value))
+    if unmeasured:
+        lines.append(t("summary_not_measured", count=len(unmeasured),
+                       kpis=joiner.join(kpi_name(r, locale) for r in unmeasured)))
     if categories["rows"]:
         top_category = categories["rows"][0]
-        lines.append(t("summary_categories", category=top_category["category"],
-                       count=top_category["complaints"], share=top_category["share"]))
+        # Whole numbers, printed without decimals: equal text is an equal count.
+        tied = [r for r in categories["rows"] if r["complaints"] == top_category["complaints"]]
+        if len(tied) == 1:
+            lines.append(t("summary_categories", category=top_category["category"],
+                           count=top_category["complaints"], share=top_category["share"]))
+        else:
+            lines.append(t("summary_categories_tied", count=len(tied),
+                           each=top_category["complaints"], share=top_category["share"]))
     if breaches["total"]:
-        step = max(breaches["by_step"], key=lambda s: s["count"])
-        lines.append(t("summary_breaches", total=breaches["total"], step=step["step"],
-                       count=step["count"]))
+        most = max(s["count"] for s in breaches["by_step"])
+        steps = [s["step"] for s in breaches["by_step"] if s["count"] == most]
+        lines.append(t("summary_breaches", total=breaches["total"], step=joiner.join(steps),
+                       count=most))
+    return lines
+
+
+def _movers(t: Messages, locale: str, kind: str, with_target: list[dict[str, Any]],
+            department_rows: list[dict[str, Any]]) -> list[str]:
+    """The KPI that moved most against its target's scale, and the department that
+    moved furthest the same way (unless several moved equally far)."""
+    movers = [r for r in with_target if r["previous_value"] is not None]
+    if not movers:
+        return []
+    top = max(movers, key=_relative_move)
+    lines = [t(f"summary_change_{kind}", kpi=kpi_name(top, locale),
+               change=t.kpi_change(top["value"], top["previous_value"], top["unit"]),
+               value=t.kpi_value(top["value"], top["unit"]),
+               target=t.kpi_value(top["target"], top["unit"]))]
+    # The department that moved furthest the same way: where to look first.
+    delta = top["value"] - top["previous_value"]
+    same_way = [d for d in department_rows
+                if d["kpi_id"] == top["kpi_id"] and comparable(d)
+                and d["previous_value"] is not None
+                and (d["value"] - d["previous_value"]) * delta > 0]
+    if delta and same_way:
+        furthest = _extremes(t, same_way, max,
+                             key=lambda d: abs(d["value"] - d["previous_value"]))
+        lead = furthest[0]
+        change = t.kpi_change(lead["value"], lead["previous_value"], lead["unit"])
+        if len(furthest) == 1:
+            lines.append(t("summary_department_move",
+                           department=t.department(lead["dimension_value"]), change=change))
+        else:
+            lines.append(t("summary_department_move_tied", count=len(furthest),
+                           change=change))
     return lines
 
 
@@ -362,6 +690,12 @@ def period_text(t: Messages, period: Period) -> str:
              end=end)
 
 
+def incomplete(period: Period, data_as_of: datetime) -> bool:
+    """A period that ends after the data's as-of moment is not over in the data yet
+    (the same rule as `servicepulse kpis`: kpis.completeness)."""
+    return data_as_of.date() <= period.end
+
+
 def header(t: Messages, report: str, period: Period, department: str | None,
            data_as_of: datetime) -> dict[str, Any]:
     """What every report's template needs besides its sections: titles, period, scope,
@@ -376,6 +710,9 @@ def header(t: Messages, report: str, period: Period, department: str | None,
         "department": department,
         "data_as_of": data_as_of.isoformat(),
         "data_as_of_text": t("data_as_of", as_of=t.moment(data_as_of)),
+        "incomplete": incomplete(period, data_as_of),
+        "incomplete_text": t("period_incomplete", as_of=t.moment(data_as_of))
+        if incomplete(period, data_as_of) else None,
         "t": t.section_texts(period.kind),
         "page_of": t("page_of"),  # placeholders become CSS page counters when rendered
     }

@@ -24,12 +24,19 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                         breaches: list[dict[str, Any]],
                         quality: QualitySnapshot | None,
                         data_as_of: datetime,
-                        breach_limit: int) -> dict[str, Any]:
-    """Everything the weekly template shows, already worded and formatted."""
+                        breach_limit: int, top_n: int = 10,
+                        department_columns: int = 5) -> dict[str, Any]:
+    """Everything the weekly template shows, already worded and formatted. Long
+    dimensions show ``top_n`` lines (``department_columns`` departments in the
+    department table) and "others"; the appendix holds them all (every department's
+    KPIs as a CSV file attached to the PDF)."""
     t = Messages(locale)
     this_week = sections.headline(trend_rows, period)
     kpi_names = {r["kpi_id"]: sections.kpi_name(r, locale) for r in trend_rows}
-    categories = sections.complaint_categories(t, category_rows, period)
+    categories = sections.complaint_categories(t, category_rows, period, top_n)
+    department_table = None if department else sections.department_table(
+        t, locale, this_week, department_rows, department_columns,
+        f"departments-{period.label}.csv")
     breach_list = sections.breach_list(t, breaches, breach_limit)
     return {
         **sections.header(t, "weekly", period, department, data_as_of),
@@ -37,13 +44,19 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                                     [] if department else department_rows, categories,
                                     breach_list),
         "tiles": sections.tiles(t, locale, this_week),
-        "trends": sections.trends(t, locale, this_week, trend_rows, period),
+        "trends": sections.trends(t, locale, this_week, trend_rows, period,
+                                  sections.incomplete(period, data_as_of)),
         "breaches": breach_list,
         "backlog": sections.backlog(t, trend_rows, period),
         "categories": categories,
-        "department_table": None if department else sections.department_table(
-            t, locale, this_week, department_rows),
+        "department_table": department_table,
         "agents": sections.agent_table(t, agent_rows, kpi_names),
-        "audits": sections.audit_table(t, this_week, department_rows, department),
+        "audits": sections.audit_table(t, this_week, department_rows, department, top_n),
         "quality": sections.quality_panel(t, quality),
+        "attachments": [department_table["attachment"]]
+        if department_table and department_table["attachment"] else [],
+        # The appendix names the attached file rather than printing 200 rows.
+        "appendix": {"departments": department_table and department_table["attachment"]
+                     and department_table["attachment"]["name"],
+                     "categories": categories["appendix"], "ranking": None},
     }

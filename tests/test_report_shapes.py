@@ -420,3 +420,52 @@ def test_the_combined_rows_never_sum_what_cannot_be_summed():
     ghost = [{"value": 1.0, "numerator": None, "denominator": None,
               "not_measured_reason": REASON, "unit": "fraction"}]
     assert sections.not_measured(sections.combined(ghost, "fraction"))
+
+
+def test_data_as_of_without_tickets_is_the_marts_as_of_moment(tmp_path):
+    """A warehouse whose ticket source is not connected (empty raw table): the report's
+    as-of moment is int_changes_summarised's, in the reporting zone, not a crash."""
+    from servicepulse.reports.data import data_as_of
+    from servicepulse.warehouse import connected
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path, tmp_path / "sources")
+    (tmp_path / "output").mkdir(exist_ok=True)
+    raw, intermediate = (settings.warehouse.schema(name) for name in ("raw", "intermediate"))
+    changes = f'"{intermediate}"."int_changes_summarised"'
+    with connected(settings) as warehouse:
+        warehouse.execute(f'create schema if not exists "{raw}"')
+        warehouse.execute(f'create schema if not exists "{intermediate}"')
+        warehouse.execute(f'create table "{raw}"."crm_tickets" (updated_at timestamptz)')
+        warehouse.execute(f"create table {changes} (data_as_of_local timestamp)")
+        warehouse.execute(f"insert into {changes} values (timestamp '2026-11-20 14:05:30')")
+        as_of = data_as_of(settings, warehouse)
+    assert as_of == datetime(2026, 11, 20, 14, 5, 30, tzinfo=SHANGHAI)
+    assert as_of.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_a_department_tied_in_the_ranking_says_it_shares_its_place():
+    en = sections.Messages("en")
+    rows = [{"dimension_value": code, "kpi_id": "COMPOSITE", "value": value,
+             "previous_value": None, "unit": "index", "denominator": None}
+            for code, value in (("d_a", 80.0), ("d_b", 80.0), ("d_c", 60.0), ("d_d", None))]
+    own = sections.department_ranking(en, rows, "d_b")
+    # d_a and d_b share first place; d_d has no composite and is not ranked.
+    assert own["place_text"] == "Place 1 of 3 departments, shared by 2 departments."
+    assert [r["rank"] for r in own["rows"]] == ["1="]
+    whole = sections.department_ranking(en, rows, None)
+    assert [(r["rank"], r["department"]) for r in whole["rows"]] == [
+        ("1=", "d_a"), ("1=", "d_b"), (3, "d_c"), ("–", "d_d")]
+
+
+def test_audits_show_the_most_audited_departments_and_the_others_add_up(pdfs):
+    _, context = pdfs["weekly-en"]
+    audits = context["audits"]
+    rows = _department_rows(WEEK)
+    tps = {r["dimension_value"]: r["denominator"] for r in rows if r["kpi_id"] == "TPS"}
+    tds = {r["dimension_value"]: r["denominator"] for r in rows if r["kpi_id"] == "TDS"}
+    most = sorted(tps, key=lambda d: (-(tps[d] + tds[d]), d))[:TOP_N]
+    assert [line["label"] for line in audits["rows"][1:]] == most
+    others = sum(tps.values()) - sum(tps[d] for d in most)
+    assert audits["others"]["TPS"]["count"] == f"{others:,}"
+    assert audits["others"]["label"] == f"Others ({DEPARTMENTS - TOP_N} departments)"

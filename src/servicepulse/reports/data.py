@@ -9,7 +9,14 @@ from typing import Any
 
 import pandas as pd
 
-from servicepulse.kpis import Period, PeriodError, kpi_rows, kpi_table, plain_records
+from servicepulse.kpis import (
+    Period,
+    PeriodError,
+    data_as_of_local,
+    kpi_rows,
+    kpi_table,
+    plain_records,
+)
 from servicepulse.readiness import releasing_run
 from servicepulse.reports.sections import (
     AGENT_KPIS,
@@ -143,4 +150,13 @@ def data_as_of(settings: Settings, warehouse: Warehouse) -> datetime:
     schema = settings.warehouse.schema("raw")
     newest = warehouse.fetch_frame(
         f'select max(updated_at) as newest from "{schema}"."crm_tickets"')["newest"].iloc[0]
+    if newest is None or pd.isna(newest):
+        # No tickets (a source that is not connected): the marts' own as-of moment, the
+        # newest change in tickets and complaints, as local wall time.
+        local = data_as_of_local(settings, warehouse)
+        if local is None:
+            raise PeriodError("the warehouse has no ticket or complaint changes: nothing "
+                              "says how current the data is (load and build first)")
+        return local.replace(tzinfo=settings.tz, microsecond=0) if local.tzinfo is None \
+            else local.astimezone(settings.tz).replace(microsecond=0)
     return pd.Timestamp(newest).tz_convert(settings.tz).to_pydatetime().replace(microsecond=0)

@@ -527,7 +527,8 @@ def complaint_categories(t: Messages, category_rows: list[dict[str, Any]],
                 "change": t.kpi_change(complaints, earlier, "count"),
                 "high_impact": t.kpi_value(urgent / complaints, "fraction")
                 if complaints else "—",
-                "bar": bar_svg(complaints, largest) if label != t("label_total") else ""}
+                # No bar: the sum of many would dwarf (or overflow) the scale of one.
+                "bar": ""}
 
     rows = [line(n, r) for n, r in enumerate(shown, start=1)]
     matrix = None

@@ -93,3 +93,19 @@ def test_absent_must_name_an_optional_contract_field(tmp_path):
             "complaints": {"location": "complaints.csv", "mapping": {"absent": absent}}}})
         with pytest.raises(ConfigError, match=words):
             source_gaps(settings)
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_the_same_kpis_for_a_partial_source(partial, tmp_path, postgres_prefix):
+    """The same partial sources built on PostgreSQL: the verdict flag (a boolean column),
+    the not-measured KPI and the status-closed backlog come out as on DuckDB."""
+    from tests.kpi_harness import all_kpi_rows
+
+    on_postgres = settings_for(tmp_path, partial.sources_dir, **{
+        "sources.connectors": {"complaints": partial.sources.connectors["complaints"]
+                               .model_dump(exclude_none=True)},
+        "warehouse.kind": "postgres", "warehouse.schema_prefix": postgres_prefix})
+    load_and_build(on_postgres, UNTIL)
+    for grain in ("day", "week"):
+        assert all_kpi_rows(on_postgres, grain) == all_kpi_rows(partial, grain)
+    assert kpis(on_postgres, "2026-W47")["CMP_SOLUTION_24H"]["status"] == "not_measured"

@@ -163,11 +163,39 @@ def _category_rows(period: Period) -> list[dict]:
     return rows
 
 
-def _inputs(period: Period, data_as_of: datetime) -> dict:
+def _breaches(period: Period) -> list[dict]:
+    """Missed steps with the longest names in the narrow columns of the breach list."""
+    received = datetime(period.start.year, period.start.month, period.start.day, 9, 0)
+    return [{"complaint_id": f"311-{60000000 + i}", "step": "close", "kpi_id": "CMP_CLOSE_5WD",
+             "received_at_local": received, "due_at_local": received.replace(hour=23),
+             "done_at_local": None, "is_still_undone": True, "minutes_late": 600.0 + i,
+             "department": DEPARTMENT_NAMES[i * 3 + 1], "complaint_category": CATEGORY_NAMES[i],
+             "severity": "high"} for i in range(8)]
+
+
+def _agents(period: Period) -> list[dict]:
+    """Agents whose departments have long names (the Chinese weekly report shows them)."""
+    rows = []
+    for i in range(30):
+        for kpi_id in sections.AGENT_KPIS:
+            rows.append({"agent_id": f"AGENT_WITH_A_VERY_LONG_IDENTIFIER_{i:04d}",
+                         "department": DEPARTMENT_NAMES[i], "kpi_id": kpi_id,
+                         "unit": "fraction", "numerator": 9, "denominator": 10, "value": 0.9,
+                         "status": "green",
+                         "not_measured_reason": REASON if kpi_id == NOT_MEASURED else None})
+    del period
+    return rows
+
+
+def _inputs(period: Period, data_as_of: datetime, with_lists: bool = False) -> dict:
+    """The report's rows; without agents or breaches (empty sections) unless
+    ``with_lists``."""
     department_rows = _department_rows(period)
     return {"trend_rows": _organisation_rows(period, department_rows),
-            "department_rows": department_rows, "agent_rows": [],  # agents unknown
-            "category_rows": _category_rows(period), "breaches": [], "quality": None,
+            "department_rows": department_rows,
+            "agent_rows": _agents(period) if with_lists else [],  # else agents unknown
+            "category_rows": _category_rows(period),
+            "breaches": _breaches(period) if with_lists else [], "quality": None,
             "data_as_of": data_as_of, "breach_limit": 50, "top_n": TOP_N,
             "department_columns": COLUMNS}
 
@@ -176,8 +204,9 @@ COMPLETE_WEEK_AS_OF = datetime(2026, 11, 23, 9, 30, tzinfo=SHANGHAI)
 BUILDERS = {"week": build_weekly_report, "month": build_monthly_report}
 
 
-def _context(period: Period, locale: str, as_of: datetime = COMPLETE_WEEK_AS_OF) -> dict:
-    return BUILDERS[period.kind](period, locale, None, **_inputs(period, as_of))
+def _context(period: Period, locale: str, as_of: datetime = COMPLETE_WEEK_AS_OF,
+             with_lists: bool = False) -> dict:
+    return BUILDERS[period.kind](period, locale, None, **_inputs(period, as_of, with_lists))
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +223,8 @@ def pdfs(tmp_path_factory):
             ("monthly-en", MONTH, "en", month_as_of),
             ("monthly-zh-incomplete", MONTH, "zh-CN", datetime(2026, 11, 20, 14, 5,
                                                                tzinfo=SHANGHAI))):
-        context = _context(period, locale, as_of)
+        # The Chinese weekly report lists agents and breaches; the English one has none.
+        context = _context(period, locale, as_of, with_lists=key == "weekly-zh")
         path = out / f"{key}.pdf"
         path.write_bytes(render_pdf("weekly" if period.kind == "week" else "monthly", context))
         rendered[key] = (path, context)
@@ -390,8 +420,10 @@ def test_an_empty_section_is_one_line(pdfs):
     assert "Agents: The sources name no agents, so there is no agent table." in lines
     assert ("Complaint deadline breaches: No complaint step missed its deadline this week."
             in lines)
-    zh = _line_texts(pdfs["weekly-zh"][0])
-    assert "客服人员：数据源未提供客服信息，因此没有客服表。" in zh
+    # With agents and breaches (the Chinese report) the sections are tables.
+    zh = re.sub(r"\s", "", _text(pdfs["weekly-zh"][0]))  # long ids wrap in their cell
+    assert "客服人员：" not in zh and "AGENT_WITH_A_VERY_LONG_IDENTIFIER_0029" in zh
+    assert "共有8个投诉环节超时" in zh
 
 
 def test_the_incomplete_period_is_marked_on_every_page_and_in_the_trends(pdfs):

@@ -501,3 +501,15 @@ def test_audits_show_the_most_audited_departments_and_the_others_add_up(pdfs):
     others = sum(tps.values()) - sum(tps[d] for d in most)
     assert audits["others"]["TPS"]["count"] == f"{others:,}"
     assert audits["others"]["label"] == f"Others ({DEPARTMENTS - TOP_N} departments)"
+
+
+def test_audits_without_an_audit_source_are_one_line_saying_why():
+    en = sections.Messages("en")
+    absent = "no audits source is connected"
+    rows = [{"kpi_id": kpi_id, "value": None, "denominator": None, "unit": "score",
+             "target": 85.0, "status": None, "not_measured_reason": absent}
+            for kpi_id in ("TPS", "TDS")]
+    assert sections.audit_table(en, rows, [], None)["empty"] == \
+        f"n/a — not measured: {absent}"
+    nothing = [dict(row, not_measured_reason=None) for row in rows]
+    assert sections.audit_table(en, nothing, [], None) is None

@@ -406,7 +406,8 @@ def audit_table(t: Messages, rows: list[dict[str, Any]],
                 top_n: int | None = None) -> dict[str, Any] | None:
     """Process audits (TPS) and mystery-shopper visits (TDS): the slice's score and
     number of audits, then (organisation report only) the ``top_n`` departments with
-    the most audits and the rest summed as "others". None when nothing was audited."""
+    the most audits and the rest summed as "others". None when nothing was audited;
+    only ``empty`` (a line) when audits are not measured."""
 
     def entry(label: str, kpis: dict[str, dict[str, Any] | None],
               summed: bool = False) -> dict[str, Any]:
@@ -431,6 +432,10 @@ def audit_table(t: Messages, rows: list[dict[str, Any]],
         return out
 
     own = {r["kpi_id"]: r for r in rows if r["kpi_id"] in ("TPS", "TDS")}
+    if own and all(not_measured(r) for r in own.values()):
+        # No audit source: one line that says so and why, not a table of "n/a".
+        reasons = sorted({r["not_measured_reason"] for r in own.values()})
+        return {"empty": t("not_measured") + t("label_colon") + "; ".join(reasons)}
     if all(r["value"] is None and not not_measured(r) for r in own.values()):
         return None
     label = t.department(department) if department else t("scope_org")
@@ -457,7 +462,7 @@ def audit_table(t: Messages, rows: list[dict[str, Any]],
                 summed[k] = combined(group, own[k]["unit"] if k in own else "score")
                 summed[f"{k}_count"] = sum(r.get("denominator") or 0 for r in group)
             others = entry(t("label_others", count=len(rest)), summed, summed=True)
-    return {"rows": lines, "others": others}
+    return {"rows": lines, "others": others, "empty": None}
 
 
 def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period) -> dict[str, Any]:

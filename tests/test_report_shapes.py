@@ -513,3 +513,88 @@ def test_audits_without_an_audit_source_are_one_line_saying_why():
         f"n/a — not measured: {absent}"
     nothing = [dict(row, not_measured_reason=None) for row in rows]
     assert sections.audit_table(en, nothing, [], None) is None
+
+
+# A real export: NYC 311's API extract (500 requests, 8 agencies as departments, 12 hours
+# of Sunday 10 December 2023, so ISO week 2023-W49 is not over in the data), onboarded
+# with the shipped configuration. Expected figures are counted from the CSV here.
+REAL_EXPORT = PROJECT_ROOT.parent / "shared" / "real-data" / "nyc311" / \
+    "service_requests_2023-12-10.csv"
+REAL_WEEK = Period.parse("2023-W49")
+
+
+@pytest.fixture(scope="module")
+def real_report(tmp_path_factory):
+    from datetime import time, timedelta
+
+    from servicepulse.load import load_source
+    from servicepulse.pipeline import SOURCES
+    from servicepulse.reports.data import report_inputs
+    from servicepulse.settings import load_settings
+    from servicepulse.transform import build
+    from servicepulse.warehouse import connected
+    from tests.test_onboarding_real_exports import _config_with_output
+
+    folder = tmp_path_factory.mktemp("nyc311")
+    settings = load_settings(_config_with_output(
+        PROJECT_ROOT / "config" / "onboarding" / "nyc311-2023-api.yaml", folder), environ={})
+    start = datetime.combine(datetime(2023, 12, 10).date(), time(), settings.tz)
+    with connected(settings) as warehouse:
+        for source in SOURCES:
+            load_source(settings, warehouse, source, start, start + timedelta(days=1))
+    build(settings)
+    with connected(settings, read_only=True) as warehouse:
+        inputs = report_inputs(settings, warehouse, REAL_WEEK, None)
+    context = build_weekly_report(REAL_WEEK, "en", None, **{**inputs, "top_n": TOP_N,
+                                                            "department_columns": COLUMNS})
+    path = folder / "weekly-en.pdf"
+    path.write_bytes(render_pdf("weekly", context))
+    with REAL_EXPORT.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return rows, context, path
+
+
+def test_a_real_export_report_orders_agencies_by_requests_and_marks_the_week_incomplete(
+        real_report):
+    from collections import Counter
+
+    rows, context, path = real_report
+    per_agency = Counter(row["agency"] for row in rows)
+    largest = sorted(per_agency, key=lambda a: (-per_agency[a], a))[:COLUMNS]
+    table = context["department_table"]
+    assert table["shown"] == largest
+    assert table["columns"][COLUMNS] == f"Others ({len(per_agency) - COLUMNS} departments)"
+    # Open at the data's "now", the newest change (no closing time, created before it):
+    # top five + others = the organisation.
+    newest = max(max(row["resolution_action_updated_date"], row["closed_date"],
+                     row["created_date"]) for row in rows)
+    open_now = Counter(row["agency"] for row in rows
+                       if not row["closed_date"] and row["created_date"] < newest)
+    backlog = next(r for r in table["rows"] if r["kpi_id"] == "BACKLOG")["cells"]
+    assert [c["value"] for c in backlog[:COLUMNS]] == [open_now[a] for a in largest]
+    assert backlog[COLUMNS]["value"] == sum(n for a, n in open_now.items() if a not in largest)
+    assert backlog[-1]["value"] == sum(open_now.values())
+    # The newest change is 10 December 12:00 New York time; the week ends that night.
+    assert newest.startswith("2023-12-10T12:00")
+    text = _flat(_text(path))
+    assert "Incomplete period: data through 10 Dec 2023 12:00 (UTC-05:00)" in text
+    assert context["incomplete"] is True
+    # What a 311 export cannot say is n/a with its reason, never 0 % or red.
+    frt = next(tile for tile in context["tiles"] if tile["kpi_id"] == "FRT")
+    assert frt["value"] == "n/a — not measured" and frt["status"] == "none"
+    assert "crm_tickets source has no first_response_at" in text
+    assert not any("First response time" in line for line in context["summary"]
+                   if "not measured" not in line)
+    # No agents, no complaints: one line each.
+    lines = _line_texts(path)
+    assert "Agents: The sources name no agents, so there is no agent table." in lines
+    assert "Complaint categories: No complaints in this period." in lines
+
+
+def test_a_real_export_report_prints_inside_the_page_margins(real_report):
+    _, _, path = real_report
+    margin = PAGE_MARGIN_MM * MM - 1.0
+    outside = [(word["text"], round(word["xMin"]), round(word["xMax"]))
+               for page in _layout(path) for line in page["lines"] for word in line
+               if word["xMin"] < margin or word["xMax"] > page["width"] - margin]
+    assert outside == []

@@ -62,12 +62,14 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
 
 
 def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):
-    """Every department's headline KPIs for the period."""
+    """Every department's headline KPIs for the period, and its ticket volume (TICKETS,
+    which orders the departments in long tables)."""
     return plain_records(warehouse.fetch_frame(
         f"select period_start, dimension_value, kpi_id, unit, direction, numerator, "
-        f"denominator, value, target, status, previous_value "
+        f"denominator, value, target, status, previous_value, not_measured_reason "
         f"from {kpi_table(settings, period.kind)} "
-        f"where dimension = 'department' and report_section = 'headline' "
+        f"where dimension = 'department' "
+        f"and (report_section = 'headline' or kpi_id = 'TICKETS') "
         f"and period_start = ? order by dimension_value, display_order", [period.start]))
 
 
@@ -79,7 +81,7 @@ def _agent_rows(settings: Settings, warehouse: Warehouse, period: Period,
     placeholders = ", ".join("?" for _ in AGENT_KPIS)
     return plain_records(warehouse.fetch_frame(
         f"select kpi.dimension_value as agent_id, agents.department, kpi.kpi_id, kpi.unit, "
-        f"kpi.numerator, kpi.denominator, kpi.value, kpi.status "
+        f"kpi.numerator, kpi.denominator, kpi.value, kpi.status, kpi.not_measured_reason "
         f"from {kpi_table(settings, period.kind)} as kpi "
         f'inner join "{marts}"."dim_agents" as agents '
         f"on kpi.dimension_value = agents.agent_id "

@@ -122,11 +122,12 @@ def combined_text(t: Messages, row: dict[str, Any] | None) -> str:
 
 
 # The measure that orders departments in long tables: their volume, i.e. the tickets
-# created in the period (CMP_RATE's denominator, else RESP_SLA's, which count the same
-# tickets), else the open backlog. Volume, not a KPI value: the largest departments
-# weigh most in the organisation's figures, and ordering by a rate would put a
-# department with one ticket at 100 % first.
-VOLUME_KPIS = (("CMP_RATE", "denominator"), ("RESP_SLA", "denominator"), ("BACKLOG", "value"))
+# (service requests) created in the period: TICKETS, else CMP_RATE's or RESP_SLA's
+# denominator (the same tickets), else the open backlog. Volume, not a KPI value: the
+# largest departments weigh most in the organisation's figures, and ordering by a rate
+# would put a department with one ticket at 100 % first.
+VOLUME_KPIS = (("TICKETS", "value"), ("CMP_RATE", "denominator"), ("RESP_SLA", "denominator"),
+               ("BACKLOG", "value"))
 
 
 def department_volume(department_rows: list[dict[str, Any]]) -> tuple[str | None, dict[str, float]]:
@@ -248,7 +249,9 @@ def department_table(t: Messages, locale: str, rows: list[dict[str, Any]],
     volume_kpi, codes = departments_by_volume(department_rows)
     shown, rest = codes[:columns], codes[columns:]
     body = []
-    for kpi in rows:
+    # A KPI the sources cannot measure is n/a in every column: the tiles and the
+    # summary say so once, and the table keeps to what is measured.
+    for kpi in [r for r in rows if not not_measured(r)]:
         cells = [_cell(t, by_department[code].get(kpi["kpi_id"])) for code in shown]
         if rest:
             cells.append(_others_cell(t, combined(
@@ -260,8 +263,9 @@ def department_table(t: Messages, locale: str, rows: list[dict[str, Any]],
     if rest:
         headers.append(t("label_others", count=len(rest)))
     headers.append(t("scope_org"))
-    names = {r["kpi_id"]: r for r in rows}
-    volume_name = kpi_name(names[volume_kpi], locale) if volume_kpi in names else None
+    names = {r["kpi_id"]: kpi_name(r, locale) for r in rows}
+    names["TICKETS"] = t("col_tickets")  # not a headline KPI, so not among ``rows``
+    volume_name = names.get(volume_kpi)
     attachment = None
     if rest:
         attachment = {"name": attachment_name,
@@ -609,9 +613,10 @@ def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
     else:
         with_target = [r for r in measured if r["target"] is not None]
         on_target = sum(r["status"] == "green" for r in with_target)
-        lines.append(t("summary_on_target", on=on_target, total=len(with_target), when=when)
-                     if on_target else
-                     t("summary_none_on_target", total=len(with_target), when=when))
+        if with_target:  # "none of the 0 indicators" says nothing
+            lines.append(t("summary_on_target", on=on_target, total=len(with_target),
+                           when=when) if on_target else
+                         t("summary_none_on_target", total=len(with_target), when=when))
         lines += _movers(t, locale, kind, with_target, department_rows)
         for red in [r for r in with_target if r["status"] == "red"][:2]:
             candidates = [d for d in department_rows

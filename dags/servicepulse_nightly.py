@@ -18,6 +18,10 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 # Must match reporting_timezone in the ServicePulse config; `servicepulse run`
 # sets it from there. Period boundaries are midnight in this zone.
 REPORTING_TIMEZONE = os.environ.get("SERVICEPULSE_REPORTING_TIMEZONE", "Asia/Shanghai")
+# The first local day the DAG runs for: settings schedule.start_date, which
+# `servicepulse run` passes (and checks) through the environment.
+START_DATE = pendulum.parse(os.environ.get("SERVICEPULSE_START_DATE", "2000-01-01"),
+                            tz=REPORTING_TIMEZONE)
 SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
 RAW_ASSETS = {source: Asset(f"servicepulse://raw/{source}") for source in SOURCES}
 KPI_MARTS = Asset("servicepulse://marts/kpi_weekly")
@@ -29,7 +33,7 @@ WAREHOUSE_POOL = "servicepulse_warehouse"
 @dag(
     dag_id="servicepulse_nightly",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=REPORTING_TIMEZONE),
-    start_date=pendulum.datetime(2026, 1, 1, tz=REPORTING_TIMEZONE),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["servicepulse", "nightly"],

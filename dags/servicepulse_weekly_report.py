@@ -22,6 +22,10 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 REPORTING_TIMEZONE = os.environ.get("SERVICEPULSE_REPORTING_TIMEZONE", "Asia/Shanghai")
+# The first local day the DAG runs for: settings schedule.start_date, which
+# `servicepulse run` passes (and checks) through the environment.
+START_DATE = pendulum.parse(os.environ.get("SERVICEPULSE_START_DATE", "2000-01-01"),
+                            tz=REPORTING_TIMEZONE)
 CHECKED_MARTS = Asset("servicepulse://quality/kpi_marts_checked")
 WAREHOUSE_POOL = "servicepulse_warehouse"
 # When readers expect the report; the data normally arrives hours before.
@@ -33,7 +37,7 @@ WEEKLY_DEADLINE = "0 10 * * 1"
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(WEEKLY_DEADLINE, timezone=REPORTING_TIMEZONE),
         assets=CHECKED_MARTS),
-    start_date=pendulum.datetime(2026, 1, 1, tz=REPORTING_TIMEZONE),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["servicepulse", "report"],

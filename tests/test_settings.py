@@ -58,7 +58,8 @@ def test_calendar_country_and_years_are_checked(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_settings(path, environ={})
     assert "calendar.country" in str(error.value) and "'XX'" in str(error.value)
-    path = write_config(tmp_path, tmp_path, **{"calendar.first_year": 2031})
+    path = write_config(tmp_path, tmp_path, **{"calendar.first_year": 2031,
+                                               "calendar.last_year": 2030})
     with pytest.raises(ConfigError, match="first_year 2031 is after last_year 2030"):
         load_settings(path, environ={})
 

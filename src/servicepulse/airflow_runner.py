@@ -49,6 +49,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "SERVICEPULSE_CONFIG": str(settings.config_file),
         "SERVICEPULSE_REPORTING_TIMEZONE": settings.reporting_timezone,
+        "SERVICEPULSE_START_DATE": settings.schedule.start_date.isoformat(),
     })
     return env
 
@@ -100,6 +101,11 @@ def run_monthly_report(settings: Settings, period_label: str, day: date) -> RunO
 
 def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
             conf: dict | None = None) -> RunOutcome:
+    if day < settings.schedule.start_date:
+        raise PipelineRunError(
+            f"{dag_id} cannot run for {day.isoformat()}: the DAGs start on "
+            f"{settings.schedule.start_date.isoformat()} (settings schedule.start_date); "
+            "set it on or before the first day of your data")
     env = airflow_environment(settings)
     ensure_metadata_db(settings, env)
     arguments = ["dags", "test", dag_id, logical.isoformat()]
@@ -116,12 +122,36 @@ def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
     interval = re.search(r"DagRun Finished: .*?data_interval_start=([^,]+), "
                          r"data_interval_end=([^,]+)", output)
     state = finished.group(1) if finished else "unknown"
+    tasks = _task_states(settings, dag_id)
+    if completed.returncode == 0 and state == "success" and not tasks:
+        # Airflow calls a run in which no task ran a success (a day its DAG does not
+        # cover); nothing was loaded, built or sent, and that must not pass unnoticed.
+        raise PipelineRunError(
+            f"{dag_id} for {day.isoformat()} ran no task (Airflow said {state!r}); the "
+            f"DAG start date is {settings.schedule.start_date.isoformat()} "
+            f"(settings schedule.start_date); full log: {log_file}")
     if completed.returncode != 0 or state != "success":
         raise PipelineRunError(
             f"{dag_id} for {day.isoformat()} ended with state {state!r} "
             f"(exit {completed.returncode}); full log: {log_file}\n" + _failure_digest(output))
     return RunOutcome(dag_id, day, state, log_file,
                       (interval.group(1), interval.group(2)) if interval else ("?", "?"))
+
+
+def _task_states(settings: Settings, dag_id: str) -> dict[str, str]:
+    """Task id -> state of the newest run of ``dag_id``, from Airflow's metadata
+    database (the run `airflow dags test` just made)."""
+    import sqlite3
+
+    database = settings.airflow_home_path / "airflow.db"
+    with sqlite3.connect(database) as connection:
+        row = connection.execute("select run_id from dag_run where dag_id = ? "
+                                 "order by id desc limit 1", (dag_id,)).fetchone()
+        if row is None:
+            return {}
+        return dict(connection.execute(
+            "select task_id, state from task_instance where dag_id = ? and run_id = ?",
+            (dag_id, row[0])).fetchall())
 
 
 def _failure_digest(output: str) -> str:

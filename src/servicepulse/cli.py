@@ -50,28 +50,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     from servicepulse.sources.demo_systems import demo_systems_running, fill_demo_crm
 
     settings = _settings(args)
+    last = args.to or args.date
+    if last < args.date:
+        raise ConfigError(f"--to {last} is before --date {args.date}")
+    days = [args.date + timedelta(days=n) for n in range((last - args.date).days + 1)]
     demo = settings.sources.demo_systems
     if demo and demo.crm_database and not settings.path(demo.crm_database).exists():
         print(f"filling the demo CRM database {fill_demo_crm(settings)} from the generated files")
+    logs = []
     with demo_systems_running(settings) as api:
         if api:
             print(f"serving the demo complaint API at {api.url}")
-        outcome = run_nightly(settings, args.date)
-    print(f"{outcome.dag_id} for {outcome.day} (data interval {outcome.data_interval[0]} – "
-          f"{outcome.data_interval[1]}): {outcome.state}")
-    # What the scheduler does on the nightly's checked-marts Asset: the last complete
-    # week and month go out if they have not yet (the ledger makes a repeat a no-op).
-    checked_through = args.date + timedelta(days=1)
-    week = Period.last_complete_week(checked_through)
-    month = Period.last_complete_month(checked_through)
-    weekly = run_weekly_report(settings, week.label, args.date)
-    print(f"{weekly.dag_id} for {week.label}: {weekly.state}")
-    monthly = run_monthly_report(settings, month.label, args.date)
-    print(f"{monthly.dag_id} for {month.label}: {monthly.state}")
+        for day in days:              # a backfill: night after night, in order
+            outcome = run_nightly(settings, day)
+            logs.append(outcome.log_file)
+            print(f"{outcome.dag_id} for {outcome.day} (data interval "
+                  f"{outcome.data_interval[0]} – {outcome.data_interval[1]}): {outcome.state}")
+    # What the scheduler does on each night's checked-marts Asset: the last complete
+    # week and month go out if they have not yet (the ledger makes a repeat a no-op);
+    # over a range, each such week and month once.
+    weeks = dict.fromkeys(Period.last_complete_week(day + timedelta(days=1)) for day in days)
+    months = dict.fromkeys(Period.last_complete_month(day + timedelta(days=1)) for day in days)
+    for period in weeks:
+        weekly = run_weekly_report(settings, period.label, period.end)
+        logs.append(weekly.log_file)
+        print(f"{weekly.dag_id} for {period.label}: {weekly.state}")
+    for period in months:
+        monthly = run_monthly_report(settings, period.label, period.end)
+        logs.append(monthly.log_file)
+        print(f"{monthly.dag_id} for {period.label}: {monthly.state}")
     _print_artefacts(settings)
-    print(f"  Airflow logs:    {outcome.log_file}, {weekly.log_file}, {monthly.log_file}")
-    _print_ledger(settings, "weekly", week.label)
-    _print_ledger(settings, "monthly", month.label)
+    print(f"  Airflow logs:    {', '.join(str(log) for log in dict.fromkeys(logs))}")
+    for period in weeks:
+        _print_ledger(settings, "weekly", period.label)
+    for period in months:
+        _print_ledger(settings, "monthly", period.label)
     return 0
 
 
@@ -371,7 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = with_config(commands.add_parser("run", help="run the nightly DAG for a local date "
                                                       "through Airflow"))
-    run.add_argument("--date", required=True, type=_date)
+    run.add_argument("--date", required=True, type=_date,
+                     help="the local day to run the nightly for (any day since the DAGs' "
+                          "start date, settings schedule.start_date)")
+    run.add_argument("--to", type=_date, help="a backfill: every night from --date to this "
+                     "day, in order, then each week and month they complete, once")
     run.set_defaults(handler=cmd_run)
 
     load = with_config(commands.add_parser(

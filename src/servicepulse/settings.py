@@ -367,9 +367,11 @@ class CalendarSettings(_Section):
     """
     country: str = "CN"
     subdivision: str | None = None
-    # The calendar covers these years; a fact dated outside them fails the dbt build.
-    first_year: int = Field(2020, ge=1990, le=2100)
-    last_year: int = Field(2030, ge=1990, le=2100)
+    # The years the calendar covers; by default (unset) the years of the data, from the
+    # earliest to the year after the newest, so that an export years back builds as it
+    # is. A fact dated outside them fails the dbt build.
+    first_year: int | None = Field(None, ge=1970, le=2100)
+    last_year: int | None = Field(None, ge=1970, le=2100)
 
     @field_validator("country")
     @classmethod
@@ -383,9 +385,18 @@ class CalendarSettings(_Section):
 
     @model_validator(mode="after")
     def _ordered_years(self) -> CalendarSettings:
-        if self.first_year > self.last_year:
+        if self.first_year is not None and self.last_year is not None and \
+                self.first_year > self.last_year:
             raise ValueError(f"first_year {self.first_year} is after last_year {self.last_year}")
         return self
+
+
+class ScheduleSettings(_Section):
+    """When the Airflow DAGs may run."""
+    # The first local day the DAGs run for (their start_date): a run or backfill for an
+    # earlier day fails, naming this key; the scheduler never schedules earlier nights.
+    # Far back by default, so that an export years back is loaded as it is.
+    start_date: date = date(2000, 1, 1)
 
 
 class Settings(_Section):
@@ -397,6 +408,7 @@ class Settings(_Section):
     quality: QualitySettings = QualitySettings()
     reports: ReportSettings = ReportSettings()
     calendar: CalendarSettings = CalendarSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     airflow_home: Path = Path(".airflow")
     # Where relative paths in the file are resolved; set by ``load_settings``.
     base_dir: Path = PROJECT_ROOT

@@ -549,16 +549,23 @@ def real_report(tmp_path_factory):
                                                             "department_columns": COLUMNS})
     path = folder / "weekly-en.pdf"
     path.write_bytes(render_pdf("weekly", context))
+    # The month, in Chinese: December 2023 is not over in the data either.
+    month = Period.parse("2023-12")
+    with connected(settings, read_only=True) as warehouse:
+        month_inputs = report_inputs(settings, warehouse, month, None)
+    monthly = build_monthly_report(month, "zh-CN", None, **month_inputs)
+    monthly_path = folder / "monthly-zh.pdf"
+    monthly_path.write_bytes(render_pdf("monthly", monthly))
     with REAL_EXPORT.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return rows, context, path
+    return rows, context, path, monthly, monthly_path
 
 
 def test_a_real_export_report_orders_agencies_by_requests_and_marks_the_week_incomplete(
         real_report):
     from collections import Counter
 
-    rows, context, path = real_report
+    rows, context, path, _, _ = real_report
     per_agency = Counter(row["agency"] for row in rows)
     largest = sorted(per_agency, key=lambda a: (-per_agency[a], a))[:COLUMNS]
     table = context["department_table"]
@@ -592,9 +599,22 @@ def test_a_real_export_report_orders_agencies_by_requests_and_marks_the_week_inc
 
 
 def test_a_real_export_report_prints_inside_the_page_margins(real_report):
-    _, _, path = real_report
+    _, _, weekly, _, monthly = real_report
     margin = PAGE_MARGIN_MM * MM - 1.0
-    outside = [(word["text"], round(word["xMin"]), round(word["xMax"]))
-               for page in _layout(path) for line in page["lines"] for word in line
-               if word["xMin"] < margin or word["xMax"] > page["width"] - margin]
-    assert outside == []
+    for path in (weekly, monthly):
+        outside = [(word["text"], round(word["xMin"]), round(word["xMax"]))
+                   for page in _layout(path) for line in page["lines"] for word in line
+                   if word["xMin"] < margin or word["xMax"] > page["width"] - margin]
+        assert outside == [], path.name
+
+
+def test_a_real_export_monthly_says_why_there_is_no_ranking(real_report):
+    """No survey, no response times: no composite score, so the ranking is one line
+    with the reason, and the month is marked incomplete on every page."""
+    _, _, _, context, path = real_report
+    assert context["ranking"]["rows"] == []
+    lines = [line.replace(" ", "") for line in _line_texts(path)]
+    assert any(line.startswith("部门综合绩效排名：不适用—未测量：") for line in lines)
+    for page in _layout(path):
+        assert "本期尚未结束：数据截至2023年12月10日" in "".join(
+            word["text"] for line in page["lines"] for word in line)

@@ -320,6 +320,12 @@ def department_ranking(t: Messages, department_rows: list[dict[str, Any]],
     organisation's report shows the first ``top_n`` lines, the rest summed as
     "others", and the organisation; the whole ranking goes to the appendix."""
     composite = {r["dimension_value"]: r for r in department_rows if r["kpi_id"] == "COMPOSITE"}
+    if composite and all(not_measured(r) for r in composite.values()):
+        # The sources cannot give a composite: one line that says why, no table of n/a.
+        reasons = sorted({r["not_measured_reason"] for r in composite.values()})
+        return {"rows": [], "place_text": None, "others": None, "total": None,
+                "appendix": None, "note": None,
+                "empty": t("not_measured") + t("label_colon") + "; ".join(reasons)}
     if not composite or not any(comparable(r) for r in composite.values()):
         return None
     rankable = [r for r in composite.values() if comparable(r)]
@@ -357,7 +363,7 @@ def department_ranking(t: Messages, department_rows: list[dict[str, Any]],
                             sharing=sharing) if sharing > 1
                           else t("label_ranking_place", rank=place, count=len(rankable)))
         return {"rows": [line(r) for r in own], "place_text": place_text, "others": None,
-                "total": None, "appendix": None, "note": None}
+                "total": None, "appendix": None, "note": None, "empty": None}
     shown = ranked if top_n is None else ranked[:top_n]
     rest = ranked[len(shown):]
     others = total = None
@@ -381,7 +387,7 @@ def department_ranking(t: Messages, department_rows: list[dict[str, Any]],
     return {"rows": [line(r) for r in shown], "place_text": None, "others": others,
             "total": total, "appendix": [line(r) for r in ranked] if rest else None,
             "note": t("label_ranking_top", shown=len(shown), total=len(ranked))
-            if rest else None}
+            if rest else None, "empty": None}
 
 
 

@@ -56,7 +56,6 @@ def status_label(t: Messages, status: str | None, value: float | None = 0.0) -> 
     return t(f"status_{status}") if status else t("status_none")
 
 
-
 def not_measured(row: dict[str, Any] | None) -> bool:
     """The sources cannot deliver what the KPI needs (the mart says why): it has no
     value, and a report shows "n/a — not measured", never 0 % or red."""

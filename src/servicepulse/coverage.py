@@ -42,10 +42,9 @@ class SourceGaps:
         found: list[str] = []
         for requirement in requires:
             missing = [self.lacks(item) for item in requirement.split("|")]
-            if all(missing):
-                for reason in missing[:1]:
-                    if reason not in found:
-                        found.append(reason)
+            # Every alternative is missing: the first one's reason says what to deliver.
+            if all(missing) and missing[0] not in found:
+                found.append(missing[0])
         return found
 
 

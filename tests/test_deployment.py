@@ -61,6 +61,7 @@ def test_environment_matches_the_settings_and_the_dag(compose):
     assert settings.warehouse.kind == "postgres"
     assert settings.warehouse.postgres.host == "postgres"
     assert env["SERVICEPULSE_REPORTING_TIMEZONE"] == settings.reporting_timezone
+    assert env["SERVICEPULSE_START_DATE"] == settings.schedule.start_date.isoformat()
     dag_source = (ROOT / "dags" / "servicepulse_nightly.py").read_text()
     pool = re.search(r'WAREHOUSE_POOL = "([^"]+)"', dag_source).group(1)
     assert f"pools set {pool} " in compose["services"]["airflow-init"]["command"][1]

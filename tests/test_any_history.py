@@ -76,3 +76,31 @@ def test_a_2016_export_runs_night_by_night_through_airflow(tmp_path, capsys):
     assert document["kpis"]["TICKETS"]["value"] == per_week["2016-W28"] > 0
     assert list((settings.output_path / "reports" / "weekly" / "2016-W28").glob("*.pdf"))
     assert len(list((settings.output_path / "outbox" / "weekly" / "2016-W28").glob("*.eml"))) == 1
+
+
+def test_the_business_calendar_covers_the_years_of_the_data(tmp_path):
+    """Without first_year/last_year the calendar spans the raw data's years (to the year
+    after the newest, where deadlines run on); explicit years stay an override, either
+    one alone too."""
+    config = _config(tmp_path)
+    assert main(["load", "all", "--date", "2016-07-18", "--config", config]) == 0
+    # The export's timestamps, all in the same US format: their years, from the CSV.
+    with EXPORT.open(encoding="utf-8", newline="") as handle:
+        years = {datetime.strptime(value, PORTAL_TIME).year for row in csv.DictReader(handle)
+                 for column in ("Created Date", "Closed Date", "Due Date",
+                                "Resolution Action Updated Date")
+                 if (value := row[column])}
+    assert years == {2016}          # so a loaded day's years are the export's years
+    from servicepulse.business_calendar import calendar_years, write_calendar
+
+    settings = load_settings(config, environ={})
+    with connected(settings) as warehouse:
+        assert calendar_years(settings, warehouse) == (2016, 2017)
+        assert write_calendar(settings, warehouse) == 366 + 365   # 2016 is a leap year
+    for calendar, expected in (({"first_year": 2010, "last_year": 2012}, (2010, 2012)),
+                               ({"first_year": 2014}, (2014, 2017)),
+                               ({"last_year": 2020}, (2016, 2020))):
+        overridden = load_settings(_config(tmp_path, calendar={"country": "US", **calendar}),
+                                   environ={})
+        with connected(overridden) as warehouse:
+            assert calendar_years(overridden, warehouse) == expected

@@ -104,3 +104,50 @@ def test_the_business_calendar_covers_the_years_of_the_data(tmp_path):
                                    environ={})
         with connected(overridden) as warehouse:
             assert calendar_years(overridden, warehouse) == expected
+
+
+def test_a_historic_complaint_is_late_to_its_datas_as_of_not_today(tmp_path):
+    """A complaint from March 2019 still unclassified when its export ends is late by
+    the time from its due moment to the export's newest change, not to the wall clock
+    (which would make it years late)."""
+    from servicepulse.load import load_source
+    from servicepulse.pipeline import SOURCES
+    from servicepulse.transform import build
+    from tests.conftest import settings_for
+
+    sources = tmp_path / "sources"
+    assert main(["generate", "--out", str(sources), "--start", "2019-03-04", "--days", "10",
+                 "--tickets-per-day", "20", "--timezone", "America/New_York"]) == 0
+    complaints = sources / "complaints.csv"
+    with complaints.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # The first complaint never got past receipt: no step done, still open.
+    undone = rows[0]
+    for step in ("classified_at", "dispatched_at", "solution_at", "resolved_at",
+                 "callback_at"):
+        undone[step] = ""
+    undone.update(status="open", updated_at=undone["received_at"])
+    with complaints.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    # The data's as-of moment: the newest change in tickets and complaints, from the CSVs.
+    newest = max(datetime.fromisoformat(row["updated_at"])
+                 for name in ("crm_tickets.csv", "complaints.csv")
+                 for row in csv.DictReader((sources / name).open(encoding="utf-8")))
+    settings = settings_for(tmp_path / "run", sources, reporting_timezone="America/New_York")
+    with connected(settings) as warehouse:       # the whole export: March 2019
+        for source in SOURCES:
+            load_source(settings, warehouse, source, datetime(2019, 3, 1, tzinfo=settings.tz),
+                        datetime(2019, 4, 1, tzinfo=settings.tz))
+    build(settings)
+    with connected(settings, read_only=True) as warehouse:
+        late = warehouse.fetch_frame(
+            'select step, due_at_local, minutes_late from "'
+            + settings.warehouse.schema("marts") + '"."fct_complaint_step_breaches" '
+            "where complaint_id = ? and is_still_undone", [undone["complaint_id"]])
+    assert not late.empty
+    for due_local, minutes in zip(late["due_at_local"], late["minutes_late"]):
+        due = due_local.to_pydatetime().replace(tzinfo=settings.tz)
+        assert minutes == pytest.approx((newest - due).total_seconds() / 60, abs=1)
+        assert minutes < 20 * 24 * 60          # days, not the years to today

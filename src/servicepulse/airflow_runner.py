@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from servicepulse.errors import PermanentError
 from servicepulse.settings import PROJECT_ROOT, Settings
 
 DAG_ID = "servicepulse_nightly"
@@ -25,8 +26,8 @@ DAGS_FOLDER = PROJECT_ROOT / "dags"
 WAREHOUSE_POOL = "servicepulse_warehouse"
 
 
-class PipelineRunError(RuntimeError):
-    pass
+class PipelineRunError(PermanentError):
+    """A DAG run did not succeed; the message names its log and the failed task."""
 
 
 @dataclass(frozen=True)

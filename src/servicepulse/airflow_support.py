@@ -2,8 +2,9 @@
 
 A bad delivery, a failed critical check or a missing font will be just as bad on
 the next try: such errors fail the task at once (AirflowFailException) instead of
-burning retries, and the data team is alerted (delivery.failure_alert). Anything else (a locked file, a network
-blip) is left to the task's retries with backoff.
+burning retries, and the data team is alerted (delivery.failure_alert). What is
+worth a retry (a locked file, a network blip) says so by its class
+(servicepulse.errors) and is left to the task's retries with backoff.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any
 def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from servicepulse.errors import PERMANENT_ERRORS
+    from servicepulse.errors import is_retryable
 
     try:
         return step(*args, **kwargs)
-    except PERMANENT_ERRORS as exc:
+    except Exception as exc:
+        if is_retryable(exc):
+            raise  # the task's retries with backoff
         _alert_data_team(step, args, exc)
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
 

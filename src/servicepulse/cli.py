@@ -9,6 +9,7 @@ import sys
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from servicepulse.errors import ServicePulseError
 from servicepulse.settings import ConfigError, Settings, load_settings
 
 
@@ -475,16 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # one clear line for known failures, not a traceback
-        from servicepulse.errors import USER_ERRORS
-
-        if isinstance(exc, USER_ERRORS):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except ServicePulseError as exc:  # one clear line for known failures, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -1,29 +1,66 @@
-"""Errors that are the user's to fix.
+"""What kind of failure an error is, said by its class.
 
-USER_ERRORS: the CLI prints these as one clear message instead of a traceback.
-PERMANENT_ERRORS: a retry cannot fix these (bad delivery, failed critical check,
-no font, unknown period, an API that refuses the token, a recipient refused for good, a send in doubt), so Airflow
-tasks fail at once on them. A dbt failure is not in it: a lock held by another
-DuckDB process is worth a retry; nor is DeliveryIncomplete (temporary SMTP trouble).
+Every module raises its own errors as subclasses of one of three kinds, so the
+command line (exit code, one line instead of a traceback) and Airflow (fail at
+once, or retry with backoff) decide by the class and never by a list that must
+know every module. This module imports nothing of the project's: anything may
+import it.
+
+- ``UserError``: the input or configuration is wrong; a person must change it
+  (a bad settings file, an unknown period, a source file that breaks its
+  contract). Retrying cannot help.
+- ``PermanentError``: the run cannot succeed as things stand, though the input
+  may be fine (a failed critical data check, a recipient refused for good, a
+  send in doubt). Retrying cannot help; a person must look.
+- ``RetryableError``: worth another try later (a busy warehouse, an unreachable
+  mail server or source system, a full disk once space is freed).
+
+Anything else that escapes is a bug: the command line prints its traceback.
 """
 
-from servicepulse.airflow_runner import PipelineRunError
-from servicepulse.delivery.deliver import DeliveryFailed
-from servicepulse.delivery.ledger import SettleError
-from servicepulse.delivery.transport import PermanentDeliveryError
-from servicepulse.kpis import PeriodError
-from servicepulse.load import SourceError
-from servicepulse.pipeline import IntervalError, ReportNotReady
-from servicepulse.quality.runner import QualityGateError
-from servicepulse.reports.render import RenderError
-from servicepulse.settings import ConfigError
-from servicepulse.sources.contracts import ContractError
-from servicepulse.sources.http import ApiError, ApiRejected
-from servicepulse.sources.sql import SqlSourceError
-from servicepulse.transform import TransformError
+from __future__ import annotations
 
-PERMANENT_ERRORS = (ConfigError, PeriodError, SourceError, IntervalError, QualityGateError,
-                    RenderError, DeliveryFailed, PermanentDeliveryError, SettleError,
-                    ReportNotReady, ContractError, ApiRejected, SqlSourceError)
-USER_ERRORS = PERMANENT_ERRORS + (PipelineRunError, TransformError, FileNotFoundError,
-                                  ApiError)
+
+class ServicePulseError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    kind = "error"
+    exit_code = 1
+    retryable = False
+
+
+class UserError(ServicePulseError):
+    """The user's to fix: their input or configuration is wrong."""
+
+    kind = "user"
+    exit_code = 2
+
+
+class PermanentError(ServicePulseError):
+    """No retry will mend it; a person must look (the message says where)."""
+
+    kind = "permanent"
+    exit_code = 1
+
+
+class RetryableError(ServicePulseError):
+    """Temporary: another try later may succeed."""
+
+    kind = "retryable"
+    exit_code = 75  # EX_TEMPFAIL (sysexits.h): schedulers and shells know it as "try again"
+    retryable = True
+
+
+BUG_EXIT_CODE = 70  # EX_SOFTWARE: an unexpected error, printed with its traceback
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a task that raised ``error`` should be tried again.
+
+    The project's own errors say so by their class. Of the rest, operating-system
+    trouble (a lock held, a connection refused, a full disk) may pass; a
+    programming error will not.
+    """
+    if isinstance(error, ServicePulseError):
+        return error.retryable
+    return isinstance(error, (OSError, TimeoutError, ConnectionError))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from servicepulse.errors import UserError
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
@@ -20,7 +21,7 @@ _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-class PeriodError(ValueError):
+class PeriodError(UserError, ValueError):
     pass
 
 

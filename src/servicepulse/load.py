@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from servicepulse.errors import UserError
 from servicepulse.settings import FileConnector, Settings
 from servicepulse.sources.contracts import SQL_TYPES, SourceContract, load_contracts
 from servicepulse.sources.landing import LandedFile, write_batch_manifest
@@ -79,7 +80,7 @@ DELIVERIES_COLUMNS = [
 BACKFILL_FROM = date(1900, 1, 1)
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A delivery that cannot be loaded at all. The message names file, row and column."""
 
     def __init__(self, source: str, path: Path | str, message: str, line: int | None = None,

@@ -11,13 +11,14 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
+from servicepulse.errors import PermanentError, UserError
 from servicepulse.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
 
 
-class IntervalError(ValueError):
+class IntervalError(UserError, ValueError):
     pass
 
 
@@ -97,7 +98,7 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     return report.summary()
 
 
-class ReportNotReady(RuntimeError):
+class ReportNotReady(PermanentError):
     """The period's data has not passed the quality gate: nothing was sent to readers."""
 
 

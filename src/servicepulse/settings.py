@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from servicepulse.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "SERVICEPULSE__"
 CONFIG_ENV_VAR = "SERVICEPULSE_CONFIG"
@@ -33,7 +35,7 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config" / "demo.yaml"
 LOCALES = ("zh-CN", "en")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, worded for the person who edits the file."""
 
 

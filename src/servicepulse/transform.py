@@ -16,13 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from servicepulse.errors import RetryableError
 from servicepulse.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
-class TransformError(RuntimeError):
-    pass
+class TransformError(RetryableError):
+    """dbt failed; its log is named. A lock held by another process passes; a broken
+    model needs a person, and the retries end in the failure alert."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from servicepulse.delivery.transport import (
     Transport,
     transport_for,
 )
+from servicepulse.errors import PermanentError, RetryableError
 from servicepulse.kpis import Period, PeriodError
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
@@ -91,11 +92,11 @@ class DeliveryResult:
         return ", ".join(f"{self.count(s)} {s}" for s in statuses) or "nothing to send"
 
 
-class DeliveryIncomplete(Exception):
+class DeliveryIncomplete(RetryableError):
     """Temporary failures remain; a retry of the task will send only those."""
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(PermanentError):
     """A recipient was refused for good or a send's outcome is unknown: a person acts."""
 
 

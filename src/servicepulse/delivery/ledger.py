@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from servicepulse.errors import UserError
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
@@ -232,7 +233,7 @@ def ledger_rows(settings: Settings, warehouse: Warehouse, report: str | None = N
             for row in frame.to_dict(orient="records")]
 
 
-class SettleError(ValueError):
+class SettleError(UserError, ValueError):
     pass
 
 

@@ -26,25 +26,26 @@ from typing import Protocol
 
 from servicepulse.airflow_support import airflow_connection
 from servicepulse.delivery.outbox import write_to_outbox
+from servicepulse.errors import PermanentError, RetryableError, ServicePulseError
 from servicepulse.settings import Settings, SmtpSettings
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(Exception):
+class DeliveryError(ServicePulseError):
     pass
 
 
-class TemporaryDeliveryError(DeliveryError):
-    pass
+class TemporaryDeliveryError(DeliveryError, RetryableError):
+    """The mail server could not take it now; the next try may."""
 
 
-class PermanentDeliveryError(DeliveryError):
-    pass
+class PermanentDeliveryError(DeliveryError, PermanentError):
+    """The mail server refused it for good."""
 
 
-class InDoubtDeliveryError(DeliveryError):
-    pass
+class InDoubtDeliveryError(DeliveryError, PermanentError):
+    """The hand-over started and its outcome is unknown: a person settles it."""
 
 
 class Transport(Protocol):

@@ -24,6 +24,7 @@ from urllib.parse import quote_plus
 
 import pandas as pd
 
+from servicepulse.errors import PermanentError
 from servicepulse.settings import PROJECT_ROOT, Settings
 from servicepulse.warehouse import Warehouse
 
@@ -39,7 +40,7 @@ RESULT_COLUMNS = [
 ]
 
 
-class QualityGateError(RuntimeError):
+class QualityGateError(PermanentError):
     """A critical data-quality check failed: publishing must stop."""
 
     def __init__(self, failures: list[CheckResult], result_file: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from servicepulse.errors import PermanentError
 from servicepulse.reports.i18n import TEMPLATES_DIR
 
 CJK_FONT_FAMILIES = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Source Han Sans SC")
@@ -18,7 +19,7 @@ FONT_HELP = ("no CJK font is installed, so Chinese text would print as empty box
              "macOS/Windows ship one already; `make setup` does this when run as root.")
 
 
-class RenderError(RuntimeError):
+class RenderError(PermanentError):
     pass
 
 

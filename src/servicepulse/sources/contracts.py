@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from servicepulse.errors import UserError
+
 ColumnType = Literal["text", "integer", "number", "timestamp", "boolean"]
 
 SQL_TYPES: dict[str, str] = {
@@ -28,7 +30,7 @@ SQL_TYPES: dict[str, str] = {
 DEFAULT_CONTRACTS_FILE = Path(__file__).resolve().parents[3] / "config" / "contracts.yaml"
 
 
-class ContractError(ValueError):
+class ContractError(UserError, ValueError):
     pass
 
 

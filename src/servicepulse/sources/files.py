@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from servicepulse.errors import RetryableError
 from servicepulse.settings import FileConnector, Settings
 from servicepulse.sources.landing import LandedFile, land_chunks
 
@@ -19,8 +20,8 @@ FORMATS = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".jsonl": "jsonl",
            ".ndjson": "jsonl"}
 
 
-class NoDeliveryFound(FileNotFoundError):
-    pass
+class NoDeliveryFound(RetryableError, FileNotFoundError):
+    """No file for the interval yet: a later try may find the drop."""
 
 
 def resolve_location(settings: Settings, connector: FileConnector) -> str:

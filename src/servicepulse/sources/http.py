@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from servicepulse.errors import PermanentError, RetryableError
 from servicepulse.settings import HttpConnector, Settings
 from servicepulse.sources.landing import LandedFile, land_chunks
 
@@ -25,13 +26,15 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 100_000
 
 
-class ApiError(RuntimeError):
+class ApiError(RetryableError):
     """The API could not be read after the retries (worth another try later)."""
 
 
-class ApiRejected(ApiError):
+class ApiRejected(ApiError, PermanentError):
     """A reply that retrying cannot fix: a wrong token, a bad request, a page that is
     not a page."""
+
+    kind, exit_code, retryable = PermanentError.kind, PermanentError.exit_code, False
 
 
 def bearer_token(source: str, connector: HttpConnector,

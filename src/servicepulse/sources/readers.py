@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from servicepulse.errors import UserError
+
 ROW_COLUMN = "_source_row"
 # Why a record could not be read at all (its fields are then null): the loader
 # quarantines it with this reason and its row number.
@@ -30,7 +32,7 @@ CSV_BLOCK_BYTES = 1 << 20
 MAX_RECORD_LINES = 1000
 
 
-class DeliveryFormatError(ValueError):
+class DeliveryFormatError(UserError, ValueError):
     """The file cannot be read as its format at all (not: a bad value in a row)."""
 
 

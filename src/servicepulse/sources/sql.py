@@ -16,11 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from servicepulse.errors import UserError
 from servicepulse.settings import Settings, SqlConnector
 from servicepulse.sources.landing import LandedFile, land_stream
 
 
-class SqlSourceError(ValueError):
+class SqlSourceError(UserError, ValueError):
     pass
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from servicepulse.errors import ServicePulseError
+from servicepulse.errors import BUG_EXIT_CODE, explain_failure
+from servicepulse.redact import redact
 from servicepulse.settings import ConfigError, Settings, load_settings
 
 
@@ -363,6 +366,8 @@ def _print_artefacts(settings: Settings) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="servicepulse", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of any failure (also $SERVICEPULSE_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -472,13 +477,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 2 the input or configuration is the user's to fix; 1 a
+    permanent failure a person must look at (a failed critical check, a refused or
+    in-doubt send); 75 temporary, run again later (a busy warehouse, a server that
+    does not answer, a full disk); 130 interrupted; 70 a bug (printed with its
+    traceback). Expected failures print one line, never a traceback (unless --debug)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("SERVICEPULSE_DEBUG", "") not in ("", "0")
     try:
         return args.handler(args)
-    except ServicePulseError as exc:  # one clear line for known failures, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        explained = explain_failure(exc)
+        if explained is None or debug:
+            traceback.print_exc()
+        if explained is None:
+            print(redact(f"servicepulse {args.command}: unexpected error (a bug; please "
+                         f"report it with the traceback above): {type(exc).__name__}: {exc}"),
+                  file=sys.stderr)
+            return BUG_EXIT_CODE
+        message, code = explained
+        print(redact(f"error: {message}"), file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -64,3 +64,71 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, ServicePulseError):
         return error.retryable
     return isinstance(error, (OSError, TimeoutError, ConnectionError))
+
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report it
+
+
+def explain_failure(error: BaseException) -> tuple[str, int] | None:
+    """One line a person can act on, and the exit code, for an expected failure; None
+    for a bug (the caller shows its traceback).
+
+    The project's errors explain themselves. Operating-system trouble that any
+    command can meet (a full disk, a missing or unreadable file, a port in use, a
+    database that went away) is worded here once, whichever library raised it: the
+    cause may sit anywhere in the chain of exceptions (DuckDB reports a full disk as
+    an IO error whose text is the OS's).
+    """
+    import errno
+
+    if isinstance(error, ServicePulseError):
+        return str(error), error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", INTERRUPTED_EXIT_CODE
+    for cause in _chain(error):
+        text = str(cause)
+        if (isinstance(cause, OSError) and cause.errno == errno.ENOSPC) or \
+                "No space left on device" in text:
+            where = f" writing {cause.filename}" if getattr(cause, "filename", None) else ""
+            message = (f"no space left on device{where}: free space there and run again "
+                       "(what this run wrote was rolled back; raw deliveries are kept) "
+                       f"[{_first_line(text)}]")
+            return message, RetryableError.exit_code
+    detail = _first_line(str(error))
+    if isinstance(error, OSError):
+        if error.errno == errno.EADDRINUSE:
+            message = (f"a port this command needs is in use ({detail}): another run may "
+                       "be serving it; wait for it to finish or stop it")
+            return message, RetryableError.exit_code
+        if isinstance(error, FileNotFoundError):
+            return f"no such file: {error.filename or detail}", UserError.exit_code
+        if isinstance(error, PermissionError):
+            message = (f"permission denied: {error.filename or detail}: give this user "
+                       "access to it, or point the settings elsewhere")
+            return message, UserError.exit_code
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror or detail}{where}", RetryableError.exit_code
+    name = type(error).__name__
+    module = type(error).__module__ or ""
+    if name == "OutOfMemoryException" and "duckdb" in module:
+        message = (f"DuckDB ran out of memory ({detail}): raise "
+                   "warehouse.duckdb_memory_limit or free memory, then run again")
+        return message, RetryableError.exit_code
+    if name in ("OperationalError", "InterfaceError") and module.startswith(
+            ("psycopg2", "sqlalchemy")):
+        message = f"the database connection failed: {detail}; check the server, run again"
+        return message, RetryableError.exit_code
+    return None
+
+
+def _chain(error: BaseException):
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else "no detail"

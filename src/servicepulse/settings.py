@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from servicepulse.errors import UserError
+from servicepulse.redact import redact
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "SERVICEPULSE__"
@@ -71,6 +72,10 @@ class WarehouseSettings(_Section):
     # Memory DuckDB may use while dbt builds (it spills to disk beyond). Without a cap
     # it takes 80 % of the machine: 22.6 GiB of 24 building 10M tickets.
     duckdb_memory_limit: str = Field("4GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")
+    # How long a command waits for a DuckDB warehouse another process is writing (one
+    # writer at a time) before it gives up with a message naming the holder. Readers
+    # (kpis, report) and writers (load, build, publish) both wait; 0 = do not wait.
+    lock_wait_seconds: float = Field(300, ge=0)
 
     @field_validator("schema_prefix")
     @classmethod
@@ -486,7 +491,8 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check the spelling; see config/demo.yaml)"
     got = error.get("input")
-    shown = "" if isinstance(got, dict) else f", got {got!r}"
+    # A rejected value may hold a credential (a URL with a password): never echo one.
+    shown = "" if isinstance(got, dict) else redact(f", got {got!r}")
     return f"{key}: {error['msg']}{shown}"
 
 

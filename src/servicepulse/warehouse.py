@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import sys
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
+from servicepulse.errors import RetryableError, UserError
+from servicepulse.redact import redact
 from servicepulse.settings import Settings
 
 
@@ -88,7 +94,10 @@ class DuckDBWarehouse:
             yield
             self._con.execute("COMMIT")
         except BaseException:
-            self._con.execute("ROLLBACK")
+            # After some failures (a full disk) DuckDB has already ended the transaction;
+            # the rollback's own error must not hide the cause.
+            with suppress(Exception):
+                self._con.execute("ROLLBACK")
             raise
 
     def ensure_table(self, schema, table, ddl_columns):
@@ -170,7 +179,8 @@ class PostgresWarehouse:
             yield
             self._con.commit()
         except BaseException:
-            self._con.rollback()
+            with suppress(Exception):  # a dropped connection cannot roll back: keep the cause
+                self._con.rollback()
             raise
         finally:
             self._con.autocommit = True
@@ -219,14 +229,90 @@ def _create_table_sql(schema: str, table: str, ddl_columns: list[tuple[str, str]
     return f'CREATE TABLE IF NOT EXISTS "{schema}"."{table}" ({body})'
 
 
+class WarehouseMissing(UserError):
+    """Nothing has been built yet where the settings point."""
+
+
+class WarehouseBusy(RetryableError):
+    """Another process holds the DuckDB file for writing longer than we may wait."""
+
+
+class WarehouseUnreachable(RetryableError):
+    """The PostgreSQL server does not answer or refuses the login."""
+
+
 def open_warehouse(settings: Settings, read_only: bool = False) -> Warehouse:
     if settings.warehouse.kind == "duckdb":
         if read_only and not settings.duckdb_path.exists():
-            raise FileNotFoundError(f"warehouse {settings.duckdb_path} does not exist yet: "
-                                    "run `servicepulse run --date …` (or `make demo`) first")
+            raise WarehouseMissing(
+                f"warehouse {settings.duckdb_path} does not exist yet: run `servicepulse "
+                "run --date …` (or `make demo`) first")
         settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBWarehouse(str(settings.duckdb_path), read_only=read_only)
-    return PostgresWarehouse(settings.warehouse.postgres.dsn())
+        return _open_duckdb_waiting(settings, read_only)
+    import psycopg2
+
+    postgres = settings.warehouse.postgres
+    try:
+        return PostgresWarehouse(postgres.dsn())
+    except psycopg2.OperationalError as exc:
+        first = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc))
+        raise WarehouseUnreachable(
+            f"PostgreSQL warehouse {postgres.host}:{postgres.port}/{postgres.dbname} cannot be "
+            f"reached: {first}; check that the server runs and the settings' warehouse."
+            "postgres section and $SERVICEPULSE_PG_PASSWORD, then run again") from None
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>\S+) \(PID (?P<pid>\d+)\)")
+
+
+def _open_duckdb_waiting(settings: Settings, read_only: bool) -> DuckDBWarehouse:
+    """DuckDB has one writer at a time: while another process writes the file, wait
+    (bounded by warehouse.lock_wait_seconds, saying so once), then name the holder."""
+    import duckdb
+
+    path = settings.duckdb_path
+    waited_since = time.monotonic()
+    said = False
+    while True:
+        try:
+            return DuckDBWarehouse(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            holder = _LOCK_HOLDER.search(str(exc))
+            if holder is None:
+                raise
+            who = describe_lock_holder(settings, int(holder["pid"]), holder["program"])
+            waited = time.monotonic() - waited_since
+            limit = settings.warehouse.lock_wait_seconds
+            if waited >= limit:
+                raise WarehouseBusy(
+                    f"warehouse {path} is busy: {who}"
+                    + (f"; waited {waited:.0f} s (warehouse.lock_wait_seconds)" if limit else "")
+                    + "; run again when it has finished") from None
+            if not said:
+                print(f"waiting for the warehouse {path}: {who} (up to {limit:.0f} s, "
+                      "warehouse.lock_wait_seconds)", file=sys.stderr, flush=True)
+                said = True
+            time.sleep(min(0.5, max(0.05, limit - waited)))
+
+
+def describe_lock_holder(settings: Settings, pid: int, program: str = "") -> str:
+    """Who holds the warehouse: the run that took the project's run lock, if it is the
+    same process, else the process DuckDB names."""
+    try:
+        from servicepulse.run_lock import current_holder
+    except ImportError:  # pragma: no cover - the run lock module is optional here
+        current_holder = None
+    if current_holder is not None:
+        holder = current_holder(settings)
+        if holder and int(holder.get("pid", -1)) == pid:
+            return (f"the {holder.get('command', 'run')} started at "
+                    f"{holder.get('started_at', '?')} (pid {pid}) is writing it")
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace").strip()
+    except OSError:
+        command = program
+    return f"process {pid} ({command[:120] or program}) is writing it"
 
 
 @contextmanager

@@ -16,13 +16,18 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from servicepulse.errors import UserError
+from servicepulse.errors import RetryableError, UserError
+from servicepulse.redact import redact
 from servicepulse.settings import Settings, SqlConnector
 from servicepulse.sources.landing import LandedFile, land_stream
 
 
 class SqlSourceError(UserError, ValueError):
     pass
+
+
+class SqlSourceUnreachable(RetryableError):
+    """The source database is down or refuses the connection: a later try may work."""
 
 
 def _with_driver(url: str) -> str:
@@ -73,10 +78,22 @@ def extract_table(settings: Settings, source: str, connector: SqlConnector,
     reverse = {target: delivered for delivered in connector.mapping.columns
                for target in connector.mapping.fields_of(delivered)}
     version = reverse.get(version_column, version_column)
-    engine = sa.create_engine(url)
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise SqlSourceError(f"source {source}: the database URL {redact(url)} cannot be "
+                             f"used: {redact(str(exc).splitlines()[0])}") from None
     origin = f"{engine.url.render_as_string(hide_password=True)} {connector.db_schema + '.' if connector.db_schema else ''}{connector.table}"
     try:
-        with engine.connect() as connection:
+        try:
+            connected = engine.connect()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            first = str(getattr(exc, "orig", exc)).strip().splitlines() or [repr(exc)]
+            raise SqlSourceUnreachable(
+                f"source {source}: the database {origin} cannot be reached: "
+                f"{redact(first[0])}; check that it runs and the URL's host, port and "
+                "login, then run again (the task retries by itself)") from None
+        with connected as connection:
             try:
                 table = sa.Table(connector.table, sa.MetaData(), schema=connector.db_schema,
                                  autoload_with=connection)

@@ -94,3 +94,28 @@ def test_warning_severity_lets_the_run_through_and_is_reported(built, tmp_path):
     assert [f"{r.suite}.{r.check}" for r in report.warnings] == [
         "raw_survey_responses.satisfaction_range"]
     gate(report)  # warnings do not stop publishing
+
+
+def test_a_check_task_logs_the_checks_not_the_library(built):
+    """A check task's log is what the checks found: importing GX registers every
+    expectation class with an INFO line (214 of 228 lines), kept out of the log."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys\n"
+        "from datetime import timedelta\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr,\n"
+        "                    format='%(name)s %(levelname)s %(message)s')\n"
+        "from servicepulse.quality.runner import run_checks\n"
+        "from servicepulse.settings import load_settings\n"
+        "from tests.kpi_harness import UNTIL\n"
+        "report = run_checks(load_settings(sys.argv[1]), 'quiet', UNTIL - timedelta(days=1),"
+        " UNTIL)\n"
+        "print(len(report.results))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(built.config_file)],
+                          capture_output=True, text=True, check=True, timeout=300)
+    assert int(done.stdout.strip().splitlines()[-1]) > 40  # the checks did run
+    library = [line for line in done.stderr.splitlines()
+               if line.startswith("great_expectations") and " INFO " in line]
+    assert library == [], library[:3]

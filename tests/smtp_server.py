@@ -65,6 +65,13 @@ class Catcher:
     refuse_for_now: Counter = field(default_factory=Counter)      # address -> times
     drop_after_data: set[str] = field(default_factory=set)
     data_delay_seconds: float = 0.0
+    # Hang (as a stuck server would) when this address is given at RCPT, or its
+    # message at DATA, setting ``stalled`` so a test can kill the client right then.
+    stall_at_rcpt: set[str] = field(default_factory=set)
+    stall_at_data: set[str] = field(default_factory=set)
+    stalled: threading.Event = field(default_factory=threading.Event)
+    # Close the line at RCPT for this address this many times (before any message).
+    drop_before_data: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def delivered(self) -> Counter:
@@ -78,8 +85,15 @@ class Catcher:
 
     # aiosmtpd handler hooks
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.stall_at_rcpt:
+            self.stalled.set()
+            await asyncio.sleep(120)
         with self.lock:
             self.rcpt_attempts[address] += 1
+            if self.drop_before_data.get(address, 0) > 0:
+                self.drop_before_data[address] -= 1
+                server.transport.close()
+                return "421 closing"
             if address in self.refuse_forever:
                 return self.refuse_forever[address]
             if self.refuse_for_now[address] > 0:
@@ -89,6 +103,9 @@ class Catcher:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if set(envelope.rcpt_tos) & self.stall_at_data:
+            self.stalled.set()
+            await asyncio.sleep(120)
         if self.data_delay_seconds:
             await asyncio.sleep(self.data_delay_seconds)  # sends overlap
         for address in envelope.rcpt_tos:

@@ -295,6 +295,16 @@ class Recipient(_Section):
     # the send ledger so a reviewer sees why someone receives a slice.
     role: str | None = None
 
+    @field_validator("name", "department", "role")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # A line break in a header would end it and start another (header injection);
+        # an e-mail library refuses it only when the message is built, after the send
+        # is claimed. Refused here, when the configuration loads.
+        if value is not None and re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("contains a line break or another control character")
+        return value
+
 
 class SmtpSettings(_Section):
     """The mail server. Credentials never live here: they come from the Airflow

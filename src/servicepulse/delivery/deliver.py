@@ -74,7 +74,9 @@ class Outcome:
 
     @property
     def needs_attention(self) -> bool:
-        return self.status in ("failed", "retry", "in_doubt")
+        # in_flight: another worker's send not confirmed within the wait; this run
+        # cannot call the delivery done.
+        return self.status in ("failed", "retry", "in_doubt", "in_flight")
 
 
 @dataclass
@@ -154,7 +156,7 @@ def deliver(settings: Settings, warehouse: Warehouse, report: str, period: str,
     changed = [o for o in result.outcomes if o.content_changed]
     if problems or changed:
         result.alert = send_delivery_alert(settings, transport, result, problems, changed)
-    if any(o.status == "retry" for o in problems):
+    if any(o.status in ("retry", "in_flight") for o in problems):
         raise DeliveryIncomplete(_problem_text(report, period, problems))
     if problems:
         raise DeliveryFailed(_problem_text(report, period, problems))
@@ -177,6 +179,10 @@ def _deliver_one(settings: Settings, warehouse: Warehouse, transport: Transport,
                                attachment_sha256, archive_path)
     kind = "resend" if resend_reason else "scheduled"
     claim = ledger.claim(settings, warehouse, entry, token, kind, resend_reason)
+    if not claim.won and claim.status == "sending":
+        # Another worker, alive, is sending it right now: its outcome is this run's too.
+        claim = _await_other_worker(settings, warehouse, entry, token, kind, resend_reason,
+                                    claim)
     if not claim.won:
         status = {"sent": "already_sent", "sending": "in_flight"}.get(claim.status,
                                                                       claim.status)
@@ -187,13 +193,57 @@ def _deliver_one(settings: Settings, warehouse: Warehouse, transport: Transport,
         return Outcome(envelope.email, status, detail or "", 0, claim.content_changed,
                        (claim.previous or {}).get("message_id"))
 
+    handover: list[bool] = []
+
+    def handing_over() -> None:
+        ledger.mark_handover(settings, warehouse, entry, claim.sequence, token)
+        handover.append(True)
+
+    try:
+        return _send_claimed(settings, warehouse, transport, envelope, entry, claim, token,
+                             folder, message_id, handing_over)
+    except Exception as exc:  # noqa: BLE001 - recorded in the ledger, then reported
+        # Anything unforeseen between the claim and the outcome: the row must not stay
+        # "sending". Before the hand-over nothing reached anyone: the send goes back to
+        # retry at once; after it, the message may have arrived: in doubt.
+        status = "in_doubt" if handover else "retry"
+        when = "after the hand-over started" if handover else "before the hand-over"
+        detail = f"{when}: {type(exc).__name__}: {exc}"
+        try:
+            ledger.mark(settings, warehouse, entry, claim.sequence, token, status,
+                        error=detail)
+        except Exception:
+            log.exception("could not record %s for %s", status, envelope.email)
+            raise exc from None
+        log.error("%s %s to %s: %s", report, period, envelope.email, detail)
+        return Outcome(envelope.email, status, detail, claim.sequence, message_id=message_id)
+
+
+def _await_other_worker(settings: Settings, warehouse: Warehouse, entry: ledger.LedgerEntry,
+                        token: str, kind: str, resend_reason: str | None,
+                        claim: ledger.Claim) -> ledger.Claim:
+    """Wait (bounded) while a live worker sends; then claim again, which reports its
+    outcome, or takes the send over if that worker died before its hand-over."""
+    smtp = settings.delivery.smtp
+    deadline = time.monotonic() + smtp.timeout_seconds * (smtp.max_attempts + 1) + sum(
+        smtp.retry_backoff_seconds * 2 ** n for n in range(smtp.max_attempts))
+    while claim.status == "sending" and not claim.won and time.monotonic() < deadline:
+        time.sleep(0.2)
+        claim = ledger.claim(settings, warehouse, entry, token, kind, resend_reason)
+    return claim
+
+
+def _send_claimed(settings: Settings, warehouse: Warehouse, transport: Transport,
+                  envelope: Envelope, entry: ledger.LedgerEntry, claim: ledger.Claim,
+                  token: str, folder: tuple[str, ...], message_id: str,
+                  handing_over) -> Outcome:
     message = _message(settings, envelope, message_id)
     stem = envelope.email if claim.sequence == 0 else f"{envelope.email}.resend-{claim.sequence}"
     smtp = settings.delivery.smtp
     for attempt in range(1, smtp.max_attempts + 1):
         try:
             reply = transport.send(message, str(settings.delivery.sender), envelope.email,
-                                   folder, stem)
+                                   folder, stem, on_handover=handing_over)
         except TemporaryDeliveryError as exc:
             if attempt < smtp.max_attempts:
                 wait = smtp.retry_backoff_seconds * 2 ** (attempt - 1)
@@ -238,6 +288,9 @@ ADVICE = {
               "a corrected address is a new recipient and is sent on the next run.",
     "retry": "temporary failures used up the attempts: the task's retries and the next "
              "run send it (only it).",
+    "in_flight": "another worker was still sending it when this run gave up waiting: "
+                 "the next run reports its outcome (or sends it, if that worker died "
+                 "before handing it over).",
     "in_doubt": "handed over but never confirmed: look for the Message-ID in the mail "
                 "server's log, then `servicepulse deliveries settle --report R --period P "
                 "--recipient A --delivered` (or `--not-delivered`: the next run sends it).",

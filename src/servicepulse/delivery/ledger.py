@@ -6,14 +6,24 @@ ever claims it, on DuckDB and on PostgreSQL, however many retries, re-runs or
 parallel workers try; a deliberate re-send takes the next sequence number.
 
 A row moves  sending -> sent | failed | retry | in_doubt:
-- sending: claimed (``claimed_by``, ``claimed_at``); the message is being handed over.
+- sending: claimed (``claimed_by``, ``claimed_at``) under a lease (``worker``: host,
+  pid and the process's start time); ``handover_started_at`` is set the moment the
+  message is handed over (the SMTP DATA command, the outbox file's rename).
 - sent: the server (or the outbox) accepted it; ``smtp_reply`` names it there.
 - failed: refused for good (bad mailbox, ...); not tried again automatically.
-- retry: temporary failures used up the attempts; the next run claims it again.
-- in_doubt: handed over without a confirmation, or claimed and never confirmed for
-  longer than ``delivery.in_doubt_after_minutes`` (the worker died between the server's
-  accept and this table). Never re-sent automatically: the data team is told, checks
-  the mail server's log for the Message-ID, and re-sends by hand if it is not there.
+- retry: not handed over (temporary failures used up the attempts, or anything that
+  went wrong before the hand-over: a full disk, a broken message); the next run, or
+  the task's retry, claims it again.
+- in_doubt: handed over without a confirmation: the connection dropped after the
+  message, or the worker died between the hand-over and this table. Never re-sent
+  automatically: the data team is told, checks the mail server's log for the
+  Message-ID, and settles it (`servicepulse deliveries settle`).
+
+A claim whose worker is gone is resolved by the next run at once: back to sending
+(this run sends it) when no hand-over had started, in doubt when one had. Whether a
+worker is gone is known for workers on this host (its pid and start time); a claim
+from another host is judged after ``delivery.in_doubt_after_minutes``. A claim whose
+worker is alive is another run sending right now: this run waits for its outcome.
 
 The content hash (subject, bodies and attachment) is recorded with every row: a
 period re-rendered from changed data after its delivery is reported as changed, not
@@ -22,10 +32,13 @@ silently sent a second time.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -55,8 +68,12 @@ COLUMNS = """
     smtp_reply VARCHAR,
     error VARCHAR,
     reason VARCHAR,
+    worker VARCHAR,
+    handover_started_at TIMESTAMPTZ,
     PRIMARY KEY (report, period, recipient, sequence)
 """
+# Columns added after the first release: an older ledger gets them on first use.
+ADDED_COLUMNS = (("worker", "VARCHAR"), ("handover_started_at", "TIMESTAMPTZ"))
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,13 @@ def table_name(settings: Settings) -> str:
 def ensure_ledger(settings: Settings, warehouse: Warehouse) -> None:
     schema = settings.warehouse.schema("delivery")
     if warehouse.table_exists(schema, TABLE):
+        have = set(warehouse.fetch_frame(
+            "select column_name from information_schema.columns where table_schema = ? "
+            "and table_name = ?", [schema, TABLE])["column_name"])
+        for name, sql_type in ADDED_COLUMNS:
+            if name not in have:
+                warehouse.execute(f"ALTER TABLE {table_name(settings)} ADD COLUMN IF NOT "
+                                  f"EXISTS {name} {sql_type}")
         return
     for attempt in range(5):
         try:
@@ -122,6 +146,49 @@ def new_token(run_id: str | None = None) -> str:
     return f"{run_id or 'manual'}/{uuid.uuid4().hex[:12]}"
 
 
+def this_worker() -> str:
+    """The lease of this process: host, pid and its start time (a pid is reused, a
+    pid with the same start time is the same process)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}|{pid}|{_start_ticks(pid)}"
+
+
+def _start_ticks(pid: int) -> str:
+    try:  # Linux: field 22 of /proc/<pid>/stat, after the command in parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+def worker_state(worker: str | None) -> str:
+    """alive, gone, or unknown (another host, or a claim from before leases)."""
+    if not worker:
+        return "unknown"
+    host, _, rest = worker.partition("|")
+    pid_text, _, ticks = rest.partition("|")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return "unknown"
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        pass  # exists, someone else's
+    if ticks not in ("?", "") and _start_ticks(pid) not in ("?", ticks):
+        return "gone"  # the pid now belongs to another process
+    if _is_zombie(pid):
+        return "gone"
+    return "alive"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: str,
           kind: str = "scheduled", reason: str | None = None) -> Claim:
     """Claim the delivery of ``entry``: the scheduled one (sequence 0), or, for
@@ -145,27 +212,81 @@ def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: s
     if status == "retry":
         reclaimed = warehouse.fetch_frame(
             f"update {table} set status = 'sending', claimed_by = ?, claimed_at = ?, "
-            "attempts = attempts + 1, content_hash = ?, message_id = ?, "
-            "attachment_sha256 = ?, archive_path = ?, error = null "
+            "worker = ?, attempts = attempts + 1, content_hash = ?, message_id = ?, "
+            "attachment_sha256 = ?, archive_path = ?, handover_started_at = null, error = null "
             "where report = ? and period = ? and recipient = ? and sequence = 0 "
             "and status = 'retry' returning claimed_by",
-            [token, _now(), entry.content_hash, entry.message_id, entry.attachment_sha256,
-             entry.archive_path, entry.report, entry.period, entry.recipient])
+            [token, _now(), this_worker(), entry.content_hash, entry.message_id,
+             entry.attachment_sha256, entry.archive_path, entry.report, entry.period,
+             entry.recipient])
         if len(reclaimed):
             return Claim(True, "sending", 0, token, previous)
         return Claim(False, _row(warehouse, table, entry, 0)["status"], 0, token, previous)
     if status == "sending":
-        cutoff = _now() - timedelta(minutes=settings.delivery.in_doubt_after_minutes)
-        if pd.Timestamp(existing["claimed_at"]) < pd.Timestamp(cutoff):
-            previous["error"] = (f"claimed by {existing['claimed_by']} at "
-                                 f"{existing['claimed_at']} and never confirmed: the worker "
-                                 "stopped between handing the message over and recording it")
-            mark(settings, warehouse, entry, 0, existing["claimed_by"], "in_doubt",
-                 error=previous["error"])
-            return Claim(False, "in_doubt", 0, token, previous)
+        return _claim_in_flight(settings, warehouse, entry, token, existing, previous)
     return Claim(False, status, 0, token, previous,
                  content_changed=status == "sent"
                  and existing["content_hash"] != entry.content_hash)
+
+
+def _claim_in_flight(settings: Settings, warehouse: Warehouse, entry: LedgerEntry,
+                     token: str, existing: dict, previous: dict) -> Claim:
+    """Another claim holds the send. Its worker alive: it is sending now (the caller
+    waits for it). Gone, or silent past the in-doubt time: before a hand-over this run
+    takes the send over; after one, the send is in doubt."""
+    table = table_name(settings)
+    state = worker_state(existing.get("worker"))
+    if state == "alive":
+        return Claim(False, "sending", 0, token, previous)
+    handed_over = not _missing(existing.get("handover_started_at"))
+    if state == "unknown":
+        cutoff = _now() - timedelta(minutes=settings.delivery.in_doubt_after_minutes)
+        if pd.Timestamp(existing["claimed_at"]) >= pd.Timestamp(cutoff):
+            return Claim(False, "sending", 0, token, previous)
+        # A claim from before leases may have handed over without recording it.
+        handed_over = handed_over or _missing(existing.get("worker"))
+    holder = f"{existing['claimed_by']} ({existing.get('worker') or 'worker unknown'})"
+    if not handed_over:
+        taken = warehouse.fetch_frame(
+            f"update {table} set status = 'sending', claimed_by = ?, claimed_at = ?, "
+            "worker = ?, attempts = attempts + 1, content_hash = ?, message_id = ?, "
+            "attachment_sha256 = ?, archive_path = ?, handover_started_at = null, error = ? "
+            "where report = ? and period = ? and recipient = ? and sequence = 0 "
+            "and status = 'sending' and claimed_by = ? returning claimed_by",
+            [token, _now(), this_worker(), entry.content_hash, entry.message_id,
+             entry.attachment_sha256, entry.archive_path,
+             f"taken over: {holder} stopped before handing the message over",
+             entry.report, entry.period, entry.recipient, existing["claimed_by"]])
+        if len(taken):
+            return Claim(True, "sending", 0, token, previous)
+        return Claim(False, _row(warehouse, table, entry, 0)["status"], 0, token, previous)
+    previous["error"] = (
+        f"claimed by {holder} at {existing['claimed_at']}"
+        + (f", handed over to the mail server at {existing['handover_started_at']}"
+           if not _missing(existing.get("handover_started_at")) else "")
+        + " and never confirmed: the worker stopped between handing the message over "
+          "and recording the server's answer")
+    mark(settings, warehouse, entry, 0, existing["claimed_by"], "in_doubt",
+         error=previous["error"])
+    return Claim(False, "in_doubt", 0, token, previous)
+
+
+def _missing(value) -> bool:
+    return value is None or (not isinstance(value, str) and pd.isna(value))
+
+
+def mark_handover(settings: Settings, warehouse: Warehouse, entry: LedgerEntry,
+                  sequence: int, token: str) -> None:
+    """Record that the hand-over starts now: from here a lost answer means in doubt."""
+    warehouse.execute(
+        f"update {table_name(settings)} set handover_started_at = ? where report = ? "
+        "and period = ? and recipient = ? and sequence = ? and claimed_by = ?",
+        [_now(), entry.report, entry.period, entry.recipient, sequence, token])
+
+
+def current_status(settings: Settings, warehouse: Warehouse, entry: LedgerEntry,
+                   sequence: int = 0) -> dict:
+    return _row(warehouse, table_name(settings), entry, sequence)
 
 
 def _insert(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int, kind: str,
@@ -185,11 +306,12 @@ def _insert_row(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: 
     inserted = warehouse.fetch_frame(
         f"insert into {table} (report, period, recipient, sequence, kind, locale, department, "
         "role, content_hash, message_id, attachment_sha256, archive_path, status, attempts, "
-        "claimed_by, claimed_at, reason) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "'sending', 1, ?, ?, ?) on conflict do nothing returning sequence",
+        "claimed_by, claimed_at, reason, worker) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, 'sending', 1, ?, ?, ?, ?) on conflict do nothing returning sequence",
         [entry.report, entry.period, entry.recipient, sequence, kind, entry.locale,
          entry.department, entry.role, entry.content_hash, entry.message_id,
-         entry.attachment_sha256, entry.archive_path, token, _now(), reason])
+         entry.attachment_sha256, entry.archive_path, token, _now(), reason,
+         this_worker()])
     return len(inserted) > 0
 
 

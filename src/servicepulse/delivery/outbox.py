@@ -8,12 +8,15 @@ re-run replaces a message instead of queuing a second one.
 from __future__ import annotations
 
 import hashlib
-import re
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formataddr, formatdate
 from pathlib import Path
+
+from servicepulse.filenames import safe_name
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,20 @@ def build_message(sender: str, recipients: list[tuple[str, str]], subject: str,
 
 
 def write_to_outbox(outbox: Path, folder_parts: tuple[str, ...], name: str,
-                    message: EmailMessage) -> Path:
-    """Write ``message`` to outbox/<folder parts>/<name>.eml, replacing any earlier one."""
-    folder = outbox.joinpath(*folder_parts)
+                    message: EmailMessage,
+                    on_handover: Callable[[], None] | None = None) -> Path:
+    """Write ``message`` to outbox/<folder parts>/<name>.eml, replacing any earlier one.
+    The rename is the hand-over: before it nothing is delivered (a full disk leaves
+    only a temporary file, removed), after it the message is there whole."""
+    folder = outbox.joinpath(*(safe_name(part) for part in folder_parts))
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', name)}.eml"
-    temporary = path.with_suffix(".eml.tmp")
-    temporary.write_bytes(message.as_bytes())
-    temporary.replace(path)  # a reader never sees half a message
+    path = folder / f"{safe_name(name)}.eml"
+    temporary = path.with_suffix(f".eml.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(message.as_bytes())
+        if on_handover:
+            on_handover()
+        temporary.replace(path)  # a reader never sees half a message
+    finally:
+        temporary.unlink(missing_ok=True)
     return path

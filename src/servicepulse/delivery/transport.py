@@ -19,6 +19,7 @@ import logging
 import os
 import smtplib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -52,8 +53,11 @@ class Transport(Protocol):
     name: str
 
     def send(self, message: EmailMessage, sender: str, recipient: str,
-             folder: tuple[str, ...], stem: str) -> str:
-        """Hand ``message`` over for ``recipient``; return the accepting reply."""
+             folder: tuple[str, ...], stem: str,
+             on_handover: Callable[[], None] | None = None) -> str:
+        """Hand ``message`` over for ``recipient``; return the accepting reply.
+        ``on_handover`` is called just before the step after which the message may
+        have reached the recipient (a lost answer from then on means in doubt)."""
         ...
 
 
@@ -64,8 +68,8 @@ class OutboxTransport:
     def __init__(self, outbox: Path) -> None:
         self.outbox = outbox
 
-    def send(self, message, sender, recipient, folder, stem):
-        path = write_to_outbox(self.outbox, folder, stem, message)
+    def send(self, message, sender, recipient, folder, stem, on_handover=None):
+        path = write_to_outbox(self.outbox, folder, stem, message, on_handover=on_handover)
         return f"written to {path}"
 
 
@@ -124,9 +128,10 @@ class SmtpTransport:
             smtp.login(e.login, e.password or "")
         return smtp
 
-    def send(self, message, sender, recipient, folder, stem):
+    def send(self, message, sender, recipient, folder, stem, on_handover=None):
         where = f"SMTP {self.endpoint.host}:{self.endpoint.port}"
         body_sent = False
+        payload = message.as_bytes()  # a message that cannot be written fails here, early
         try:
             smtp = self._connect()
             try:
@@ -134,8 +139,10 @@ class SmtpTransport:
                 _check(code, reply, f"{where} refused sender {sender}")
                 code, reply = smtp.rcpt(recipient)
                 _check(code, reply, f"{where} refused recipient {recipient}")
+                if on_handover:
+                    on_handover()
                 body_sent = True
-                code, reply = smtp.data(message.as_bytes())
+                code, reply = smtp.data(payload)
                 _check(code, reply, f"{where} refused the message for {recipient}")
             finally:
                 try:

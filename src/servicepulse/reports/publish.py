@@ -10,6 +10,7 @@ from pathlib import Path
 from servicepulse.delivery.deliver import DeliveryResult, Envelope, deliver, prune_archive
 from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.delivery.outbox import Attachment
+from servicepulse.filenames import safe_name
 from servicepulse.kpis import Period, PeriodError
 from servicepulse.reports import sections
 from servicepulse.reports.data import report_inputs
@@ -55,7 +56,7 @@ def recipients_of(settings: Settings, report: str) -> list[Recipient]:
 
 
 def report_filename(report: str, period: Period, locale: str, department: str | None) -> str:
-    scope = department or "all"
+    scope = safe_name(department) if department else "all"
     return f"servicepulse-{report}-{period.label}-{scope}-{locale}.pdf"
 
 

@@ -108,7 +108,6 @@ def cmd_load(args: argparse.Namespace) -> int:
     """One source for one local day, outside Airflow: what onboarding a source needs."""
     from servicepulse.pipeline import SOURCES, load
     from servicepulse.sources.demo_systems import demo_systems_running
-    from servicepulse.warehouse import connected
 
     settings = _settings(args)
     start = datetime.combine(args.date, time(), settings.tz)
@@ -123,23 +122,44 @@ def cmd_load(args: argparse.Namespace) -> int:
                 print(f"{source}: not connected (kind: none): nothing to load; the KPIs "
                       "that need it are reported as not measured")
                 continue
+            outside = result["rows_outside_window"]
             print(f"{source}: {result['rows_loaded']} of {result['rows_in_delivery']} rows "
                   f"loaded into partitions {' – '.join(result['partitions'])}, "
-                  f"{result['rows_quarantined']} quarantined, {result['files']} file(s)"
+                  f"{result['rows_quarantined']} quarantined"
+                  + (f", {outside} outside the interval" if outside else "")
+                  + f", {result['files']} file(s)"
                   + (f"; new columns kept in _extras: {', '.join(result['new_columns'])}"
                      if result["new_columns"] else "")
                   + "".join(f"\n  skipped {note}" for note in result["skipped"]))
-            if result["rows_quarantined"]:
-                with connected(settings, read_only=True) as warehouse:
-                    rows = warehouse.fetch_frame(
-                        f'select source_file, source_row, field, value, reason from '
-                        f'"{settings.warehouse.schema("raw")}".quarantined_rows where source = ? '
-                        "and batch_id = ? order by source_row, field limit 20",
-                        [source, result["batch_id"]])
-                for row in rows.itertuples():
-                    print(f"  quarantined: {row.source_file}, row {row.source_row}, "
-                          f"{row.field} = {row.value!r}: {row.reason}")
+            _print_not_loaded(settings, source, result)
     return 0
+
+
+def _print_not_loaded(settings: Settings, source: str, result: dict) -> None:
+    """Every row the load did not take, by reason: the first ones by file and row, the
+    rest counted with where to find them."""
+    from servicepulse.load import SAMPLE_ROWS
+    from servicepulse.warehouse import connected
+
+    if result["rows_quarantined"]:
+        table = f'"{settings.warehouse.schema("raw")}".quarantined_rows'
+        with connected(settings, read_only=True) as warehouse:
+            rows = warehouse.fetch_frame(
+                f"select source_file, source_row, field, value, reason from {table} "
+                f"where source = ? and batch_id = ? order by source_row, field "
+                f"limit {SAMPLE_ROWS + 1}", [source, result["batch_id"]])
+        for row in rows.head(SAMPLE_ROWS).itertuples():
+            value = "" if row.value is None else repr(row.value)[:80]
+            print(f"  quarantined: {row.source_file}, row {row.source_row}, "
+                  f"{row.field} = {value}: {row.reason}")
+        if len(rows) > SAMPLE_ROWS:
+            print(f"  ... every quarantined row with its reason: {table} where source = "
+                  f"'{source}' and batch_id = '{result['batch_id']}'")
+    for note in result["outside_sample"]:
+        print(f"  outside the interval (loaded by the run for its day): {note}")
+    if result["rows_outside_window"] > len(result["outside_sample"]):
+        print(f"  ... and {result['rows_outside_window'] - len(result['outside_sample'])} "
+              "more outside the interval (counted per file in the batch manifest)")
 
 
 def _dry_run(settings: Settings, sources: list[str], start: datetime, end: datetime,

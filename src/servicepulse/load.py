@@ -39,6 +39,7 @@ from servicepulse.sources.contracts import SQL_TYPES, SourceContract, load_contr
 from servicepulse.sources.landing import LandedFile, write_batch_manifest
 from servicepulse.sources.readers import ROW_COLUMN, DeliveryFormatError, open_delivery
 from servicepulse.sources.validate import (
+    PlausibleWindow,
     literal,
     missing_fields,
     plan_checks,
@@ -78,6 +79,8 @@ DELIVERIES_COLUMNS = [
     ("loaded_at", "TIMESTAMPTZ"),
 ]
 BACKFILL_FROM = date(1900, 1, 1)
+# Rows named by row number in a load's summary (per reason; the rest are counted).
+SAMPLE_ROWS = 20
 
 
 class SourceError(UserError, ValueError):
@@ -110,10 +113,23 @@ def raw_ddl(contract: SourceContract) -> list[tuple[str, str]]:
     return [(c.name, SQL_TYPES[c.type]) for c in contract.columns] + METADATA_COLUMNS
 
 
+def plausible_window(settings: Settings, connector, now: datetime) -> PlausibleWindow:
+    """Where a source's timestamps may lie: from the configured floor (the source's
+    mapping.plausible_from, sources.plausible_from, the calendar's first_year, else the
+    DAGs' start date), to the moment of loading plus sources.plausible_days_ahead."""
+    mapping = getattr(connector, "mapping", None)
+    floor = (getattr(mapping, "plausible_from", None) or settings.sources.plausible_from
+             or (date(settings.calendar.first_year, 1, 1) if settings.calendar.first_year
+                 else settings.schedule.start_date))
+    return PlausibleWindow(datetime.combine(floor, time(), settings.tz),
+                           now + timedelta(days=settings.sources.plausible_days_ahead))
+
+
 def load_source(settings: Settings, warehouse: Warehouse, source: str,
                 interval_start: datetime, interval_end: datetime,
-                full_refresh: bool = False) -> LoadResult:
-    """Extract ``source`` for [interval_start, interval_end) and replace its raw slice."""
+                full_refresh: bool = False, now: datetime | None = None) -> LoadResult:
+    """Extract ``source`` for [interval_start, interval_end) and replace its raw slice.
+    ``now``: the moment of loading (default: the clock), the end of plausible dates."""
     contracts = load_contracts(settings.contracts_path)
     if source not in contracts:
         raise SourceError(source, settings.contracts_path, "no contract for this source")
@@ -147,6 +163,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
         landed, skipped = _not_yet_taken(warehouse, raw, source, batch_id, landed)
 
     loaded_at = datetime.now(UTC)
+    plausible = plausible_window(settings, connector, now or loaded_at)
     window = None if by_delivery else (first_day, end_day)
     # DuckDB keeps what it wrote cached up to its limit (80 % of the machine): a cap
     # keeps a load's memory flat in the row count; beyond it DuckDB evicts or spills.
@@ -174,7 +191,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
                               'partition_date < ?))', [source, first_day, end_day])
         for delivery in landed:
             _load_delivery(settings, warehouse, scratch, contract, connector, delivery,
-                           batch_id, window, loaded_at)
+                           batch_id, window, loaded_at, plausible)
         for delivery in landed:
             warehouse.execute(
                 f'insert into "{raw}"."{DELIVERIES_TABLE}" values '
@@ -233,7 +250,8 @@ def _extract(settings: Settings, contract: SourceContract, connector,
 
 def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: SourceContract,
                    connector, delivery: LandedFile, batch_id: str,
-                   window: tuple[date, date] | None, loaded_at: datetime) -> None:
+                   window: tuple[date, date] | None, loaded_at: datetime,
+                   plausible: PlausibleWindow | None = None) -> None:
     source, raw = contract.name, settings.warehouse.schema("raw")
     try:
         reader = open_delivery(delivery.path, delivery.format, delivery.encoding or "auto",
@@ -258,7 +276,7 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
             try:
                 plan = plan_checks(contract, connector.mapping, plan_columns[:-1],
                                    settings.sources.naive_timezone(connector),
-                                   settings.reporting_timezone)
+                                   settings.reporting_timezone, plausible)
             except ValueError as exc:
                 raise SourceError(source, delivery.origin, str(exc)) from None
             delivery.new_columns = sorted(set(delivery.new_columns) | set(plan.extras))
@@ -273,11 +291,21 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
         # Two passes at most: the good rows are inserted (the insert counts them); the
         # rows outside the window need only the version column to count; whatever is
         # left is bad, and only a batch with bad rows pays for the quarantine pass.
+        # A row whose version is broken (unreadable, implausible: 2099) belongs to no
+        # partition: it is quarantined in every snapshot, never counted as outside.
         outside = 0
         if window is not None:
             outside = scratch.execute(
-                f"select count(*) filter (where t_{version} is not null and not {in_window}) "
-                f"from {checked}").fetchone()[0]
+                f"select count(*) filter (where e_{version} is null and t_{version} is not "
+                f"null and not {in_window}) from {checked}").fetchone()[0]
+            delivery.outside_sample += [
+                f"row {row}: {contract.version_column} {stamp}" for row, stamp in
+                scratch.execute(
+                    f"select {ROW_COLUMN}, cast(timezone({literal(settings.reporting_timezone)},"
+                    f" t_{version}) as varchar) from {checked} where e_{version} is null and "
+                    f"t_{version} is not null and not {in_window} order by {ROW_COLUMN} "
+                    f"limit {SAMPLE_ROWS - len(delivery.outside_sample)}").fetchall()
+            ] if outside and len(delivery.outside_sample) < SAMPLE_ROWS else []
         values = ", ".join(f"t_{i}" for i in range(len(contract.columns)))
         loaded = warehouse.insert_from_scratch(
             scratch, raw, source, [n for n, _ in raw_ddl(contract)],
@@ -288,13 +316,14 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
         bad = table.num_rows - loaded - outside
         if bad:
             scratch.execute(f"create or replace temp table checked as select * from {checked} "
-                            f"where is_bad and (t_{version} is null or {in_window})")
+                            f"where is_bad and (e_{version} is not null or t_{version} is null "
+                            f"or {in_window})")
             warehouse.insert_from_scratch(
                 scratch, raw, QUARANTINE_TABLE, [n for n, _ in QUARANTINE_COLUMNS],
                 f"select {literal(source)}, {literal(batch_id)}, {literal(delivery.origin)}, "
                 f"{literal(str(delivery.path))}, source_row, field, value, reason, "
                 f"{literal(loaded_at.isoformat())}::timestamptz, partition_date "
-                f"from ({quarantine_sql(plan, 'true', partition)}) "
+                f"from ({quarantine_sql(plan, 'true', f'case when e_{version} is null then {partition} end')}) "
                 "order by source_row, field")
             scratch.execute("drop table checked")
         del incoming_batch

@@ -59,7 +59,11 @@ def load(source: str, start: datetime, end: datetime,
         log.info("%s: skipped %s", source, note)
     return {"source": source, "batch_id": result.batch_id, "rows_loaded": result.rows_loaded,
             "rows_in_delivery": result.rows_in_delivery,
-            "rows_quarantined": result.rows_quarantined, "partitions": list(result.partitions),
+            "rows_quarantined": result.rows_quarantined,
+            "rows_outside_window": sum(f["rows_outside_window"] for f in result.files),
+            "outside_sample": [f"{f['origin']}, {row}" for f in result.files
+                               for row in f["outside_sample"]],
+            "partitions": list(result.partitions),
             "backfill": result.backfill, "files": len(result.files),
             "new_columns": result.new_columns, "skipped": result.skipped}
 

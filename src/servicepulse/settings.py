@@ -121,6 +121,9 @@ class SourceMapping(_Section):
     # Time zone of timestamps delivered without a UTC offset (default:
     # sources.naive_timestamp_timezone); without one such a value is quarantined.
     timezone: str | None = None
+    # The earliest date this source's timestamps may carry (default: sources.
+    # plausible_from); a row dated earlier is quarantined, e.g. customers since 1985.
+    plausible_from: date | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -254,6 +257,13 @@ class SourcesSettings(_Section):
     # Time zone of timestamps that arrive without a UTC offset, for every source whose
     # mapping names none.
     naive_timestamp_timezone: str | None = None
+    # Dates a timestamp may plausibly carry: not before plausible_from (default: the
+    # calendar's first_year, else schedule.start_date) and not after the moment of
+    # loading plus plausible_days_ahead. A row outside is quarantined with the reason,
+    # never loaded: one 0001-01-01 would otherwise stretch every date spine to 2,000
+    # years. A source's mapping.plausible_from overrides the floor for that source.
+    plausible_from: date | None = None
+    plausible_days_ahead: int = Field(1, ge=0)
     demo_systems: DemoSystemsSettings | None = None
     # Landed deliveries are kept this many days after the newest interval that used
     # them (counted from the interval being loaded), then deleted with their manifests;
@@ -345,6 +355,35 @@ class DeliverySettings(_Section):
     archive_retention_days: int = Field(400, ge=1)
 
 
+class NotificationChannel(_Section):
+    """One place alerts go. Webhook URLs and secrets never sit in this file: they come
+    from the Airflow connection ``connection_id`` (URL in host or extra "url", secret
+    as password), else from ``url_env`` / ``secret_env`` (default
+    SERVICEPULSE_WEBHOOK_<NAME>_URL / _SECRET)."""
+    kind: Literal["email", "wecom", "dingtalk", "feishu", "slack", "teams", "generic"]
+    addresses: list[EmailStr] = []  # email: default the audience's (delivery.data_team)
+    url_env: str | None = None
+    secret_env: str | None = None
+    connection_id: str | None = None
+
+
+class NotificationSettings(_Section):
+    """Who hears of failures and published reports, and through which channels
+    (docs/alerts.md). The implicit channel "email" mails delivery.data_team."""
+    channels: dict[str, NotificationChannel] = {}
+    # audience -> channel names: data_team hears of every failure; reports hear
+    # "report is out / delayed".
+    audiences: dict[Literal["data_team", "reports"], list[str]] = {
+        "data_team": ["email"], "reports": []}
+    # The same failure for the same interval alerts once within this window.
+    dedupe_hours: float = Field(24 * 30, gt=0)
+    max_per_channel_per_hour: int = Field(30, ge=1)
+    # A rate-limited webhook (HTTP 429, vendor errcode) is tried this many times.
+    max_attempts: int = Field(4, ge=1)
+    retry_backoff_seconds: float = Field(2, ge=0)
+    timeout_seconds: float = Field(10, gt=0)
+
+
 class QualitySettings(_Section):
     # "<suite>.<check>" -> severity, overriding the suite's own choice.
     severities: dict[str, Literal["critical", "warning"]] = {}
@@ -423,6 +462,7 @@ class Settings(_Section):
     sources: SourcesSettings = SourcesSettings()
     delivery: DeliverySettings = DeliverySettings()
     quality: QualitySettings = QualitySettings()
+    notifications: NotificationSettings = NotificationSettings()
     reports: ReportSettings = ReportSettings()
     calendar: CalendarSettings = CalendarSettings()
     schedule: ScheduleSettings = ScheduleSettings()

@@ -45,6 +45,10 @@ class Column(BaseModel):
     optional: bool = False
     not_null: bool = False          # and every row must have a value
     allowed: tuple[str, ...] = ()   # vocabulary, for enum columns
+    # Prose a person typed (a comment, a name): line breaks and tabs are kept. Every
+    # other text column is a key or a code, where they are quarantined; no column may
+    # carry NUL or another control character.
+    free_text: bool = False
 
 
 class SourceContract(BaseModel):

@@ -37,6 +37,8 @@ class LandedFile:
     rows_quarantined: int = 0
     rows_outside_window: int = 0
     new_columns: list[str] = field(default_factory=list)
+    # The first rows outside the interval, named (row number and version).
+    outside_sample: list[str] = field(default_factory=list)
 
     def manifest(self) -> dict:
         entry = asdict(self)

@@ -10,6 +10,7 @@ not know are kept as JSON in ``_extras`` and reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from servicepulse.settings import SourceMapping
 from servicepulse.sources.contracts import SourceContract
@@ -81,11 +82,30 @@ def _text_of(column: str) -> str:
             f"then trim({name}) else {name} end, '')")
 
 
+@dataclass(frozen=True)
+class PlausibleWindow:
+    """The instants a timestamp may carry: [earliest, latest]."""
+    earliest: datetime
+    latest: datetime
+
+    def reason(self) -> str:
+        return (f"outside the plausible dates {self.earliest.date().isoformat()} – "
+                f"{self.latest.date().isoformat()} (settings sources.plausible_from or "
+                "the source's mapping.plausible_from; plausible_days_ahead)")
+
+
+# C0 control characters and DEL. Free text may hold tab, line feed and carriage return.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+_LINE_OR_TAB = r"[\t\n\r]"
+
+
 def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: list[str],
-                timezone: str | None, reporting_timezone: str = "UTC") -> CheckPlan:
+                timezone: str | None, reporting_timezone: str = "UTC",
+                plausible: PlausibleWindow | None = None) -> CheckPlan:
     """``delivered``: the batch's column names as delivered; ``timezone``: the zone of
     timestamps without an offset (None: such are bad); ``reporting_timezone``: the zone
-    a date without a time of day is a local date in (it must not change day)."""
+    a date without a time of day is a local date in (it must not change day);
+    ``plausible``: the window every timestamp must lie in (None: any)."""
     feeding = delivered_fields(mapping, delivered)
     provided = provided_fields(mapping, delivered)
 
@@ -168,6 +188,18 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
         if type_error:
             rules.append(f"when {value} is not null and t_{index} is null "
                          f"then {literal(type_error)}")
+        if column.type == "timestamp" and plausible is not None:
+            rules.append(
+                f"when t_{index} is not null and (t_{index} < "
+                f"{literal(plausible.earliest.isoformat())}::timestamptz or t_{index} > "
+                f"{literal(plausible.latest.isoformat())}::timestamptz) "
+                f"then {literal(plausible.reason())}")
+        if column.type == "text":
+            rules.append(f"when regexp_matches({value}, {literal(_CONTROL)}) then "
+                         f"{literal('contains a control character (NUL or another)')}")
+            if not column.free_text:
+                rules.append(f"when regexp_matches({value}, {literal(_LINE_OR_TAB)}) then "
+                             f"{literal('a key or code with a line break or tab')}")
         if column.allowed:
             allowed = ", ".join(literal(a) for a in column.allowed)
             rules.append(f"when {value} is not null and {value} not in ({allowed}) "

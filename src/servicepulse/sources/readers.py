@@ -83,6 +83,20 @@ def open_delivery(path: Path, fmt: str, encoding: str = "auto", sheet: str | Non
     raise DeliveryFormatError(f"unknown format {fmt!r}")
 
 
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_delimiter(header_text: str) -> str:
+    """The delimiter that splits the header into the most columns: a comma unless the
+    export uses ``;`` (European spreadsheets), a tab or ``|``."""
+    best, widest = ",", 1
+    for candidate in DELIMITERS:
+        width = len(next(csv.reader(io.StringIO(header_text), delimiter=candidate), []))
+        if width > widest:
+            best, widest = candidate, width
+    return best
+
+
 def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
     import pyarrow.csv as pacsv
 
@@ -92,7 +106,8 @@ def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
         header_text = first_line.decode("utf-8-sig" if encoding == "utf-8" else encoding)
     except UnicodeDecodeError as exc:
         raise DeliveryFormatError(f"header is not {encoding}: {exc}") from None
-    header = next(csv.reader(io.StringIO(header_text)), [])
+    delimiter = detect_delimiter(header_text)
+    header = next(csv.reader(io.StringIO(header_text), delimiter=delimiter), [])
     names = [name.strip() for name in header]
     if not any(names):
         raise DeliveryFormatError("no header row")
@@ -114,12 +129,13 @@ def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
                 read_options=pacsv.ReadOptions(
                     column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES,
                     encoding="utf8" if encoding == "utf-8" else encoding),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                                 delimiter=delimiter),
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in names},
                     strings_can_be_null=False))
             for batch in reader:
-                if _swallows_records(batch, len(names)):
+                if _swallows_records(batch, len(names), delimiter):
                     raise pa.ArrowInvalid("a quoted field holds whole records")
                 numbers = pa.array(range(row, row + batch.num_rows), pa.int64())
                 row += batch.num_rows
@@ -136,15 +152,16 @@ def _csv(path: Path, encoding: str, batch_rows: int) -> DeliveryReader:
             # that only the malformed records are set aside, each with its row number.
             if group:
                 yield pa.Table.from_batches(group)
-            yield from careful_csv_batches(path, encoding, names, row - 2, batch_rows)
+            yield from careful_csv_batches(path, encoding, names, row - 2, batch_rows,
+                                           delimiter)
             return
         if group or row == 2:
             yield pa.Table.from_batches(group, schema=schema)
     return DeliveryReader(names, batches())
 
 
-def _csv_records(path: Path, encoding: str,
-                 width: int) -> Iterator[tuple[list[str] | None, str | None]]:
+def _csv_records(path: Path, encoding: str, width: int,
+                 delimiter: str = ",") -> Iterator[tuple[list[str] | None, str | None]]:
     """Every record after the header as (fields, None), or (None, why it is malformed),
     in file order; blank lines are no records (as for Arrow's reader). A record may span
     lines inside a quoted field; where the quotes never balance into a record of the
@@ -182,8 +199,9 @@ def _csv_records(path: Path, encoding: str,
                                 if reached_end and len(lines) == 1 else "")
                              + f" (line {lines[0][0]})")
                 continue
-            fields = next(csv.reader(io.StringIO(text.rstrip("\r\n"))), [])
-            if len(lines) > 2 and _holds_whole_records(lines[1:-1], encoding, width):
+            fields = next(csv.reader(io.StringIO(text.rstrip("\r\n")),
+                                     delimiter=delimiter), [])
+            if len(lines) > 2 and _holds_whole_records(lines[1:-1], encoding, width, delimiter):
                 # The quoted "field" holds lines that are whole records themselves: a
                 # stray quote swallowed them. Only the first line is given up.
                 pending[:0] = lines[1:]
@@ -209,15 +227,17 @@ def _csv_records(path: Path, encoding: str,
             yield fields, None
 
 
-def _holds_whole_records(lines: list[tuple[int, bytes]], encoding: str, width: int) -> bool:
+def _holds_whole_records(lines: list[tuple[int, bytes]], encoding: str, width: int,
+                         delimiter: str = ",") -> bool:
     for _, raw in lines:
-        fields = next(csv.reader(io.StringIO(_decoded(raw, encoding)[0].rstrip("\r\n"))), [])
+        fields = next(csv.reader(io.StringIO(_decoded(raw, encoding)[0].rstrip("\r\n")),
+                                 delimiter=delimiter), [])
         if len(fields) == width:
             return True
     return False
 
 
-def _swallows_records(batch: pa.RecordBatch, width: int) -> bool:
+def _swallows_records(batch: pa.RecordBatch, width: int, delimiter: str = ",") -> bool:
     """Whether a value Arrow read holds a line break followed by a line with as many
     delimiters as a whole record: a stray quote that made Arrow read several records as
     one field (legitimate multi-line text, such as a comment, rarely has that many)."""
@@ -227,7 +247,7 @@ def _swallows_records(batch: pa.RecordBatch, width: int) -> bool:
         if not pc.any(pc.match_substring(column, "\n")).as_py():
             continue
         for value in pc.filter(column, pc.match_substring(column, "\n")).to_pylist():
-            if any(line.count(",") >= width - 1 for line in value.split("\n")[1:]):
+            if any(line.count(delimiter) >= width - 1 for line in value.split("\n")[1:]):
                 return True
     return False
 
@@ -240,7 +260,7 @@ def _decoded(raw: bytes, encoding: str) -> tuple[str, bool]:
 
 
 def careful_csv_batches(path: Path, encoding: str, names: list[str], skip: int,
-                        batch_rows: int) -> Iterator[pa.Table]:
+                        batch_rows: int, delimiter: str = ",") -> Iterator[pa.Table]:
     """The records after the first ``skip`` as batches of text columns, with
     ``_unreadable`` saying why a malformed record could not be read (its fields are
     null); row numbers count records as Arrow's reader does (header = row 1)."""
@@ -255,7 +275,7 @@ def careful_csv_batches(path: Path, encoding: str, names: list[str], skip: int,
         return pa.table(arrays)
 
     row = 1
-    for fields, reason in _csv_records(path, encoding, len(names)):
+    for fields, reason in _csv_records(path, encoding, len(names), delimiter):
         row += 1
         if row - 2 < skip:
             continue

@@ -13,6 +13,18 @@
     end
 {%- endmacro %}
 
+{#- The sum of a KPI's observations (a numerator or a denominator), exact: each
+    observation taken at 6 decimal places (the precision of every KPI's inputs; an
+    audit's score has 1, the other observations are whole numbers) and summed as a
+    decimal, whose sum does not depend on the order the rows are added in. A float sum
+    does: DuckDB adds in parallel, in an order that changes between runs, and a re-run
+    moved a value in its 15th digit (TPS 21.8 -> 21.800000000000004). Sums of these
+    sums (weeks, months) are exact too. An observation of 10^12 or more fails the
+    build (numeric overflow), never rounds silently. -#}
+{% macro kpi_exact_sum(expression) -%}
+    sum(cast({{ expression }} as decimal(18, 6)))
+{%- endmacro %}
+
 {#- green: meets the target; amber: misses it by no more than the band; red: worse. -#}
 {% macro kpi_status(value, target, amber_band, direction) -%}
     case

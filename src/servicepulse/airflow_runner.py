@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from servicepulse.errors import PermanentError
+from servicepulse.processes import run_child
 from servicepulse.settings import PROJECT_ROOT, Settings
 
 DAG_ID = "servicepulse_nightly"
@@ -57,8 +58,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
 
 def _airflow(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     airflow = Path(sys.executable).with_name("airflow")
-    return subprocess.run([str(airflow), *arguments], env=env, capture_output=True, text=True,
-                          check=False)
+    return run_child([str(airflow), *arguments], env=env)
 
 
 def ensure_metadata_db(settings: Settings, env: dict[str, str]) -> None:
@@ -107,6 +107,7 @@ def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
             f"{dag_id} cannot run for {day.isoformat()}: the DAGs start on "
             f"{settings.schedule.start_date.isoformat()} (settings schedule.start_date); "
             "set it on or before the first day of your data")
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     env = airflow_environment(settings)
     ensure_metadata_db(settings, env)
     arguments = ["dags", "test", dag_id, logical.isoformat()]
@@ -116,7 +117,9 @@ def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
     output = completed.stdout + completed.stderr
     log_dir = settings.output_path / "runs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"{dag_id}-{day.isoformat()}.log"
+    # One file per run (its start and pid in the name): a second run of the same DAG and
+    # day never overwrites the first one's cause.
+    log_file = log_dir / f"{dag_id}-{day.isoformat()}-{started}-{os.getpid()}.log"
     log_file.write_text(output, encoding="utf-8")
 
     finished = re.search(r"DagRun Finished: .*?state=([a-z_]+)", output)

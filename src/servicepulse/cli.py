@@ -115,6 +115,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(settings, sources, start, start + timedelta(days=1), args.format)
     with demo_systems_running(settings):
+        settings = _settings(args)  # the demo API's address, if it had to move
         for source in sources:
             # A source that is not connected still gets its (empty) raw table.
             result = load(source, start, start + timedelta(days=1), settings=settings)
@@ -496,6 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+WRITING_COMMANDS = {"load", "build", "run", "publish", "resend", "demo"}
+
+
+def _writes(args: argparse.Namespace) -> bool:
+    if args.command == "load":
+        return not args.dry_run
+    if args.command == "deliveries":
+        return args.action == "settle"
+    return args.command in WRITING_COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 done; 2 the input or configuration is the user's to fix; 1 a
     permanent failure a person must look at (a failed critical check, a refused or
@@ -506,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("SERVICEPULSE_DEBUG", "") not in ("", "0")
     try:
+        if _writes(args):
+            from servicepulse.run_lock import run_lock
+
+            # One writing run per warehouse: a second one waits in line, saying for whom.
+            with run_lock(_settings(args), args.command):
+                return args.handler(args)
         return args.handler(args)
     except BaseException as exc:
         if isinstance(exc, SystemExit):

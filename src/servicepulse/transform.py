@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from servicepulse.errors import RetryableError
+from servicepulse.processes import run_child
 from servicepulse.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -115,11 +115,10 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
     target_dir = settings.output_path / "dbt" / f"{settings.warehouse.kind}-target"
     command = [str(dbt), *arguments, "--project-dir", str(DBT_PROJECT_DIR),
                "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_dir),
-               "--log-path", str(settings.output_path / "dbt" / "logs"),
+               "--log-path", str(settings.output_path / "dbt" / "logs"), "--no-use-colors",
                "--vars", json.dumps(dbt_vars(settings))]
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    completed = subprocess.run(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR,
-                               capture_output=True, text=True, check=False)
+    completed = run_child(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR)
     output = completed.stdout + completed.stderr
     result = DbtResult(command, completed.returncode, output)
     if check and completed.returncode != 0:

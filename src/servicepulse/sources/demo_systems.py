@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
 import json
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -245,7 +247,30 @@ def demo_systems_running(settings: Settings) -> Iterator[ComplaintApi | None]:
     variable = (connector.token_env if isinstance(connector, HttpConnector)
                 and connector.token_env else "SERVICEPULSE_SOURCE_COMPLAINTS_TOKEN")
     token = os.environ.setdefault(variable, secrets.token_urlsafe(16))
-    with ComplaintApi(settings.sources_dir / "complaints.csv", token,
-                      port=config.complaint_api_port, faults={429: 2, 500: 5},
-                      retry_after=1) as api:
-        yield api
+    csv_path = settings.sources_dir / "complaints.csv"
+    try:
+        api = ComplaintApi(csv_path, token, port=config.complaint_api_port,
+                           faults={429: 2, 500: 5}, retry_after=1)
+        moved = None
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # Another program has the configured port: serve on a free one and point the
+        # complaints connector there for this run (the Airflow tasks read the
+        # environment's settings overrides).
+        api = ComplaintApi(csv_path, token, port=0, faults={429: 2, 500: 5}, retry_after=1)
+        moved = "SERVICEPULSE__SOURCES__CONNECTORS__COMPLAINTS__URL"
+        print(f"port {config.complaint_api_port} is in use: the demo complaint API is served "
+              f"at {api.url} for this run", file=sys.stderr)
+    with api:
+        if moved:
+            before = os.environ.get(moved)
+            os.environ[moved] = api.url
+        try:
+            yield api
+        finally:
+            if moved:
+                if before is None:
+                    os.environ.pop(moved, None)
+                else:
+                    os.environ[moved] = before

@@ -1,0 +1,175 @@
+"""Crash-safe processes: a killed command leaves no child behind, and runs queue.
+
+Real `servicepulse build` processes on the hand-made data set: killed outright
+(SIGKILL) or stopped (SIGTERM) while dbt runs, and started twice at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests import known_answers
+from tests.conftest import settings_for
+from tests.kpi_harness import UNTIL, load_and_build
+
+SERVICEPULSE = [sys.executable, "-m", "servicepulse.cli"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("processes")
+    settings = settings_for(folder, known_answers.write(folder / "sources"))
+    load_and_build(settings, UNTIL)
+    return settings
+
+
+def _env(settings, **extra) -> dict[str, str]:
+    return {**os.environ, "SERVICEPULSE_CONFIG": str(settings.config_file), **extra}
+
+
+def _kpis(settings) -> dict:
+    done = subprocess.run([*SERVICEPULSE, "kpis", "--period", "2026-W47", "--format", "json"],
+                          env=_env(settings), capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def _dbt_processes() -> dict[int, int]:
+    """pid -> parent pid of every running dbt (a python whose command line runs dbt)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat[0] != "Z" and any(part.endswith(b"/dbt") for part in command[:2]):
+            found[int(entry.name)] = int(stat[1])
+    return found
+
+
+def _start_build(settings, **extra) -> tuple[subprocess.Popen, int]:
+    """A build, and its dbt child once that runs."""
+    build = subprocess.Popen([*SERVICEPULSE, "build"], env=_env(settings, **extra),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        children = [pid for pid, parent in _dbt_processes().items() if parent == build.pid]
+        if children:
+            return build, children[0]
+        assert build.poll() is None, build.communicate()
+        time.sleep(0.05)
+    raise AssertionError("dbt never started")
+
+
+def _gone(pid: int, within: float = 30) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if pid not in _dbt_processes():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_killed_build_leaves_no_dbt_and_a_rerun_gives_the_same_kpis(built):
+    before = _kpis(built)
+    build, dbt = _start_build(built)
+    time.sleep(1)  # dbt is at work on the warehouse
+    build.send_signal(signal.SIGKILL)
+    build.wait(30)
+    assert _gone(dbt), f"dbt {dbt} outlived its killed parent"
+    again = subprocess.run([*SERVICEPULSE, "build"], env=_env(built), capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert _kpis(built) == before
+
+
+def test_sigterm_reaches_dbt_and_the_build_stops(built):
+    build, dbt = _start_build(built)
+    time.sleep(1)
+    build.send_signal(signal.SIGTERM)
+    _, err = build.communicate(timeout=60)
+    assert build.returncode != 0
+    assert "Traceback" not in err
+    assert _gone(dbt)
+
+
+def test_a_second_build_waits_for_the_first_and_names_it(built):
+    first, _ = _start_build(built)
+    second = subprocess.run([*SERVICEPULSE, "build"], env=_env(built), capture_output=True,
+                            text=True, timeout=600, check=False)
+    first.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    waited = second.stderr.splitlines()[0]
+    assert waited.startswith("waiting for the build started at ")
+    assert f"(pid {first.pid} on {socket.gethostname()})" in waited
+
+
+def test_with_no_wait_a_second_build_is_one_line_exit_75(built):
+    first, _ = _start_build(built)
+    try:
+        second = subprocess.run([*SERVICEPULSE, "build"], capture_output=True, text=True,
+                                env=_env(built, SERVICEPULSE__WAREHOUSE__LOCK_WAIT_SECONDS="0"),
+                                timeout=120, check=False)
+    finally:
+        first.communicate(timeout=300)
+    assert second.returncode == 75
+    assert "Traceback" not in second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the warehouse is busy: the build ")
+    assert f"pid {first.pid}" in lines[0]
+
+
+def test_every_airflow_run_keeps_its_own_log(tmp_path, monkeypatch):
+    """Two runs of one DAG for one day: two log files, neither overwriting the other."""
+    from servicepulse import airflow_runner
+
+    settings = settings_for(tmp_path, tmp_path / "sources")
+    outputs = iter(["first run's output\n", "second run's output\n"])
+
+    def fake_airflow(*arguments, env):
+        return subprocess.CompletedProcess(arguments, 1, next(outputs), "")
+
+    monkeypatch.setattr(airflow_runner, "_airflow", fake_airflow)
+    monkeypatch.setattr(airflow_runner, "ensure_metadata_db", lambda settings, env: None)
+    monkeypatch.setattr(airflow_runner, "_task_states", lambda settings, dag_id: {})
+    logs = []
+    for _ in range(2):
+        with pytest.raises(airflow_runner.PipelineRunError, match="full log: ") as failed:
+            airflow_runner.run_nightly(settings, date(2026, 11, 23))
+        logs.append(Path(str(failed.value).split("full log: ")[1].split("\n")[0]))
+        time.sleep(1.1)  # the start second is part of the name
+    assert logs[0] != logs[1]
+    assert [log.read_text() for log in logs] == ["first run's output\n",
+                                                 "second run's output\n"]
+
+
+def test_the_demo_api_moves_to_a_free_port_when_its_own_is_taken(tmp_path):
+    from servicepulse.sources.demo_systems import demo_systems_running
+
+    sources = known_answers.write(tmp_path / "sources")
+    (sources / "complaints.csv").write_text(known_answers.COMPLAINTS, encoding="utf-8")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        settings = settings_for(tmp_path, sources,
+                                **{"sources.demo_systems": {"complaint_api_port": taken}})
+        with demo_systems_running(settings) as api:
+            assert api.port != taken
+            assert os.environ["SERVICEPULSE__SOURCES__CONNECTORS__COMPLAINTS__URL"] == api.url
+        assert "SERVICEPULSE__SOURCES__CONNECTORS__COMPLAINTS__URL" not in os.environ
+    with socket.socket() as probe:  # the moved server is closed again
+        assert probe.connect_ex(("127.0.0.1", api.port)) in (errno.ECONNREFUSED, 111)

@@ -244,3 +244,27 @@ def test_the_wait_is_bounded_and_says_so_once(built):
     assert completed.returncode == 75
     assert completed.stderr.count("waiting for the warehouse") == 1
     assert "waited 2 s" in _one_line(completed)
+
+
+def test_a_full_disk_during_build_is_one_line_and_a_rerun_builds(small_disk, tmp_path):
+    sources = known_answers.write(tmp_path / "sources")
+    config = write_config(tmp_path, sources, output_dir=str(small_disk / "output"),
+                          **{"warehouse.duckdb_path": str(small_disk / "output" / "w.duckdb")})
+    loaded = _cli("load", "all", "--date", "2026-11-23", config=config)
+    assert loaded.returncode == 0, loaded.stderr
+    filler = small_disk / "filler"
+    with filler.open("wb") as out:  # the disk fills up after the load
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+        except OSError:
+            pass
+    completed = _cli("build", config=config)
+    line = _one_line(completed)
+    assert completed.returncode == 75
+    assert line.startswith("error: no space left on device")
+    filler.unlink()
+    again = _cli("build", config=config, timeout=300)
+    assert again.returncode == 0, again.stderr
+    kpis = _cli("kpis", "--period", "2026-W47", "--format", "json", config=config)
+    assert json.loads(kpis.stdout)["kpis"]["TICKETS"]["value"] is not None

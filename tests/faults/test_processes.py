@@ -218,3 +218,47 @@ def test_a_load_killed_mid_way_leaves_the_warehouse_as_before_and_reruns_cleanly
         assert done.returncode == 0, done.stderr
     assert _raw_rows(settings) == _raw_rows(clean)
     assert len(_raw_rows(clean)) == 400_000 + len(known_answers.TICKETS.splitlines()) - 1
+
+
+def _airflow_children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == parent and stat[0] != "Z" and \
+                any(part.endswith(b"/airflow") for part in command[:2]):
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return stat[0] != "Z"
+
+
+@pytest.mark.airflow
+def test_a_killed_run_leaves_no_airflow_behind(tmp_path):
+    settings = settings_for(tmp_path, known_answers.write(tmp_path / "sources"))
+    run = subprocess.Popen([*SERVICEPULSE, "run", "--date", "2026-11-23"],
+                           env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    children: list[int] = []
+    while not children and time.monotonic() < deadline and run.poll() is None:
+        children = _airflow_children(run.pid)
+        time.sleep(0.05)
+    assert children, run.communicate()
+    time.sleep(2)
+    run.send_signal(signal.SIGKILL)
+    run.wait(30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children)

@@ -33,9 +33,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from servicepulse.errors import UserError
 from servicepulse.settings import FileConnector, Settings
 from servicepulse.sources.contracts import SQL_TYPES, SourceContract, load_contracts
+from servicepulse.sources.errors import SourceError
 from servicepulse.sources.landing import LandedFile, write_batch_manifest
 from servicepulse.sources.readers import ROW_COLUMN, DeliveryFormatError, open_delivery
 from servicepulse.sources.validate import (
@@ -81,17 +81,6 @@ DELIVERIES_COLUMNS = [
 BACKFILL_FROM = date(1900, 1, 1)
 # Rows named by row number in a load's summary (per reason; the rest are counted).
 SAMPLE_ROWS = 20
-
-
-class SourceError(UserError, ValueError):
-    """A delivery that cannot be loaded at all. The message names file, row and column."""
-
-    def __init__(self, source: str, path: Path | str, message: str, line: int | None = None,
-                 column: str | None = None) -> None:
-        where = str(path) + (f", row {line}" if line else "") + (
-            f", column {column!r}" if column else "")
-        super().__init__(f"source {source}: {where}: {message}")
-        self.source, self.path, self.line, self.column = source, path, line, column
 
 
 @dataclass(frozen=True)

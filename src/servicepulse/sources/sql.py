@@ -72,7 +72,7 @@ def extract_table(settings: Settings, source: str, connector: SqlConnector,
                   version_column: str = "updated_at") -> LandedFile:
     import sqlalchemy as sa
 
-    from servicepulse.load import SourceError
+    from servicepulse.sources.errors import SourceError
 
     url = source_url(settings, source, connector)
     reverse = {target: delivered for delivered in connector.mapping.columns

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,10 @@ def _field(row: str, name: str, value: str) -> str:
     return ",".join(fields)
 
 
+def _days_ahead(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat(timespec="seconds")
+
+
 def _plain() -> str:
     return "\n".join([HEADER, *GOOD]) + "\n"
 
@@ -75,6 +80,14 @@ CASES = {
     "year 2099 (the version)": (
         _with_second_row(lambda row: _field(row, "updated_at", "2099-01-01T00:00:00+08:00")),
         ("quarantined", "updated_at", "outside the plausible dates")),
+    # A promise is planned ahead (the contract's planned: true): a week ahead is fine,
+    # two years ahead is not.
+    "a delivery promised a week ahead": (
+        _with_second_row(lambda row: _field(row, "promised_at", _days_ahead(7))),
+        ("loaded", 3)),
+    "a delivery promised two years ahead": (
+        _with_second_row(lambda row: _field(row, "promised_at", _days_ahead(730))),
+        ("quarantined", "promised_at", "outside the plausible dates")),
     "30 February": (
         _with_second_row(lambda row: _field(row, "created_at", "2026-02-30T09:00:00+08:00")),
         ("quarantined", "created_at", "not an ISO 8601 timestamp")),

@@ -49,6 +49,9 @@ class Column(BaseModel):
     # other text column is a key or a code, where they are quarantined; no column may
     # carry NUL or another control character.
     free_text: bool = False
+    # A moment planned ahead (a promised delivery): it may lie up to a year after the
+    # moment of loading; every other timestamp may not lie after it (plausible window).
+    planned: bool = False
 
 
 class SourceContract(BaseModel):

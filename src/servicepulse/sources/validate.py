@@ -10,7 +10,7 @@ not know are kept as JSON in ``_extras`` and reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from servicepulse.settings import SourceMapping
 from servicepulse.sources.contracts import SourceContract
@@ -88,10 +88,14 @@ class PlausibleWindow:
     earliest: datetime
     latest: datetime
 
-    def reason(self) -> str:
+    def reason(self, planned: bool = False) -> str:
         return (f"outside the plausible dates {self.earliest.date().isoformat()} – "
-                f"{self.latest.date().isoformat()} (settings sources.plausible_from or "
-                "the source's mapping.plausible_from; plausible_days_ahead)")
+                f"{self.latest_for(planned).date().isoformat()} (settings sources."
+                "plausible_from or the source's mapping.plausible_from; plausible_days_ahead)")
+
+    def latest_for(self, planned: bool) -> datetime:
+        # A promise may be made a while ahead; a year is beyond any service promise.
+        return self.latest + timedelta(days=366) if planned else self.latest
 
 
 # C0 control characters and DEL. Free text may hold tab, line feed and carriage return.
@@ -192,8 +196,8 @@ def plan_checks(contract: SourceContract, mapping: SourceMapping, delivered: lis
             rules.append(
                 f"when t_{index} is not null and (t_{index} < "
                 f"{literal(plausible.earliest.isoformat())}::timestamptz or t_{index} > "
-                f"{literal(plausible.latest.isoformat())}::timestamptz) "
-                f"then {literal(plausible.reason())}")
+                f"{literal(plausible.latest_for(column.planned).isoformat())}::timestamptz) "
+                f"then {literal(plausible.reason(column.planned))}")
         if column.type == "text":
             rules.append(f"when regexp_matches({value}, {literal(_CONTROL)}) then "
                          f"{literal('contains a control character (NUL or another)')}")

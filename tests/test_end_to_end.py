@@ -5,7 +5,8 @@ DAGs -> e-mails."""
 from __future__ import annotations
 
 import email
-from datetime import date
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 
 import pytest
@@ -51,9 +52,18 @@ def _settings(tmp_path, airflow_home, **overrides):
 
 def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
     settings = _settings(tmp_path, airflow_home)
+    began = datetime.now(UTC)
     outcome = run_nightly(settings, SUNDAY)
     assert outcome.state == "success"
     assert outcome.data_interval == ("2026-11-21 16:00:00+00:00", "2026-11-22 16:00:00+00:00")
+    # Airflow's record shows the run as it happened (`dags test` wrote the logical date
+    # as its start: a 14-hour run in the UI), and its state decided the outcome.
+    with sqlite3.connect(settings.airflow_home_path / "airflow.db") as metadata:
+        state, start, end = metadata.execute(
+            "select state, start_date, end_date from dag_run where dag_id = "
+            "'servicepulse_nightly' order by id desc limit 1").fetchone()
+    start, end = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in (start, end))
+    assert state == "success" and began <= start < end and end - start < timedelta(hours=1)
     assert not (settings.output_path / "outbox" / "weekly").exists()  # reports wait
     for _ in range(2):  # a re-run of the report DAG sends nothing twice
         assert run_weekly_report(settings, "2026-W47", SUNDAY).state == "success"

@@ -107,7 +107,8 @@ def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
             f"{dag_id} cannot run for {day.isoformat()}: the DAGs start on "
             f"{settings.schedule.start_date.isoformat()} (settings schedule.start_date); "
             "set it on or before the first day of your data")
-    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_started = datetime.now(UTC)
+    started = run_started.strftime("%Y%m%dT%H%M%SZ")
     env = airflow_environment(settings)
     ensure_metadata_db(settings, env)
     arguments = ["dags", "test", dag_id, logical.isoformat()]
@@ -122,10 +123,14 @@ def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
     log_file = log_dir / f"{dag_id}-{day.isoformat()}-{started}-{os.getpid()}.log"
     log_file.write_text(output, encoding="utf-8")
 
-    finished = re.search(r"DagRun Finished: .*?state=([a-z_]+)", output)
-    interval = re.search(r"DagRun Finished: .*?data_interval_start=([^,]+), "
-                         r"data_interval_end=([^,]+)", output)
-    state = finished.group(1) if finished else "unknown"
+    # The run's outcome from Airflow's own record of it, not from its log text.
+    run = _newest_run(settings, dag_id)
+    if run is not None and _ended_after(run, run_started):
+        state = run["state"] or "unknown"
+        interval = (_utc(run["data_interval_start"]), _utc(run["data_interval_end"]))
+        _record_real_start(settings, run["id"], run_started)
+    else:
+        state, interval = "unknown", None
     tasks = _task_states(settings, dag_id)
     if completed.returncode == 0 and state == "success" and not tasks:
         # Airflow calls a run in which no task ran a success (a day its DAG does not
@@ -139,7 +144,47 @@ def run_dag(settings: Settings, dag_id: str, logical: datetime, day: date,
             f"{dag_id} for {day.isoformat()} ended with state {state!r} "
             f"(exit {completed.returncode}); full log: {log_file}\n" + _failure_digest(output))
     return RunOutcome(dag_id, day, state, log_file,
-                      (interval.group(1), interval.group(2)) if interval else ("?", "?"))
+                      (str(interval[0]), str(interval[1])) if interval else ("?", "?"))
+
+
+def _newest_run(settings: Settings, dag_id: str) -> dict | None:
+    """The newest run of ``dag_id`` in Airflow's metadata database (None: none yet)."""
+    import sqlite3
+
+    database = settings.airflow_home_path / "airflow.db"
+    if not database.exists():
+        return None
+    with sqlite3.connect(database) as connection:
+        connection.row_factory = sqlite3.Row
+        row = connection.execute(
+            "select id, state, data_interval_start, data_interval_end, end_date from dag_run "
+            "where dag_id = ? order by id desc limit 1", (dag_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def _utc(stored: str | None) -> datetime | None:
+    """A timestamp as Airflow's SQLite metadata stores it (naive UTC)."""
+    if not stored:
+        return None
+    moment = datetime.fromisoformat(str(stored))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _ended_after(run: dict, moment: datetime) -> bool:
+    """Whether ``run`` is the one this command made: it ended after the command began
+    (`dags test` replaces an earlier run of the same date, possibly under its id)."""
+    ended = _utc(run.get("end_date"))
+    return ended is not None and ended >= moment
+
+
+def _record_real_start(settings: Settings, run_id: int, started: datetime) -> None:
+    """`airflow dags test` records the logical date as the run's start, so the UI showed
+    the nightly as a 14-hour run; the run really started when this command started it."""
+    import sqlite3
+
+    with sqlite3.connect(settings.airflow_home_path / "airflow.db") as connection:
+        connection.execute("update dag_run set start_date = ? where id = ?",
+                           (started.strftime("%Y-%m-%d %H:%M:%S.%f"), run_id))
 
 
 def _task_states(settings: Settings, dag_id: str) -> dict[str, str]:
@@ -163,10 +208,10 @@ def _failure_digest(output: str) -> str:
     keep = []
     lines = output.splitlines()
     for index, line in enumerate(lines):
-        if re.search(r"(SourceError|QualityGateError|TransformError|RenderError|PeriodError|"
-                     r"ConfigError|IntervalError|ReportNotReady|DeliveryFailed|"
-                     r"DeliveryIncomplete|Task failed|new_state=failed|"
-                     r"state=failed|Marking task as FAILED)", line):
+        # Any error's line (no list of the project's error names to fall behind) and
+        # Airflow's own word on which task failed.
+        if re.search(r"(\w+(Error|Exception|Incomplete|Failed|NotReady)\b: |Task failed|"
+                     r"new_state=failed|state=failed|Marking task as FAILED)", line):
             keep.append(line[:600])
             if "Error:" in line:
                 keep.extend(l[:600] for l in lines[index + 1:index + 12] if l.startswith("- "))

@@ -45,18 +45,3 @@ def _alert_data_team(step: Callable[..., Any], args: tuple[Any, ...],
     except Exception:
         logging.getLogger(__name__).exception("the failure alert for %s could not be "
                                               "written", what)
-
-
-def airflow_connection(connection_id: str):
-    """The connection from Airflow's secrets (its database, AIRFLOW_CONN_* variables or a
-    secrets backend); None when it is not defined or Airflow is not installed."""
-    try:
-        from airflow.sdk import BaseHook
-    except ImportError:
-        return None
-    try:
-        return BaseHook.get_connection(connection_id)
-    except Exception as exc:  # Airflow raises AirflowNotFoundException, among others
-        if "isn't defined" in str(exc) or "not found" in str(exc).lower():
-            return None
-        raise

@@ -25,7 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from servicepulse.airflow_support import airflow_connection
+from servicepulse.connections import airflow_connection
 from servicepulse.delivery.outbox import write_to_outbox
 from servicepulse.errors import PermanentError, RetryableError, ServicePulseError
 from servicepulse.settings import Settings, SmtpSettings

@@ -39,7 +39,7 @@ class ApiRejected(ApiError, PermanentError):
 
 def bearer_token(source: str, connector: HttpConnector,
                  environ: dict[str, str] | None = None) -> str | None:
-    from servicepulse.airflow_support import airflow_connection
+    from servicepulse.connections import airflow_connection
 
     environ = os.environ if environ is None else environ
     if connector.connection_id:

@@ -47,7 +47,7 @@ def _configured_url(settings: Settings, source: str, connector: SqlConnector,
                     environ: dict[str, str] | None = None) -> str:
     """The Airflow connection's URI, else $SERVICEPULSE_SOURCE_<SOURCE>_URL, else the
     configured URL (relative SQLite paths resolved against the config file's folder)."""
-    from servicepulse.airflow_support import airflow_connection
+    from servicepulse.connections import airflow_connection
 
     environ = os.environ if environ is None else environ
     if connector.connection_id:

@@ -51,3 +51,30 @@ def test_counts_slowest_and_problems(tmp_path):
     assert not any("not_null_fct_tickets_ticket_id" in line for line in table)  # passes: counted
     assert any("unique_fct_tickets_ticket_id" in line for line in table)        # fails: listed
     assert table[-1] == "tests: 1 fail, 2 pass"
+
+
+def test_a_real_build_reports_every_model_without_colour_codes(tmp_path, caplog):
+    import logging
+    from datetime import timedelta
+
+    from servicepulse.load import load_source
+    from servicepulse.pipeline import SOURCES
+    from servicepulse.transform import build
+    from servicepulse.warehouse import connected
+    from tests import known_answers
+    from tests.conftest import settings_for
+    from tests.kpi_harness import UNTIL
+
+    settings = settings_for(tmp_path, known_answers.write(tmp_path / "sources"))
+    with connected(settings) as warehouse:
+        for source in SOURCES:
+            load_source(settings, warehouse, source, UNTIL - timedelta(days=1), UNTIL)
+    with caplog.at_level(logging.INFO, logger="servicepulse.transform"):
+        result = build(settings)
+    summary = result.summary
+    assert summary["problems"] == []
+    assert summary["counts"]["model"] == {"success": summary["counts"]["model"]["success"]}
+    assert summary["counts"]["model"]["success"] >= 20
+    assert "\x1b[" not in result.output  # no ANSI colour codes for logs and XComs
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "fct_tickets" in logged and "kpi_weekly" in logged and "tests: " in logged

@@ -7,6 +7,7 @@ logging) then cannot leak between runs inside a long-lived Airflow worker.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -27,11 +28,15 @@ class TransformError(RetryableError):
     model needs a person, and the retries end in the failure alert."""
 
 
+log = logging.getLogger(__name__)
+
 @dataclass(frozen=True)
 class DbtResult:
     command: list[str]
     returncode: int
     output: str
+    # What dbt did per node, from its run_results.json (servicepulse.dbt_results).
+    summary: dict | None = None
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
@@ -147,4 +152,19 @@ def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
     # dbt opens the DuckDB file itself: the connection must be closed before it runs.
     with connected(settings) as warehouse:
         write_calendar(settings, warehouse)
-    return run_dbt(settings, "build", *(["--full-refresh"] if full_refresh else []))
+    result = run_dbt(settings, "build", *(["--full-refresh"] if full_refresh else []))
+    return with_node_results(settings, result)
+
+
+def with_node_results(settings: Settings, result: DbtResult) -> DbtResult:
+    """The build's per-model status and timing, in the log (an Airflow task's log) and
+    on the result, read from dbt's run_results.json rather than its console prose."""
+    from servicepulse.dbt_results import log_table, read_run_results, summarise
+
+    results = settings.output_path / "dbt" / f"{settings.warehouse.kind}-target" / \
+        "run_results.json"
+    if not results.exists():
+        return result
+    nodes = read_run_results(results)
+    log.info("dbt build, node by node:\n%s", log_table(nodes))
+    return DbtResult(result.command, result.returncode, result.output, summarise(nodes))

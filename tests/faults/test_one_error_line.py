@@ -20,6 +20,7 @@ import pytest
 
 from tests import known_answers
 from tests.conftest import settings_for, write_config
+from tests.faults.disks import fill, small_file_system
 from tests.kpi_harness import UNTIL, load_and_build
 
 SERVICEPULSE = [sys.executable, "-m", "servicepulse.cli"]
@@ -121,16 +122,8 @@ def test_kpis_answer_every_time_while_a_build_runs(built):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 24 MB file system: enough for the warehouse, not for a large delivery."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"mounting a small tmpfs is required under CI=true: {done.stderr}")
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with small_file_system(tmp_path / "small", "24m") as mount:
+        yield mount
 
 
 def test_a_full_disk_during_load_is_one_line_and_loses_nothing(small_disk, tmp_path):
@@ -252,13 +245,7 @@ def test_a_full_disk_during_build_is_one_line_and_a_rerun_builds(small_disk, tmp
                           **{"warehouse.duckdb_path": str(small_disk / "output" / "w.duckdb")})
     loaded = _cli("load", "all", "--date", "2026-11-23", config=config)
     assert loaded.returncode == 0, loaded.stderr
-    filler = small_disk / "filler"
-    with filler.open("wb") as out:  # the disk fills up after the load
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-        except OSError:
-            pass
+    filler = fill(small_disk / "filler")  # the disk fills up after the load
     completed = _cli("build", config=config)
     line = _one_line(completed)
     assert completed.returncode == 75

@@ -44,8 +44,8 @@ def _kpis(settings) -> dict:
     return json.loads(done.stdout)
 
 
-def _dbt_processes() -> dict[int, int]:
-    """pid -> parent pid of every running dbt (a python whose command line runs dbt)."""
+def _processes(program: bytes) -> dict[int, int]:
+    """pid -> parent pid of every live process running ``program`` (e.g. b"/dbt")."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -55,9 +55,13 @@ def _dbt_processes() -> dict[int, int]:
             stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if stat[0] != "Z" and any(part.endswith(b"/dbt") for part in command[:2]):
+        if stat[0] != "Z" and any(part.endswith(program) for part in command[:2]):
             found[int(entry.name)] = int(stat[1])
     return found
+
+
+def _dbt_processes() -> dict[int, int]:
+    return _processes(b"/dbt")
 
 
 def _start_build(settings, **extra) -> tuple[subprocess.Popen, int]:
@@ -221,19 +225,7 @@ def test_a_load_killed_mid_way_leaves_the_warehouse_as_before_and_reruns_cleanly
 
 
 def _airflow_children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[1]) == parent and stat[0] != "Z" and \
-                any(part.endswith(b"/airflow") for part in command[:2]):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, ppid in _processes(b"/airflow").items() if ppid == parent]
 
 
 def _alive(pid: int) -> bool:

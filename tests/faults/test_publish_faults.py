@@ -9,7 +9,6 @@ recipient with exactly one message, or say precisely which one is in doubt.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from servicepulse.delivery.deliver import DeliveryFailed, DeliveryIncomplete, de
 from servicepulse.settings import ConfigError, load_settings
 from servicepulse.warehouse import connected
 from tests.conftest import settings_for, write_config
+from tests.faults.disks import fill, small_file_system
 from tests.smtp_server import Catcher, SmtpServer
 from tests.test_delivery import PERIOD, RECIPIENTS, envelopes, smtp_settings
 
@@ -122,23 +122,8 @@ def test_an_outbox_that_cannot_be_written_returns_the_send_to_retry_in_the_same_
 @pytest.fixture
 def full_outbox(tmp_path):
     """The outbox on a 1 MB file system that is already full."""
-    outbox = tmp_path / "output" / "outbox"
-    outbox.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(outbox)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"mounting a small tmpfs is required under CI=true: {done.stderr}")
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    filler = outbox / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-        except OSError:
-            pass
-    yield outbox, filler
-    subprocess.run(["umount", "-l", str(outbox)], check=False)
+    with small_file_system(tmp_path / "output" / "outbox", "1m") as outbox:
+        yield outbox, fill(outbox / "filler")
 
 
 def test_a_full_disk_while_writing_the_message_is_a_retry_not_a_lost_send(tmp_path,

@@ -111,7 +111,7 @@ def test_a_bad_row_is_quarantined_and_a_missing_column_fails_the_run(tmp_path, a
 
     # The good rows go on; the data team is told which row broke which rule.
     assert run_nightly(settings, SUNDAY).state == "success"
-    (alert,) = (settings.output_path / "outbox" / "alerts").glob("data-quality-*-raw.eml")
+    (alert,) = (settings.output_path / "outbox" / "alerts").glob("data-quality-*-raw*.eml")
     text = email.message_from_bytes(alert.read_bytes(), policy=policy.default) \
         .get_body(("plain",)).get_content()
     assert "raw_audits" in text and "no_rows_quarantined" in text

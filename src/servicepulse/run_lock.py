@@ -16,8 +16,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 from servicepulse.errors import RetryableError
 from servicepulse.filenames import safe_name
 from servicepulse.settings import Settings
+from servicepulse.waiting import wait_while_held
 
 
 class RunBusy(RetryableError):
@@ -73,27 +72,17 @@ def run_lock(settings: Settings, command: str) -> Iterator[None]:
     warehouse.lock_wait_seconds, saying so once) while another run has it."""
     path = lock_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    limit = settings.warehouse.lock_wait_seconds
-    started = time.monotonic()
-    said = False
     with path.open("a+") as handle:
-        while True:
+
+        def take() -> tuple[bool | None, str | None]:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True, None
             except BlockingIOError:
-                holder = _holder(path)
-                waited = time.monotonic() - started
-                if waited >= limit:
-                    raise RunBusy(
-                        f"the warehouse is busy: {describe(holder)} is still running"
-                        + (f"; waited {waited:.0f} s (warehouse.lock_wait_seconds)"
-                           if limit else "") + "; run again when it has finished") from None
-                if not said:
-                    print(f"waiting for {describe(holder)} to finish (up to {limit:.0f} s, "
-                          "warehouse.lock_wait_seconds)", file=sys.stderr, flush=True)
-                    said = True
-                time.sleep(min(0.5, max(0.05, limit - waited)))
+                return None, describe(_holder(path))
+
+        wait_while_held(take, settings.warehouse.lock_wait_seconds, "",
+                        lambda held: RunBusy(f"the warehouse is busy: {held}"))
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),

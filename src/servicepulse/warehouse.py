@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -21,6 +19,7 @@ import pandas as pd
 from servicepulse.errors import RetryableError, UserError
 from servicepulse.redact import redact
 from servicepulse.settings import Settings
+from servicepulse.waiting import wait_while_held
 
 
 class Warehouse(Protocol):
@@ -216,6 +215,12 @@ def _ensure_table(warehouse, schema: str, table: str,
     """Create the table, or add the columns an older version of it lacks."""
     warehouse.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     warehouse.execute(_create_table_sql(schema, table, ddl_columns))
+    add_missing_columns(warehouse, schema, table, ddl_columns)
+
+
+def add_missing_columns(warehouse, schema: str, table: str,
+                        ddl_columns: list[tuple[str, str]]) -> None:
+    """Add the columns an older version of the table lacks."""
     have = set(warehouse.fetch_frame(
         "select column_name from information_schema.columns where table_schema = ? "
         "and table_name = ?", [schema, table])["column_name"])
@@ -271,42 +276,30 @@ def _open_duckdb_waiting(settings: Settings, read_only: bool) -> DuckDBWarehouse
     import duckdb
 
     path = settings.duckdb_path
-    waited_since = time.monotonic()
-    said = False
-    while True:
+
+    def open_it() -> tuple[DuckDBWarehouse | None, str | None]:
         try:
-            return DuckDBWarehouse(str(path), read_only=read_only)
+            return DuckDBWarehouse(str(path), read_only=read_only), None
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))
             if holder is None:
                 raise
-            who = describe_lock_holder(settings, int(holder["pid"]), holder["program"])
-            waited = time.monotonic() - waited_since
-            limit = settings.warehouse.lock_wait_seconds
-            if waited >= limit:
-                raise WarehouseBusy(
-                    f"warehouse {path} is busy: {who}"
-                    + (f"; waited {waited:.0f} s (warehouse.lock_wait_seconds)" if limit else "")
-                    + "; run again when it has finished") from None
-            if not said:
-                print(f"waiting for the warehouse {path}: {who} (up to {limit:.0f} s, "
-                      "warehouse.lock_wait_seconds)", file=sys.stderr, flush=True)
-                said = True
-            time.sleep(min(0.5, max(0.05, limit - waited)))
+            return None, describe_lock_holder(settings, int(holder["pid"]),
+                                              holder["program"])
+
+    return wait_while_held(open_it, settings.warehouse.lock_wait_seconds,
+                           f"the warehouse {path}: ",
+                           lambda held: WarehouseBusy(f"warehouse {path} is busy: {held}"))
 
 
 def describe_lock_holder(settings: Settings, pid: int, program: str = "") -> str:
     """Who holds the warehouse: the run that took the project's run lock, if it is the
     same process, else the process DuckDB names."""
-    try:
-        from servicepulse.run_lock import current_holder
-    except ImportError:  # pragma: no cover - the run lock module is optional here
-        current_holder = None
-    if current_holder is not None:
-        holder = current_holder(settings)
-        if holder and int(holder.get("pid", -1)) == pid:
-            return (f"the {holder.get('command', 'run')} started at "
-                    f"{holder.get('started_at', '?')} (pid {pid}) is writing it")
+    from servicepulse.run_lock import current_holder, describe
+
+    holder = current_holder(settings)
+    if holder and int(holder.get("pid", -1)) == pid:
+        return f"{describe(holder)} is writing it"
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
             errors="replace").strip()

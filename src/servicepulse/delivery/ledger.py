@@ -44,7 +44,7 @@ import pandas as pd
 
 from servicepulse.errors import UserError
 from servicepulse.settings import Settings
-from servicepulse.warehouse import Warehouse
+from servicepulse.warehouse import Warehouse, add_missing_columns
 
 TABLE = "send_ledger"
 COLUMNS = """
@@ -114,13 +114,7 @@ def table_name(settings: Settings) -> str:
 def ensure_ledger(settings: Settings, warehouse: Warehouse) -> None:
     schema = settings.warehouse.schema("delivery")
     if warehouse.table_exists(schema, TABLE):
-        have = set(warehouse.fetch_frame(
-            "select column_name from information_schema.columns where table_schema = ? "
-            "and table_name = ?", [schema, TABLE])["column_name"])
-        for name, sql_type in ADDED_COLUMNS:
-            if name not in have:
-                warehouse.execute(f"ALTER TABLE {table_name(settings)} ADD COLUMN IF NOT "
-                                  f"EXISTS {name} {sql_type}")
+        add_missing_columns(warehouse, schema, TABLE, list(ADDED_COLUMNS))
         return
     for attempt in range(5):
         try:
@@ -153,11 +147,18 @@ def this_worker() -> str:
     return f"{socket.gethostname()}|{pid}|{_start_ticks(pid)}"
 
 
-def _start_ticks(pid: int) -> str:
-    try:  # Linux: field 22 of /proc/<pid>/stat, after the command in parentheses
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+def _proc_stat(pid: int) -> list[str] | None:
+    """Linux /proc/<pid>/stat after the command in parentheses: state is field 0,
+    the start time (in clock ticks since boot) field 19."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return "?"
+        return None
+
+
+def _start_ticks(pid: int) -> str:
+    stat = _proc_stat(pid)
+    return stat[19] if stat and len(stat) > 19 else "?"
 
 
 def worker_state(worker: str | None) -> str:
@@ -183,10 +184,8 @@ def worker_state(worker: str | None) -> str:
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    stat = _proc_stat(pid)
+    return bool(stat) and stat[0] == "Z"
 
 
 def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: str,

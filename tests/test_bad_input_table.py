@@ -157,3 +157,29 @@ def test_the_table_covers_what_the_issue_names():
                    "February", ";", "thousands", "GBK", "BOM"):
         assert needed in names
     json.dumps({case: str(outcome) for case, (_, outcome) in CASES.items()})
+
+
+def test_a_row_dated_after_the_interval_is_counted_and_named_not_lost(tmp_path):
+    """Not bad input, but not loaded by this night either: the summary says so, by row,
+    and the night of its own date loads it."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "crm_tickets.csv").write_bytes(_with_second_row(
+        lambda row: _field(row, "updated_at", "2026-11-25T10:00:00+08:00")))
+    config = write_config(tmp_path, sources)
+
+    def load(day: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "servicepulse.cli", "load", "crm_tickets", "--date", day,
+             "--config", str(config)], capture_output=True, text=True, timeout=120,
+            check=True)
+
+    first = load("2026-11-23").stdout.splitlines()
+    assert first[0].startswith("crm_tickets: 2 of 3 rows loaded")
+    assert ", 0 quarantined, 1 outside the interval, 1 file(s)" in first[0]
+    assert first[1] == (f"  outside the interval (loaded by the run for its day): "
+                        f"{sources / 'crm_tickets.csv'}, row {BAD_ROW}: updated_at "
+                        "2026-11-25 10:00:00")
+    assert _raw(config, "select count(*) from raw.crm_tickets where ticket_id = 'T3'") == 0
+    load("2026-11-25")
+    assert _raw(config, "select count(*) from raw.crm_tickets where ticket_id = 'T3'") == 1

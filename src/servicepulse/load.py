@@ -284,17 +284,17 @@ def _load_delivery(settings: Settings, warehouse: Warehouse, scratch, contract: 
         # partition: it is quarantined in every snapshot, never counted as outside.
         outside = 0
         if window is not None:
-            outside = scratch.execute(
-                f"select count(*) filter (where e_{version} is null and t_{version} is not "
-                f"null and not {in_window}) from {checked}").fetchone()[0]
-            delivery.outside_sample += [
-                f"row {row}: {contract.version_column} {stamp}" for row, stamp in
-                scratch.execute(
-                    f"select {ROW_COLUMN}, cast(timezone({literal(settings.reporting_timezone)},"
-                    f" t_{version}) as varchar) from {checked} where e_{version} is null and "
-                    f"t_{version} is not null and not {in_window} order by {ROW_COLUMN} "
-                    f"limit {SAMPLE_ROWS - len(delivery.outside_sample)}").fetchall()
-            ] if outside and len(delivery.outside_sample) < SAMPLE_ROWS else []
+            # One pass counts them and names the first few (the count is taken before
+            # the limit); the sample stops growing at SAMPLE_ROWS per delivery.
+            wanted = SAMPLE_ROWS - len(delivery.outside_sample)
+            first = scratch.execute(
+                f"select {ROW_COLUMN}, cast(timezone({literal(settings.reporting_timezone)}, "
+                f"t_{version}) as varchar), count(*) over () from {checked} "
+                f"where e_{version} is null and t_{version} is not null and not {in_window} "
+                f"order by {ROW_COLUMN} limit {max(wanted, 1)}").fetchall()
+            outside = first[0][2] if first else 0
+            delivery.outside_sample += [f"row {row}: {contract.version_column} {stamp}"
+                                        for row, stamp, _ in first[:max(wanted, 0)]]
         values = ", ".join(f"t_{i}" for i in range(len(contract.columns)))
         loaded = warehouse.insert_from_scratch(
             scratch, raw, source, [n for n, _ in raw_ddl(contract)],

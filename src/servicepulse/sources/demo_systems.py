@@ -247,10 +247,12 @@ def demo_systems_running(settings: Settings) -> Iterator[ComplaintApi | None]:
     variable = (connector.token_env if isinstance(connector, HttpConnector)
                 and connector.token_env else "SERVICEPULSE_SOURCE_COMPLAINTS_TOKEN")
     token = os.environ.setdefault(variable, secrets.token_urlsafe(16))
-    csv_path = settings.sources_dir / "complaints.csv"
+    def serve(port: int) -> ComplaintApi:
+        return ComplaintApi(settings.sources_dir / "complaints.csv", token, port=port,
+                            faults={429: 2, 500: 5}, retry_after=1)
+
     try:
-        api = ComplaintApi(csv_path, token, port=config.complaint_api_port,
-                           faults={429: 2, 500: 5}, retry_after=1)
+        api = serve(config.complaint_api_port)
         moved = None
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
@@ -258,7 +260,7 @@ def demo_systems_running(settings: Settings) -> Iterator[ComplaintApi | None]:
         # Another program has the configured port: serve on a free one and point the
         # complaints connector there for this run (the Airflow tasks read the
         # environment's settings overrides).
-        api = ComplaintApi(csv_path, token, port=0, faults={429: 2, 500: 5}, retry_after=1)
+        api = serve(0)
         moved = "SERVICEPULSE__SOURCES__CONNECTORS__COMPLAINTS__URL"
         print(f"port {config.complaint_api_port} is in use: the demo complaint API is served "
               f"at {api.url} for this run", file=sys.stderr)

@@ -24,7 +24,6 @@ from __future__ import annotations
 class ServicePulseError(Exception):
     """Base of every error the project raises on purpose."""
 
-    kind = "error"
     exit_code = 1
     retryable = False
 
@@ -32,21 +31,18 @@ class ServicePulseError(Exception):
 class UserError(ServicePulseError):
     """The user's to fix: their input or configuration is wrong."""
 
-    kind = "user"
     exit_code = 2
 
 
 class PermanentError(ServicePulseError):
     """No retry will mend it; a person must look (the message says where)."""
 
-    kind = "permanent"
     exit_code = 1
 
 
 class RetryableError(ServicePulseError):
     """Temporary: another try later may succeed."""
 
-    kind = "retryable"
     exit_code = 75  # EX_TEMPFAIL (sysexits.h): schedulers and shells know it as "try again"
     retryable = True
 

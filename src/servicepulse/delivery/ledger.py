@@ -283,11 +283,6 @@ def mark_handover(settings: Settings, warehouse: Warehouse, entry: LedgerEntry,
         [_now(), entry.report, entry.period, entry.recipient, sequence, token])
 
 
-def current_status(settings: Settings, warehouse: Warehouse, entry: LedgerEntry,
-                   sequence: int = 0) -> dict:
-    return _row(warehouse, table_name(settings), entry, sequence)
-
-
 def _insert(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int, kind: str,
             token: str, reason: str | None) -> bool:
     """True if this worker inserted the row. A concurrent insert of the same key loses:

@@ -34,7 +34,8 @@ class ApiRejected(ApiError, PermanentError):
     """A reply that retrying cannot fix: a wrong token, a bad request, a page that is
     not a page."""
 
-    kind, exit_code, retryable = PermanentError.kind, PermanentError.exit_code, False
+    # ApiError's retryable class attributes come first in the order of bases.
+    exit_code, retryable = PermanentError.exit_code, False
 
 
 def bearer_token(source: str, connector: HttpConnector,

@@ -8,36 +8,40 @@ All logic lives in servicepulse.pipeline; this file only wires it.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
-import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-# Must match reporting_timezone in the ServicePulse config; `servicepulse run`
-# sets it from there. Period boundaries are midnight in this zone.
-REPORTING_TIMEZONE = os.environ.get("SERVICEPULSE_REPORTING_TIMEZONE", "Asia/Shanghai")
-# The first local day the DAG runs for: settings schedule.start_date, which
-# `servicepulse run` passes (and checks) through the environment.
-START_DATE = pendulum.parse(os.environ.get("SERVICEPULSE_START_DATE", "2000-01-01"),
-                            tz=REPORTING_TIMEZONE)
-SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
-RAW_ASSETS = {source: Asset(f"servicepulse://raw/{source}") for source in SOURCES}
-KPI_MARTS = Asset("servicepulse://marts/kpi_weekly")
-CHECKED_MARTS = Asset("servicepulse://quality/kpi_marts_checked")
-# DuckDB allows one writer at a time; every warehouse task takes this one-slot pool.
-WAREHOUSE_POOL = "servicepulse_warehouse"
+from servicepulse.constants import NIGHTLY_DAG_ID, SOURCES, WAREHOUSE_POOL
+from servicepulse.dag_common import (
+    CHECKED_MARTS,
+    KPI_MARTS,
+    NIGHTLY_DEADLINE_HOURS,
+    RAW_ASSETS,
+    REPORTING_TIMEZONE,
+    START_DATE,
+    alert_data_team,
+)
 
 
 @dag(
-    dag_id="servicepulse_nightly",
+    dag_id=NIGHTLY_DAG_ID,
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone=REPORTING_TIMEZONE),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["servicepulse", "nightly"],
+    deadline=DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=NIGHTLY_DEADLINE_HOURS),
+        # A dotted path: the triggerer imports it when the deadline passes.
+        callback=AsyncCallback("servicepulse.delivery.notify.nightly_deadline_missed",
+                               kwargs={"hours": NIGHTLY_DEADLINE_HOURS}),
+    ) if NIGHTLY_DEADLINE_HOURS > 0 else None,
     default_args={
+        # After the last retry: one alert per failure and interval to the data team.
+        "on_failure_callback": alert_data_team,
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
@@ -55,11 +59,14 @@ def servicepulse_nightly():
         return run_step(pipeline.load, source, data_interval_start, data_interval_end)
 
     @task(outlets=[KPI_MARTS])
-    def dbt_build():
+    def dbt_build(outlet_events=None):
         from servicepulse import pipeline
         from servicepulse.airflow_support import run_step
 
-        return run_step(pipeline.transform)
+        built = run_step(pipeline.transform)
+        # Per-model status and timing travel with the Asset event (seen in the UI).
+        outlet_events[KPI_MARTS].extra = built
+        return built
 
     # A failed check is not retried away: it fails the run and alerts the data team.
     @task(retries=0)

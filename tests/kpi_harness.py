@@ -7,9 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from servicepulse.constants import SOURCES
 from servicepulse.kpis import Period, kpi_document, kpi_table
 from servicepulse.load import load_source
-from servicepulse.pipeline import SOURCES
 from servicepulse.settings import Settings
 from servicepulse.transform import build
 from servicepulse.warehouse import connected

@@ -110,8 +110,8 @@ def test_a_historic_complaint_is_late_to_its_datas_as_of_not_today(tmp_path):
     """A complaint from March 2019 still unclassified when its export ends is late by
     the time from its due moment to the export's newest change, not to the wall clock
     (which would make it years late)."""
+    from servicepulse.constants import SOURCES
     from servicepulse.load import load_source
-    from servicepulse.pipeline import SOURCES
     from servicepulse.transform import build
     from tests.conftest import settings_for
 

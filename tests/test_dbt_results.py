@@ -57,8 +57,8 @@ def test_a_real_build_reports_every_model_without_colour_codes(tmp_path, caplog)
     import logging
     from datetime import timedelta
 
+    from servicepulse.constants import SOURCES
     from servicepulse.load import load_source
-    from servicepulse.pipeline import SOURCES
     from servicepulse.transform import build
     from servicepulse.warehouse import connected
     from tests import known_answers

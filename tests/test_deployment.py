@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from servicepulse.constants import WAREHOUSE_POOL
 from servicepulse.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +63,7 @@ def test_environment_matches_the_settings_and_the_dag(compose):
     assert settings.warehouse.postgres.host == "postgres"
     assert env["SERVICEPULSE_REPORTING_TIMEZONE"] == settings.reporting_timezone
     assert env["SERVICEPULSE_START_DATE"] == settings.schedule.start_date.isoformat()
-    dag_source = (ROOT / "dags" / "servicepulse_nightly.py").read_text()
-    pool = re.search(r'WAREHOUSE_POOL = "([^"]+)"', dag_source).group(1)
-    assert f"pools set {pool} " in compose["services"]["airflow-init"]["command"][1]
+    assert f"pools set {WAREHOUSE_POOL} " in compose["services"]["airflow-init"]["command"][1]
 
 
 def test_reports_are_mailed_through_the_compose_smtp_connection(compose, monkeypatch):

@@ -5,6 +5,7 @@ DAGs -> e-mails."""
 from __future__ import annotations
 
 import email
+import json
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from email import policy
@@ -62,8 +63,18 @@ def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
         state, start, end = metadata.execute(
             "select state, start_date, end_date from dag_run where dag_id = "
             "'servicepulse_nightly' order by id desc limit 1").fetchone()
+        # dbt's per-model digest travels with the KPI marts Asset event, free of colour.
+        (extra,) = metadata.execute(
+            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "where a.uri = 'servicepulse://marts/kpi_weekly' order by e.id desc "
+            "limit 1").fetchone()
     start, end = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in (start, end))
     assert state == "success" and began <= start < end and end - start < timedelta(hours=1)
+    dbt = json.loads(extra)
+    assert dbt["dbt"].startswith("Done. PASS=") and "\x1b" not in extra
+    assert set(dbt["summary"]["counts"]["model"]) == {"success"}
+    assert dbt["summary"]["problems"] == []
+    assert {"name", "seconds"} <= set(dbt["summary"]["slowest"][0])
     assert not (settings.output_path / "outbox" / "weekly").exists()  # reports wait
     for _ in range(2):  # a re-run of the report DAG sends nothing twice
         assert run_weekly_report(settings, "2026-W47", SUNDAY).state == "success"

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from servicepulse.constants import SOURCES
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.load import load_source
-from servicepulse.pipeline import SOURCES
 from servicepulse.transform import build, run_dbt
 from servicepulse.warehouse import connected
 from tests.conftest import settings_for

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from servicepulse.cli import main
+from servicepulse.constants import SOURCES
 from servicepulse.kpis import Period, kpi_document, slice_rows
 from servicepulse.load import load_source
-from servicepulse.pipeline import SOURCES
 from servicepulse.settings import PROJECT_ROOT, load_settings
 from servicepulse.transform import build
 from servicepulse.warehouse import connected
@@ -307,10 +307,10 @@ def test_the_quality_gate_passes_on_what_the_export_has(onboarded):
     assert (("raw_crm_tickets", "freshness") in warned) == (newest.hour < 24 - 6)
 
 
-def test_the_readme_shows_the_shipped_configuration_in_full():
+def test_the_onboarding_guide_shows_the_shipped_configuration_in_full():
     import yaml
 
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (PROJECT_ROOT / "docs" / "onboarding.md").read_text(encoding="utf-8")
     section = readme[readme.index("**Worked example: a real export (NYC 311).**"):]
     block = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml"))]
     shipped = (ONBOARDING / "nyc311-2016-portal.yaml").read_text(encoding="utf-8")

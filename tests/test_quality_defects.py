@@ -14,6 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from servicepulse import pipeline
+from servicepulse.constants import SOURCES
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.quality.runner import QualityGateError
 from servicepulse.warehouse import connected
@@ -31,7 +32,7 @@ def _prepare(tmp_path, defects=None, **overrides):
         "delivery.data_team": ["data.team@example.com"],
         "delivery.weekly": [{"email": "ops@example.com", "name": "Ops", "locale": "en"}],
         **overrides})
-    for source in pipeline.SOURCES:
+    for source in SOURCES:
         pipeline.load(source, START, END, settings=settings)
     return settings
 
@@ -154,7 +155,7 @@ def test_corrections_from_the_source_clear_the_gate_on_the_next_run(tmp_path):
     tickets.to_csv(path, index=False)
 
     saturday, sunday = START - timedelta(days=1), START
-    for source in pipeline.SOURCES:  # first load: backfills up to Sunday
+    for source in SOURCES:  # first load: backfills up to Sunday
         pipeline.load(source, saturday, sunday, settings=settings)
     with pytest.raises(QualityGateError, match="created_at_before_resolved_at: 2 unexpected"):
         pipeline.check_quality("saturday", saturday, sunday, "raw", settings=settings)
@@ -162,7 +163,7 @@ def test_corrections_from_the_source_clear_the_gate_on_the_next_run(tmp_path):
     corrections = tickets.loc[bad].assign(resolved_at=good_resolved,
                                           updated_at="2026-11-22T12:00:00+08:00")
     pd.concat([tickets, corrections]).to_csv(path, index=False)
-    for source in pipeline.SOURCES:
+    for source in SOURCES:
         pipeline.load(source, sunday, END, settings=settings)
     pipeline.check_quality("sunday", sunday, END, "raw", settings=settings)
     pipeline.transform(settings=settings)

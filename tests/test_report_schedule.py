@@ -16,6 +16,7 @@ import pendulum
 import pytest
 
 from servicepulse import pipeline
+from servicepulse.constants import SOURCES
 from servicepulse.delivery.ledger import ledger_rows
 from servicepulse.generate import GenerationSpec, generate
 from servicepulse.kpis import Period
@@ -51,7 +52,7 @@ def test_held_week_sends_a_delayed_notice_once_then_the_report_once_fixed(tmp_pa
     good_resolved = tickets.loc[bad, "resolved_at"].copy()
     tickets.loc[bad, "resolved_at"] = "2020-01-01T00:00:00+08:00"
     tickets.to_csv(path, index=False)
-    for source in pipeline.SOURCES:
+    for source in SOURCES:
         pipeline.load(source, SUNDAY, MONDAY, settings=settings)
     with pytest.raises(QualityGateError):
         pipeline.check_quality("sunday", SUNDAY, MONDAY, "raw", settings=settings)
@@ -81,7 +82,7 @@ def test_held_week_sends_a_delayed_notice_once_then_the_report_once_fixed(tmp_pa
     corrections = tickets.loc[bad].assign(resolved_at=good_resolved,
                                           updated_at="2026-11-23T23:00:00+08:00")
     pd.concat([tickets, corrections]).to_csv(path, index=False)
-    for source in pipeline.SOURCES:
+    for source in SOURCES:
         pipeline.load(source, MONDAY, TUESDAY, settings=settings)
     pipeline.check_quality("monday", MONDAY, TUESDAY, "raw", settings=settings)
     pipeline.transform(settings=settings)

@@ -527,8 +527,8 @@ REAL_WEEK = Period.parse("2023-W49")
 def real_report(tmp_path_factory):
     from datetime import time, timedelta
 
+    from servicepulse.constants import SOURCES
     from servicepulse.load import load_source
-    from servicepulse.pipeline import SOURCES
     from servicepulse.reports.data import report_inputs
     from servicepulse.settings import load_settings
     from servicepulse.transform import build

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import yaml
 
+from servicepulse.constants import SOURCES
 from servicepulse.settings import PROJECT_ROOT
 
 DAYS = 120
@@ -77,7 +78,7 @@ def prepare(tickets_per_day: int, root: Path) -> tuple[Path, dict[str, float]]:
     if not settings.duckdb_path.exists():
         start, end = _interval(settings)
         started = time.perf_counter()
-        for source in pipeline.SOURCES:
+        for source in SOURCES:
             pipeline.load(source, start, end, settings=settings)
         timings["load_s"] = time.perf_counter() - started
         started = time.perf_counter()

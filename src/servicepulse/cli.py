@@ -11,6 +11,7 @@ import traceback
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from servicepulse.constants import DEFAULT_REPORTING_TIMEZONE
 from servicepulse.errors import BUG_EXIT_CODE, explain_failure
 from servicepulse.redact import redact
 from servicepulse.settings import ConfigError, Settings, load_settings
@@ -106,7 +107,8 @@ def _print_ledger(settings: Settings, report: str, period: str) -> None:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """One source for one local day, outside Airflow: what onboarding a source needs."""
-    from servicepulse.pipeline import SOURCES, load
+    from servicepulse.constants import SOURCES
+    from servicepulse.pipeline import load
     from servicepulse.sources.demo_systems import demo_systems_running
 
     settings = _settings(args)
@@ -402,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--days", required=True, type=int)
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--tickets-per-day", type=int, default=300)
-    generate.add_argument("--timezone", default="Asia/Shanghai",
+    generate.add_argument("--timezone", default=DEFAULT_REPORTING_TIMEZONE,
                           help="zone of the generated timestamps' offsets")
     generate.add_argument("--defects", type=_defects, default={}, help="inject known defects for testing the quality "
                           "gate, e.g. time_order=3,orphan_customer=2,stale (kinds: "

@@ -15,7 +15,6 @@ from servicepulse.errors import PermanentError, UserError
 from servicepulse.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
 
 
 class IntervalError(UserError, ValueError):
@@ -73,9 +72,13 @@ def transform(settings: Settings | None = None, full_refresh: bool = False) -> d
 
     settings = settings or load_settings()
     result = build(settings, full_refresh=full_refresh)
-    summary = [line for line in result.output.splitlines() if "Done. PASS=" in line]
-    log.info("dbt build: %s", summary[-1].strip() if summary else "done")
-    return {"dbt": summary[-1].strip() if summary else "done"}
+    # dbt's totals line without its clock time ("12:00:01  Done. PASS=…").
+    done = [line[line.index("Done. PASS="):].strip() for line in result.output.splitlines()
+            if "Done. PASS=" in line]
+    log.info("dbt build: %s", done[-1] if done else "done")
+    # dbt's totals line, and per-node counts, the slowest models and every problem from
+    # run_results.json (the task's XCom and the KPI marts Asset event's extra).
+    return {"dbt": done[-1] if done else "done", "summary": result.summary or {}}
 
 
 def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None = None,
@@ -179,6 +182,11 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
         if period_label:
             raise ReportNotReady(f"{report} {period.label} is not ready: {readiness.reason}")
         notice = send_delayed_notice(settings, period, readiness.reason, run_id=run_id)
+        if settings.notifications.audiences.get("reports"):
+            from servicepulse.delivery.notify import notify
+            from servicepulse.reports.notices import report_delayed
+
+            notify(settings, report_delayed(report, period, readiness.reason))
         raise ReportNotReady(f"{report} {period.label} is not ready at its deadline: "
                              f"{readiness.reason}; delayed notice: {notice.summary()}")
     try:
@@ -194,9 +202,27 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
     for path in published.reports.values():
         log.info("report %s", path)
     log.info("%s %s delivery: %s", report, period.label, published.delivery.summary())
+    _notify_published(settings, report, period, published.delivery)
     return {"report": report, "period": period.label,
             "reports": [str(p) for p in published.reports.values()],
             "delivery": published.delivery.summary()}
+
+
+def _notify_published(settings: Settings, report: str, period: Any, delivery: Any) -> None:
+    """Sends that need attention reach the data team's chat channels too (the delivery
+    alert e-mail is sent by delivery.deliver); a clean delivery tells the reports
+    audience's channels that the report is out, with the headline KPIs."""
+    from servicepulse.delivery.notify import notify
+    from servicepulse.reports import notices
+    from servicepulse.warehouse import connected
+
+    problems = notices.delivery_problems(report, period, delivery)
+    if problems is not None:
+        notify(settings, problems, include_email=False)
+    elif settings.notifications.audiences.get("reports"):
+        with connected(settings, read_only=True) as warehouse:
+            headline = notices.headline_lines(settings, warehouse, period)
+        notify(settings, notices.report_out(report, period, delivery, headline))
 
 
 def first_working_day(settings: Settings, warehouse: Any, month_start: date) -> date:

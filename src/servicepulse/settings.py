@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from servicepulse.constants import DEFAULT_REPORTING_TIMEZONE
 from servicepulse.errors import UserError
 from servicepulse.redact import redact
 
@@ -455,8 +456,21 @@ class ScheduleSettings(_Section):
     start_date: date = date(2000, 1, 1)
 
 
+class AirflowApiSettings(_Section):
+    """A running Airflow (scheduler, API server) that `servicepulse run` triggers through
+    its REST API and follows, instead of running the DAG in-process. The password comes
+    from the environment variable ``password_env``, never from this file."""
+    url: str | None = None          # e.g. http://localhost:8080 (the API server)
+    username: str = "admin"
+    password_env: str = "SERVICEPULSE_AIRFLOW_PASSWORD"
+    poll_seconds: float = Field(5, gt=0)
+    # A run still going after this long is left running; the command says so and fails.
+    timeout_minutes: float = Field(360, gt=0)
+    request_timeout_seconds: float = Field(30, gt=0)
+
+
 class Settings(_Section):
-    reporting_timezone: str = "Asia/Shanghai"
+    reporting_timezone: str = DEFAULT_REPORTING_TIMEZONE
     output_dir: Path = Path("output")
     warehouse: WarehouseSettings = WarehouseSettings()
     sources: SourcesSettings = SourcesSettings()
@@ -467,6 +481,7 @@ class Settings(_Section):
     calendar: CalendarSettings = CalendarSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     airflow_home: Path = Path(".airflow")
+    airflow_api: AirflowApiSettings = AirflowApiSettings()
     # Where relative paths in the file are resolved; set by ``load_settings``.
     base_dir: Path = PROJECT_ROOT
     config_file: Path | None = None
@@ -479,6 +494,30 @@ class Settings(_Section):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _someone_hears_of_failures(self) -> Settings:
+        """Every audience names defined channels; and with a real mail server (the
+        smtp transport: a deployment, not the embedded demo whose alerts are files in
+        the outbox) a failure must reach a person: an address in delivery.data_team or
+        a chat channel in the data team's audience."""
+        notifications = self.notifications
+        for audience, names in notifications.audiences.items():
+            unknown = [n for n in names if n != "email" and n not in notifications.channels]
+            if unknown:
+                raise ValueError(f"notifications.audiences.{audience} names "
+                                 f"{', '.join(unknown)}, not defined under "
+                                 "notifications.channels")
+        if self.delivery.transport == "smtp" and not self.delivery.data_team:
+            chats = [n for n in notifications.audiences.get("data_team", [])
+                     if n in notifications.channels
+                     and notifications.channels[n].kind != "email"]
+            if not chats:
+                raise ValueError(
+                    "delivery.data_team is empty and notifications.audiences.data_team "
+                    "has no chat channel: with the smtp transport every failure would "
+                    "reach nobody. Add the data team's addresses to delivery.data_team")
+        return self
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

@@ -87,7 +87,7 @@ def test_a_busy_warehouse_is_one_line_naming_the_holder(built, arguments, tmp_pa
 
 
 def test_a_reader_waits_for_the_writer_with_a_message_and_then_answers(built):
-    holder = _hold_write_lock(built.duckdb_path, 3)
+    holder = _hold_write_lock(built.duckdb_path, 8)  # outlasts a slow CLI start
     try:
         completed = _cli("kpis", "--period", "2026-W47", "--format", "json",
                          config=built.config_file)
@@ -184,6 +184,7 @@ def test_an_unreachable_mail_server_is_one_line(built, tmp_path):
         "output_dir": str(built.output_path),
         "warehouse.duckdb_path": str(built.duckdb_path),
         "delivery.transport": "smtp",
+        "delivery.data_team": ["data.team@example.com"],
         "delivery.smtp": {"host": "127.0.0.1", "port": 1, "security": "none",
                           "max_attempts": 1, "retry_backoff_seconds": 0}})
     completed = _cli("publish", "weekly", "--period", "2026-W47", config=config)

@@ -1,18 +1,18 @@
 """Tell the data team when a pipeline step failed for good.
 
 A permanent error (a delivery that cannot be loaded, a failed critical check, a
-configuration mistake) is not retried: the task fails at once, and this message says
-what failed, for which interval, the error's first lines and what to do next. It goes
-through the configured transport (the outbox, or SMTP); if sending fails it is written
-to the outbox and logged loudly, never swallowed.
+configuration mistake) is not retried: the task fails at once, and this alert says
+what failed, for which interval, the error's first line, the task's log and what to do
+next. It goes through the notifier (delivery.notify): every channel of the data team's
+audience (e-mail through the configured transport, group-chat webhooks), once per
+failure and interval; an alert that cannot be sent is logged loudly and kept pending,
+never swallowed.
 """
 
 from __future__ import annotations
 
 import logging
-from html import escape
 
-from servicepulse.delivery.outbox import build_message, write_to_outbox
 from servicepulse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,40 +20,22 @@ FOLDER = ("alerts",)
 
 
 def alert_permanent_failure(settings: Settings, step: str, interval: str,
-                            error: BaseException) -> list[str]:
-    """Send the alert to every address of delivery.data_team; returns what happened
-    to each (empty when no data team is configured)."""
-    from servicepulse.delivery.transport import DeliveryError, transport_for
+                            error: BaseException, log_url: str = "",
+                            dedupe_key: str = "") -> list[str]:
+    """Alert the data team's channels; returns what happened per channel
+    ("<channel>: sent", "duplicate", "pending (...)", "no addresses")."""
+    from servicepulse.delivery.alert import NEXT_STEP_PERMANENT, Alert
+    from servicepulse.delivery.notify import notify
 
-    if not settings.delivery.data_team:
-        log.error("%s failed for good (%s) and delivery.data_team is empty: nobody is "
-                  "told", step, error)
-        return []
     kind = type(error).__name__
-    first_lines = "\n".join(str(error).splitlines()[:12])
-    subject = f"[ServicePulse] {step} failed for {interval}: {kind} (not retried)"
-    next_step = ("It is not retried: fix what the message names (the delivery, its "
-                 "mapping or the configuration), then run the interval again "
-                 "(servicepulse run --date …).")
-    text = f"{step} failed for {interval} with {kind}:\n\n{first_lines}\n\n{next_step}\n"
-    html = ("<html><body style=\"font-family:Arial,sans-serif;font-size:14px\">"
-            f"<p><b>{escape(step)} failed for {escape(interval)}</b> ({escape(kind)}, "
-            f"not retried)</p><pre>{escape(first_lines)}</pre><p>{escape(next_step)}</p>"
-            "</body></html>")
-    message = build_message(settings.delivery.sender,
-                            [("", str(address)) for address in settings.delivery.data_team],
-                            subject, html, text, identity=f"failure|{step}|{interval}")
-    stem = f"failure-{step}-{interval}".replace(" ", "_")
-    transport = transport_for(settings)
-    outcomes = []
-    for address in settings.delivery.data_team:
-        try:
-            outcomes.append(transport.send(message, settings.delivery.sender, str(address),
-                                           FOLDER, f"{stem}-{address}"))
-        except DeliveryError as exc:
-            path = write_to_outbox(settings.output_path / "outbox", FOLDER,
-                                   f"{stem}-{address}", message)
-            log.error("could not send the failure alert to %s (%s); written to %s",
-                      address, exc, path)
-            outcomes.append(f"not sent ({exc}); written to {path}")
-    return outcomes
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    alert = Alert(kind="task_failure", what=step, interval=interval,
+                  first_error=f"{kind}: {lines[0].strip() if lines else 'no detail'}",
+                  details=tuple(lines[1:12]), log_url=log_url,
+                  next_step=NEXT_STEP_PERMANENT,
+                  dedupe_key=dedupe_key or f"task_failure|{step}|{interval}",
+                  stem=f"failure-{step}-{interval}",
+                  subject=f"[ServicePulse] {step} failed for {interval}: {kind} "
+                          "(not retried)")
+    delivered = notify(settings, alert)
+    return [f"{name}: {outcome}" for name, outcome in delivered.outcomes.items()]

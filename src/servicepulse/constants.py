@@ -1,0 +1,26 @@
+"""Names more than one part of ServicePulse must agree on: the sources, the DAG ids,
+the Asset URIs, the warehouse pool and the default reporting time zone.
+
+Imports nothing, so the DAG files (through dag_common), the CLI and the settings can all
+read it without cost.
+"""
+
+from __future__ import annotations
+
+# The organisation's time zone unless the settings say otherwise (reporting_timezone).
+DEFAULT_REPORTING_TIMEZONE = "Asia/Shanghai"
+# Every source the nightly loads, in load order.
+SOURCES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
+
+NIGHTLY_DAG_ID = "servicepulse_nightly"
+REPORT_DAG_IDS = {"weekly": "servicepulse_weekly_report",
+                  "monthly": "servicepulse_monthly_report"}
+
+RAW_ASSET_URIS = {source: f"servicepulse://raw/{source}" for source in SOURCES}
+KPI_MARTS_URI = "servicepulse://marts/kpi_weekly"
+# Updated when the nightly's mart checks pass; the report DAGs are scheduled on it.
+CHECKED_MARTS_URI = "servicepulse://quality/kpi_marts_checked"
+
+# Every warehouse task takes a slot of this pool. `servicepulse run` (DuckDB: one writer
+# per file) creates it with 1 slot; the compose deployment (PostgreSQL) with 4.
+WAREHOUSE_POOL = "servicepulse_warehouse"

@@ -229,7 +229,7 @@ def test_xlsx_and_json_lines_load_the_same_rows(tmp_path, settings):
 
 
 def test_a_foreign_export_loads_by_configuration_alone(tmp_path, settings):
-    """The README's worked example: a survey tool's GB18030 export with Chinese headers,
+    """The worked example in docs/onboarding.md: a survey tool's GB18030 export with Chinese headers,
     its own words for values and day/month/year times without an offset."""
     _load(settings, "survey_responses")
     header = "回访编号,工单号,投诉单号,客户编号,发送时间,回复时间,满意度,推荐度,态度,速度,专业,备注,更新时间"

@@ -25,4 +25,5 @@ from servicepulse.dag_common import report_dag
 # longest Chinese holiday; the step decides which.
 MONTHLY_DEADLINE_CHECK = "0 10 1-10 * *"
 
-report_dag("monthly", MONTHLY_DEADLINE_CHECK, "2026-10", __doc__)
+servicepulse_monthly_report = report_dag("monthly", MONTHLY_DEADLINE_CHECK, "2026-10",
+                                        __doc__)

@@ -21,4 +21,4 @@ from servicepulse.dag_common import report_dag
 # When readers expect the report; the data normally arrives hours before.
 WEEKLY_DEADLINE = "0 10 * * 1"
 
-report_dag("weekly", WEEKLY_DEADLINE, "2026-W47", __doc__)
+servicepulse_weekly_report = report_dag("weekly", WEEKLY_DEADLINE, "2026-W47", __doc__)

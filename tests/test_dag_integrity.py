@@ -76,6 +76,9 @@ def test_reports_wait_for_the_nightly_checked_marts(dagbag, report):
     checked = {outlet.uri for outlet in nightly.get_task("check_marts").outlets}
     assert dag.timetable.asset_condition.uri in checked
     assert {"period", "recipient", "resend_reason"} <= set(dag.params)
+    # Every scheduled report run checks that the nightly still runs at all.
+    assert {t.task_id for t in dag.tasks} == {f"publish_{report}_report",
+                                              "check_nightly_heartbeat"}
     assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
 
 

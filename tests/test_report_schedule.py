@@ -143,10 +143,21 @@ def test_monthly_report_is_due_on_the_first_working_day_of_the_month(tmp_path):
 
 
 def _dag(monkeypatch, filename: str, zone: str):
-    monkeypatch.setenv("SERVICEPULSE_REPORTING_TIMEZONE", zone)
-    namespace = runpy.run_path(str(pipeline.__file__).replace(
-        "src/servicepulse/pipeline.py", f"dags/{filename}"))
-    return namespace[filename.removesuffix(".py")]()  # the @dag factory builds the DAG
+    import importlib
+
+    from airflow.sdk import DAG
+
+    from servicepulse import dag_common
+
+    with monkeypatch.context() as patched:
+        patched.setenv("SERVICEPULSE_REPORTING_TIMEZONE", zone)
+        importlib.reload(dag_common)  # it reads the zone when imported, as a DAG file does
+        namespace = runpy.run_path(str(pipeline.__file__).replace(
+            "src/servicepulse/pipeline.py", f"dags/{filename}"))
+        built = namespace[filename.removesuffix(".py")]
+        dag = built if isinstance(built, DAG) else built()  # the @dag factory builds it
+    importlib.reload(dag_common)  # later tests see the environment's zone again
+    return dag
 
 
 def _runs(timetable, start: datetime, count: int):

@@ -228,6 +228,23 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heartbeat(args: argparse.Namespace) -> int:
+    """For a monitor outside Airflow (cron, a probe): 0 when the nightly checked data
+    within schedule.heartbeat_max_age_hours, else 1, and the data team is alerted once."""
+    from datetime import UTC, datetime
+
+    from servicepulse.heartbeat import check_heartbeat
+
+    result = check_heartbeat(_settings(args), datetime.now(UTC))
+    if args.format == "json":
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(("ok: " if result["fresh"] else "STALE: ") + str(result["summary"]))
+        if not result["fresh"]:
+            print(f"  data team alerted: {result.get('alert')}")
+    return 0 if result["fresh"] else 1
+
+
 def _print_kpi_table(title: str, kpis: dict) -> None:
     def fmt(value, digits=4):
         return "-" if value is None else f"{value:.{digits}f}"
@@ -491,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--note", default="", help="settle: what you checked")
     deliveries.add_argument("--format", choices=["json", "table"], default="table")
     deliveries.set_defaults(handler=cmd_deliveries)
+
+    heartbeat = with_config(commands.add_parser(
+        "heartbeat", help="is the nightly running? exit 1 (and alert the data team) when its "
+                          "checks have not run within schedule.heartbeat_max_age_hours"))
+    heartbeat.add_argument("--format", choices=["json", "text"], default="text")
+    heartbeat.set_defaults(handler=cmd_heartbeat)
 
     demo = with_config(commands.add_parser("demo", help="generate + run + publish"))
     demo.add_argument("--days", type=int, default=120)

@@ -97,6 +97,18 @@ def report_dag(report: str, deadline_cron: str, period_example: str, doc: str) -
                             recipient=params.get("recipient"),
                             resend_reason=params.get("resend_reason"))
 
+        # The nightly's heartbeat, on every scheduled run: a scheduler that stopped
+        # running it, or a nightly that no longer parses, leaves no failed task behind.
+        @task(task_id="check_nightly_heartbeat")
+        def heartbeat(logical_date=None, triggering_asset_events=None):
+            if triggering_asset_events:
+                return {"skipped": "run by the nightly's checked data: it is alive"}
+            from servicepulse import pipeline
+            from servicepulse.airflow_support import run_step
+
+            return run_step(pipeline.nightly_heartbeat, logical_date)
+
         publish()
+        heartbeat()
 
     return report_dag_body()

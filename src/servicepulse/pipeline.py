@@ -225,6 +225,20 @@ def _notify_published(settings: Settings, report: str, period: Any, delivery: An
         notify(settings, notices.report_out(report, period, delivery, headline))
 
 
+def nightly_heartbeat(moment: datetime | None, settings: Settings | None = None
+                      ) -> dict[str, Any]:
+    """The report DAGs' check that the nightly runs at all, at their scheduled moment (a
+    stale heartbeat alerts the data team; it never fails the report run)."""
+    from servicepulse.heartbeat import check_heartbeat
+
+    if moment is None:
+        return {"skipped": "a manual run has no scheduled moment to measure from"}
+    result = check_heartbeat(settings or load_settings(), moment)
+    if not result["fresh"]:
+        log.error("%s", result["summary"])
+    return result
+
+
 def first_working_day(settings: Settings, warehouse: Any, month_start: date) -> date:
     """The month's first working day in the business calendar (dim_dates: public
     holidays, adjusted working weekends and the organisation's overrides)."""

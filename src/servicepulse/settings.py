@@ -454,6 +454,9 @@ class ScheduleSettings(_Section):
     # earlier day fails, naming this key; the scheduler never schedules earlier nights.
     # Far back by default, so that an export years back is loaded as it is.
     start_date: date = date(2000, 1, 1)
+    # The nightly's heartbeat: its checks ran within this many hours, or the data team
+    # is told the nightly is not running (`servicepulse heartbeat`, the report DAGs).
+    heartbeat_max_age_hours: float = Field(30, gt=0)
 
 
 class AirflowApiSettings(_Section):

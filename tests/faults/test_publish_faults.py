@@ -23,7 +23,7 @@ from servicepulse.warehouse import connected
 from tests.conftest import settings_for, write_config
 from tests.faults.disks import fill, small_file_system
 from tests.smtp_server import Catcher, SmtpServer
-from tests.test_delivery import PERIOD, RECIPIENTS, envelopes, smtp_settings
+from tests.test_delivery import DATA_TEAM, PERIOD, RECIPIENTS, envelopes, smtp_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_killed_during_the_hand_over_is_in_doubt_at_once_and_not_resent(tmp_path
     send it again."""
     catcher = Catcher(stall_at_data={RECIPIENTS[0]})
     with SmtpServer(catcher) as server:
-        settings = smtp_settings(tmp_path, server.port, **{"delivery.data_team": []})
+        settings = smtp_settings(tmp_path, server.port)
         child = _start_child(settings)
         _kill_when_stalled(child, catcher)
         assert _rows(settings)[RECIPIENTS[0]]["handover_started_at"] is not None
@@ -101,8 +101,9 @@ def test_killed_during_the_hand_over_is_in_doubt_at_once_and_not_resent(tmp_path
         rows = _rows(settings)
         assert rows[RECIPIENTS[0]]["status"] == "in_doubt"
         assert {rows[a]["status"] for a in RECIPIENTS[1:]} == {"sent"}
-    # The stalled message never completed: the server counted none for it.
-    assert catcher.delivered() == {RECIPIENTS[1]: 1, RECIPIENTS[2]: 1}
+    # The stalled message never completed: the server counted none for it; the data
+    # team was told of the in-doubt send, once.
+    assert catcher.delivered() == {RECIPIENTS[1]: 1, RECIPIENTS[2]: 1, DATA_TEAM: 1}
 
 
 def test_an_outbox_that_cannot_be_written_returns_the_send_to_retry_in_the_same_run(tmp_path):

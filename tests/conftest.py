@@ -82,3 +82,41 @@ def postgres_prefix():
         for (schema,) in cursor.fetchall():
             cursor.execute(f'drop schema "{schema}" cascade')
     connection.close()
+
+
+# What a copy of the built known-answer warehouse may change: settings read after the
+# build (checks, delivery, reports). Anything the load or the build reads (the warehouse,
+# the zone, the sources, the mapping, the calendar) needs a build of its own.
+_COPY_MAY_CHANGE = ("quality.", "delivery.", "reports.", "schedule.", "notifications.")
+
+
+@pytest.fixture(scope="session")
+def known_answers_built(tmp_path_factory) -> Settings:
+    """The known-answer sources loaded and built on DuckDB once per test process (the
+    real path: loader, then dbt). Tests take copies (copy_of_known_answers), so a test
+    that changes its warehouse changes no other test's."""
+    from tests import known_answers
+    from tests.kpi_harness import UNTIL, load_and_build
+
+    folder = tmp_path_factory.mktemp("known-answers-built")
+    settings = settings_for(folder, known_answers.write(folder / "sources"))
+    load_and_build(settings, UNTIL)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def copy_of_known_answers(known_answers_built):
+    """copy(folder, **overrides) -> Settings of a private copy of the built known-answer
+    sources and output (warehouse file, dbt target, landing) in ``folder``."""
+    import shutil
+
+    def copy(folder: Path, **overrides) -> Settings:
+        changed = [key for key in overrides if not key.startswith(_COPY_MAY_CHANGE)]
+        if changed:
+            raise ValueError(f"{changed} change what the build read: build the data instead")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(known_answers_built.sources_dir, folder / "sources")
+        shutil.copytree(known_answers_built.output_path, folder / "output")
+        return settings_for(folder, folder / "sources", **overrides)
+
+    return copy

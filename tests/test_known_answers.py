@@ -97,11 +97,8 @@ EXPECTED_W47 = {
 
 
 @pytest.fixture(scope="module")
-def duckdb_settings(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("known")
-    settings = settings_for(tmp, known_answers.write(tmp / "sources"))
-    load_and_build(settings, UNTIL)
-    return settings
+def duckdb_settings(tmp_path_factory, copy_of_known_answers):
+    return copy_of_known_answers(tmp_path_factory.mktemp("known"))
 
 
 def test_every_kpi_of_the_catalogue_has_a_known_answer(duckdb_settings):

@@ -45,9 +45,10 @@ def built(request, tmp_path):
     # The hand-made data set is a few rows on a few days: freshness and volume are
     # exercised on generated data in test_quality_defects.py.
     overrides = {"quality.freshness_lag_hours": {}}
-    if request.param == "postgres":
-        prefix = request.getfixturevalue("postgres_prefix")
-        overrides |= {"warehouse.kind": "postgres", "warehouse.schema_prefix": prefix}
+    if request.param == "duckdb":
+        return request.getfixturevalue("copy_of_known_answers")(tmp_path, **overrides)
+    prefix = request.getfixturevalue("postgres_prefix")
+    overrides |= {"warehouse.kind": "postgres", "warehouse.schema_prefix": prefix}
     settings = settings_for(tmp_path, known_answers.write(tmp_path / "sources"), **overrides)
     load_and_build(settings, UNTIL)
     return settings

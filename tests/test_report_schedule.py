@@ -108,17 +108,14 @@ def test_a_requested_period_is_refused_until_its_data_passed(tmp_path):
         pipeline.publish_weekly("2026-W47", settings=settings)
 
 
-def test_monthly_report_is_due_on_the_first_working_day_of_the_month(tmp_path):
+def test_monthly_report_is_due_on_the_first_working_day_of_the_month(tmp_path,
+                                                                    copy_of_known_answers):
     """China 2026: 1-7 October are the National Day holiday, so October's deadline (for
     September's review) is Thursday 8 October; 1 November is a Sunday, so November's is
     Monday 2 November. Before it a run does nothing; at it, September's data has no
     passed check here, so every monthly recipient is told the review is delayed, once."""
-    from tests import known_answers
-    from tests.kpi_harness import UNTIL, load_and_build
-
-    settings = settings_for(tmp_path, known_answers.write(tmp_path / "sources"),
-                            **{"delivery.data_team": ["data.team@example.com"]})
-    load_and_build(settings, UNTIL)
+    settings = copy_of_known_answers(tmp_path,
+                                     **{"delivery.data_team": ["data.team@example.com"]})
     for day in range(1, 8):
         early = pipeline.publish_monthly(logical_date=datetime(2026, 10, day, 10, tzinfo=SH),
                                          settings=settings)

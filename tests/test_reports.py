@@ -17,9 +17,7 @@ from servicepulse.kpis import Period
 from servicepulse.reports.i18n import Messages
 from servicepulse.reports.publish import publish_report
 from servicepulse.reports.render import page_counter_css
-from tests import known_answers
-from tests.conftest import settings_for
-from tests.kpi_harness import UNTIL, kpis, load_and_build
+from tests.kpi_harness import kpis
 
 REVIEW_DIR = Path(__file__).resolve().parents[1] / "output" / "review"
 WEEK, MONTH = Period.parse("2026-W47"), Period.parse("2026-11")
@@ -32,10 +30,8 @@ MONTHLY_SECTIONS = ("section_summary", "section_scorecard", "section_trends",
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("reports")
-    settings = settings_for(tmp, known_answers.write(tmp / "sources"))
-    load_and_build(settings, UNTIL)
+def published(tmp_path_factory, copy_of_known_answers):
+    settings = copy_of_known_answers(tmp_path_factory.mktemp("reports"))
     return settings, publish_report(settings, WEEK), publish_report(settings, MONTH)
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests import known_answers
-from tests.conftest import settings_for, write_config
+from tests.conftest import write_config
 from tests.faults.disks import fill, small_file_system
-from tests.kpi_harness import UNTIL, load_and_build
+from tests.kpi_harness import UNTIL
 
 SERVICEPULSE = [sys.executable, "-m", "servicepulse.cli"]
 
@@ -45,13 +45,9 @@ def _one_line(completed: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, copy_of_known_answers):
     """The hand-made known-answer data, loaded and built on DuckDB."""
-    folder = tmp_path_factory.mktemp("errors")
-    sources = known_answers.write(folder / "sources")
-    settings = settings_for(folder, sources)
-    load_and_build(settings, UNTIL)
-    return settings
+    return copy_of_known_answers(tmp_path_factory.mktemp("errors"))
 
 
 def _hold_write_lock(database: Path, seconds: float) -> subprocess.Popen:

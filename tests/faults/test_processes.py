@@ -21,17 +21,13 @@ import pytest
 
 from tests import known_answers
 from tests.conftest import settings_for
-from tests.kpi_harness import UNTIL, load_and_build
 
 SERVICEPULSE = [sys.executable, "-m", "servicepulse.cli"]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("processes")
-    settings = settings_for(folder, known_answers.write(folder / "sources"))
-    load_and_build(settings, UNTIL)
-    return settings
+def built(tmp_path_factory, copy_of_known_answers):
+    return copy_of_known_answers(tmp_path_factory.mktemp("processes"))
 
 
 def _env(settings, **extra) -> dict[str, str]:

@@ -122,8 +122,11 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
                "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_dir),
                "--log-path", str(settings.output_path / "dbt" / "logs"), "--no-use-colors",
                "--vars", json.dumps(dbt_vars(settings))]
+    from servicepulse.warehouse import dbt_turn
+
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-    completed = run_child(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR)
+    with dbt_turn(settings):
+        completed = run_child(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR)
     output = completed.stdout + completed.stderr
     result = DbtResult(command, completed.returncode, output)
     if check and completed.returncode != 0:

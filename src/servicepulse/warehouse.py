@@ -55,11 +55,13 @@ class Warehouse(Protocol):
 class DuckDBWarehouse:
     kind = "duckdb"
 
-    def __init__(self, path: str, read_only: bool = False) -> None:
+    def __init__(self, path: str, read_only: bool = False, turn: Any = None) -> None:
         import duckdb
 
         self._con = duckdb.connect(path, read_only=read_only)
         self._con.execute("SET TimeZone = 'UTC'")
+        # The shared turn at the file (see dbt_turn), released with the connection.
+        self._turn = turn
 
     def execute(self, sql, params=None):
         self._con.execute(sql, params or [])
@@ -115,7 +117,12 @@ class DuckDBWarehouse:
         self._con.execute("SET preserve_insertion_order = false")
 
     def close(self):
-        self._con.close()
+        try:
+            self._con.close()
+        finally:
+            if self._turn is not None:
+                self._turn.close()
+                self._turn = None
 
 
 class PostgresWarehouse:
@@ -278,18 +285,86 @@ def _open_duckdb_waiting(settings: Settings, read_only: bool) -> DuckDBWarehouse
     path = settings.duckdb_path
 
     def open_it() -> tuple[DuckDBWarehouse | None, str | None]:
+        turn, dbt_pid = _take_turn(path, exclusive=False)
+        if turn is None:
+            return None, (describe_lock_holder(settings, dbt_pid, "dbt") if dbt_pid
+                          else "a dbt run is writing it")
         try:
-            return DuckDBWarehouse(str(path), read_only=read_only), None
+            return DuckDBWarehouse(str(path), read_only=read_only, turn=turn), None
         except duckdb.IOException as exc:
+            turn.close()
             holder = _LOCK_HOLDER.search(str(exc))
             if holder is None:
                 raise
             return None, describe_lock_holder(settings, int(holder["pid"]),
                                               holder["program"])
+        except BaseException:
+            turn.close()
+            raise
 
     return wait_while_held(open_it, settings.warehouse.lock_wait_seconds,
                            f"the warehouse {path}: ",
                            lambda held: WarehouseBusy(f"warehouse {path} is busy: {held}"))
+
+
+def _turn_file(path: Path) -> Path:
+    return path.with_name(path.name + ".turn")
+
+
+def _take_turn(path: Path, exclusive: bool) -> tuple[Any, int]:
+    """(the open turn file, 0) when the turn is ours, else (None, the pid of the dbt run
+    holding it exclusively, or 0 when readers hold it)."""
+    import fcntl
+    import os
+
+    turn = open(_turn_file(path), "a+", encoding="ascii")  # noqa: SIM115 (held open)
+    try:
+        fcntl.flock(turn, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        turn.seek(0)
+        text = turn.read().strip()
+        turn.close()
+        return None, int(text) if text.isdigit() else 0
+    if exclusive:
+        turn.seek(0)
+        turn.truncate()
+        turn.write(str(os.getpid()))
+        turn.flush()
+    return turn, 0
+
+
+@contextmanager
+def dbt_turn(settings: Settings) -> Iterator[None]:
+    """The DuckDB file to dbt alone while dbt runs.
+
+    DuckDB lets one process at a time write a file and refuses a second at once. This
+    package's connections wait and try again (_open_duckdb_waiting); dbt, a program of its
+    own, fails instead, so a `servicepulse kpis` opening the file a moment before dbt would
+    fail the nightly build. Every connection this package opens therefore holds a shared
+    turn (a flock on ``<file>.turn``) for its life, and a dbt run holds it exclusively:
+    dbt starts once no reader has the file open, and no reader opens it until dbt has
+    finished; each side waits up to warehouse.lock_wait_seconds, saying once for whom.
+    PostgreSQL needs no turns."""
+    if settings.warehouse.kind != "duckdb":
+        yield
+        return
+    path = settings.duckdb_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def take() -> tuple[Any, str | None]:
+        turn, _ = _take_turn(path, exclusive=True)
+        return (turn, None) if turn is not None else (
+            None, "the processes reading or writing it to close it")
+
+    turn = wait_while_held(take, settings.warehouse.lock_wait_seconds,
+                           f"the warehouse {path}: ",
+                           lambda held: WarehouseBusy(f"warehouse {path} is busy: {held}"))
+    try:
+        yield
+    finally:
+        turn.seek(0)
+        turn.truncate()
+        turn.close()
 
 
 def describe_lock_holder(settings: Settings, pid: int, program: str = "") -> str:

@@ -115,6 +115,32 @@ def test_kpis_answer_every_time_while_a_build_runs(built):
     assert all(answer == answers[0] for answer in answers)
 
 
+def test_dbt_waits_for_a_reader_that_has_the_file_open(built, capfd):
+    """dbt cannot wait for DuckDB's lock (it fails at once): a dbt run waits until the
+    reader holding the file open has closed it, then runs (a `kpis` opening the file just
+    before dbt once failed the nightly build)."""
+    from servicepulse.transform import run_dbt
+
+    reader = subprocess.Popen(
+        [sys.executable, "-c",
+         ("import sys, time\n"
+          "from servicepulse.settings import load_settings\n"
+          "from servicepulse.warehouse import connected\n"
+          "with connected(load_settings(sys.argv[1]), read_only=True):\n"
+          "    print('open', flush=True)\n"
+          "    time.sleep(6)\n"), str(built.config_file)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        result = run_dbt(built, "run", "--select", "dim_departments", check=False)
+        assert reader.poll() == 0  # dbt ran only after the reader had closed the file
+    finally:
+        reader.kill()
+        reader.wait()
+    assert result.returncode == 0, result.output[-2000:]
+    assert "waiting for the warehouse" in capfd.readouterr().err
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 24 MB file system: enough for the warehouse, not for a large delivery."""

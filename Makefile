@@ -45,11 +45,17 @@ system-deps:
 demo: setup
 	$(VENV)/bin/servicepulse demo --config config/demo.yaml
 
-test: setup
-	$(VENV)/bin/pytest
+# Tests run on every core (pytest-xdist); a module whose tests share a built fixture
+# stays on one worker (tests/conftest.py). PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+test: setup
+	$(PYTEST)
+
+# The inner loop: no Airflow runs and no PostgreSQL builds (CI runs them: make test).
 test-fast: setup
-	$(VENV)/bin/pytest -m "not airflow"
+	$(PYTEST) -m "not airflow and not postgres"
 
 lint: setup
 	$(VENV)/bin/ruff check src dags expectations tests

@@ -9,6 +9,35 @@ import yaml
 
 from servicepulse.settings import Settings, load_settings
 
+
+def pytest_collection_modifyitems(config, items):
+    """The order for `make test` (pytest-xdist, --dist loadgroup):
+
+    - Modules with Airflow runs first, then those with PostgreSQL builds, then the rest,
+      each module's tests together: the longest work starts while the other workers take
+      the short tests, and a module's fixtures are built once.
+    - A test that uses a fixture of its module's scope goes to the worker that has its
+      module's other tests (an xdist group per module), so the fixture is built once;
+      a module marked spread_over_workers lets its tests go to any worker.
+    """
+    def weight(module_items) -> int:
+        marks = {mark.name for item in module_items for mark in item.iter_markers()}
+        return 0 if "airflow" in marks else 1 if "postgres" in marks else 2
+
+    by_module: dict[str, list] = {}
+    for item in items:
+        by_module.setdefault(item.module.__name__, []).append(item)
+    ordered = sorted(by_module.values(), key=weight)  # stable: collection order within
+    items[:] = [item for module_items in ordered for item in module_items]
+    for item in items:
+        if item.get_closest_marker("spread_over_workers"):
+            continue
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = fixtures.name2fixturedefs.values() if fixtures else ()
+        if any(definition.scope == "module" for chain in definitions for definition in chain):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 PG = {"host": "127.0.0.1", "port": 5432, "dbname": "test", "user": "postgres"}
 
 

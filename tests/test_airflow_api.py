@@ -129,6 +129,7 @@ def _nightly_runs(home: Path) -> list[dict]:
             "where dag_id = 'servicepulse_nightly' order by id")]
 
 
+@pytest.mark.airflow
 def test_run_triggers_the_scheduler_and_follows_the_run(airflow, monkeypatch, capsys):
     settings, home = airflow
     monkeypatch.setenv("SERVICEPULSE_AIRFLOW_PASSWORD", PASSWORD)

@@ -20,6 +20,10 @@ from servicepulse.warehouse import connected
 from tests.conftest import settings_for
 from tests.kpi_harness import all_kpi_rows
 
+# Its tests are long and independent: under pytest-xdist they go to every worker
+# (each worker builds the module's fixtures it needs once).
+pytestmark = pytest.mark.spread_over_workers
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Ten weeks up to and over China's National Day holidays and adjusted Saturday: long
 # enough that a night's changes leave whole weeks and a month untouched.
@@ -289,39 +293,56 @@ CHANGES = {
 }
 
 
-def test_each_kind_of_change_rebuilds_exactly_what_a_full_refresh_gives(tmp_path, sources):
+@pytest.fixture(scope="module")
+def nightly_built(tmp_path_factory, sources):
+    """Every delivery up to the last nightly day, loaded and built (incrementally)."""
+    nightly = settings_for(tmp_path_factory.mktemp("nightly-built"), sources[0])
+    _load(nightly, NIGHTLY[-1])
+    build(nightly)
+    return nightly
+
+
+def _copy(built, folder, sources):
+    """Settings of a copy of the built warehouse in ``folder``."""
+    copy = settings_for(folder, sources)
+    copy.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(built.duckdb_path, copy.duckdb_path)
+    return copy
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_each_kind_of_change_rebuilds_exactly_what_a_full_refresh_gives(
+        tmp_path, sources, nightly_built, change):
     """Every kind of source change, alone in a nightly build, leaves the KPI marts equal
     to a full refresh of the same raw data: the build finds the periods the fact's old
     and new versions touch (tickets, complaints, surveys, audits, and a customer's
     facts), and the periods it keeps are right."""
     sources, _ = sources
-    nightly = settings_for(tmp_path / "nightly", sources)
-    _load(nightly, NIGHTLY[-1])
-    build(nightly)
+    nightly = _copy(nightly_built, tmp_path / "nightly", sources)
+    table, key, which, new_values = CHANGES[change]
     raw = nightly.warehouse.schema("raw")
-    for change, (table, key, which, new_values) in CHANGES.items():
-        # A new version: the changed columns, a newer version stamp, loaded now.
-        replaced = {"updated_at": "updated_at + interval 1 second", **new_values,
-                    "_loaded_at": "now()"}
-        with connected(nightly) as warehouse:
-            changed = warehouse.fetch_frame(
-                f'select min({key}) as k from "{raw}".{table} where {which}')["k"][0]
-            assert changed is not None, f"no row to change for: {change}"
-            warehouse.execute(
-                f'insert into "{raw}".{table} select * replace ('
-                + ", ".join(f"{expression} as {column}" for column, expression in replaced.items())
-                + f') from "{raw}".{table} where {key} = ? '
-                "order by updated_at desc, _loaded_at desc limit 1", [changed])
-        build(nightly)
-        refreshed = settings_for(tmp_path / change.replace(" ", "-").replace(",", ""), sources)
-        refreshed.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(nightly.duckdb_path, refreshed.duckdb_path)
-        build(refreshed, full_refresh=True)
-        for table_name, order in TABLES.items():
-            pd.testing.assert_frame_equal(_table(nightly, table_name, order),
-                                          _table(refreshed, table_name, order),
-                                          check_exact=False, rtol=1e-9,
-                                          obj=f"{table_name} after: {change}")
+    # A new version: the changed columns, a newer version stamp, loaded now.
+    replaced = {"updated_at": "updated_at + interval 1 second", **new_values,
+                "_loaded_at": "now()"}
+    with connected(nightly) as warehouse:
+        changed = warehouse.fetch_frame(
+            f'select min({key}) as k from "{raw}".{table} where {which}')["k"][0]
+        assert changed is not None, f"no row to change for: {change}"
+        warehouse.execute(
+            f'insert into "{raw}".{table} select * replace ('
+            + ", ".join(f"{expression} as {column}" for column, expression in replaced.items())
+            + f') from "{raw}".{table} where {key} = ? '
+            "order by updated_at desc, _loaded_at desc limit 1", [changed])
+    build(nightly)
+    # The yardstick: the same raw data with every model rebuilt whole (its tests are
+    # the nightly build's to pass, not the yardstick's).
+    refreshed = _copy(nightly, tmp_path / "refreshed", sources)
+    run_dbt(refreshed, "run", "--full-refresh")
+    for table_name, order in TABLES.items():
+        pd.testing.assert_frame_equal(_table(nightly, table_name, order),
+                                      _table(refreshed, table_name, order),
+                                      check_exact=False, rtol=1e-9,
+                                      obj=f"{table_name} after: {change}")
 
 
 def test_kpi_tables_rewrite_what_an_earlier_build_left_stale(tmp_path, sources, full):
@@ -350,46 +371,56 @@ def test_kpi_tables_rewrite_what_an_earlier_build_left_stale(tmp_path, sources, 
                                       check_exact=False, rtol=1e-9, obj=table)
 
 
-def test_key_tests_of_a_nightly_build_catch_what_it_wrote_twice(tmp_path, sources):
-    """The key tests of a nightly build check the rows that build wrote, against the
-    whole table: a ticket written twice, a ticket written again while its earlier row
-    stayed, a KPI row written twice each fail `dbt test`."""
-    sources, _ = sources
-    nightly = settings_for(tmp_path / "nightly", sources)
+@pytest.fixture(scope="module")
+def two_nights(tmp_path_factory, sources):
+    """A backfill up to the first nightly day, then the second night's build."""
+    nightly = settings_for(tmp_path_factory.mktemp("two-nights"), sources[0])
     _load(nightly, NIGHTLY[0])
     build(nightly)
     _load(nightly, NIGHTLY[1])
     build(nightly)
-    marts = nightly.warehouse.schema("marts")
-    newest = f'(select max(built_at) from "{marts}".fct_tickets)'
-    written_kpi_rows = ('inputs_loaded_through = (select max(inputs_loaded_through) '
-                        f'from "{marts}".kpi_daily)')
-    tampering = {
-        "a ticket the build wrote, twice": (
-            (f'insert into "{marts}".fct_tickets select * from "{marts}".fct_tickets '
-             f"where built_at = {newest} limit 1"),
-            "unique_incremental_key_fct_tickets_ticket_id"),
-        "a ticket the build wrote while the earlier build's row stayed": (
-            (f'insert into "{marts}".fct_tickets select * replace ({newest} as built_at) '
-             f'from "{marts}".fct_tickets where built_at < {newest} limit 1'),
-            "unique_incremental_key_fct_tickets_ticket_id"),
-        "a KPI row the build wrote, twice": (
-            (f'insert into "{marts}".kpi_daily select * from "{marts}".kpi_daily '
-             f"where {written_kpi_rows} limit 1"),
-            "unique_combination_of_columns_kpi_daily"),
-    }
-    for case, (statement, failing_test) in tampering.items():
-        copy = settings_for(tmp_path / case.replace(" ", "-").replace(",", "").replace("'", ""),
-                            sources)
-        copy.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(nightly.duckdb_path, copy.duckdb_path)
-        assert run_dbt(copy, "test", "--select", "fct_tickets kpi_daily").returncode == 0
-        with connected(copy) as warehouse:
-            warehouse.execute(statement)
-        result = run_dbt(copy, "test", "--select", "fct_tickets kpi_daily", check=False)
-        assert result.returncode != 0, case
-        failed = [line for line in result.output.splitlines() if "FAIL" in line]
-        assert any(failing_test in line for line in failed), (case, failed)
+    return nightly
+
+
+# What a faulty nightly build could write: (SQL over the marts, the key test it fails).
+_NEWEST = '(select max(built_at) from "{marts}".fct_tickets)'
+_WRITTEN_KPI_ROWS = ('inputs_loaded_through = (select max(inputs_loaded_through) '
+                     'from "{marts}".kpi_daily)')
+TAMPERING = {
+    "a ticket the build wrote, twice": (
+        ('insert into "{marts}".fct_tickets select * from "{marts}".fct_tickets '
+        f"where built_at = {_NEWEST} limit 1"),
+        "unique_incremental_key_fct_tickets_ticket_id"),
+    "a ticket the build wrote while the earlier build's row stayed": (
+        (f'insert into "{{marts}}".fct_tickets select * replace ({_NEWEST} as built_at) '
+        f'from "{{marts}}".fct_tickets where built_at < {_NEWEST} limit 1'),
+        "unique_incremental_key_fct_tickets_ticket_id"),
+    "a KPI row the build wrote, twice": (
+        ('insert into "{marts}".kpi_daily select * from "{marts}".kpi_daily '
+        f"where {_WRITTEN_KPI_ROWS} limit 1"),
+        "unique_combination_of_columns_kpi_daily"),
+}
+
+
+def test_key_tests_pass_on_what_a_nightly_build_wrote(tmp_path, sources, two_nights):
+    copy = _copy(two_nights, tmp_path, sources[0])
+    assert run_dbt(copy, "test", "--select", "fct_tickets kpi_daily").returncode == 0
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_key_tests_of_a_nightly_build_catch_what_it_wrote_twice(tmp_path, sources,
+                                                                two_nights, case):
+    """The key tests of a nightly build check the rows that build wrote, against the
+    whole table: a ticket written twice, a ticket written again while its earlier row
+    stayed, a KPI row written twice each fail `dbt test`."""
+    copy = _copy(two_nights, tmp_path, sources[0])
+    statement, failing_test = TAMPERING[case]
+    with connected(copy) as warehouse:
+        warehouse.execute(statement.format(marts=copy.warehouse.schema("marts")))
+    result = run_dbt(copy, "test", "--select", "fct_tickets kpi_daily", check=False)
+    assert result.returncode != 0, case
+    failed = [line for line in result.output.splitlines() if "FAIL" in line]
+    assert any(failing_test in line for line in failed), (case, failed)
 
 
 @pytest.mark.postgres

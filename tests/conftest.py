@@ -10,6 +10,7 @@ import yaml
 from servicepulse.settings import Settings, load_settings
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the marks added here
 def pytest_collection_modifyitems(config, items):
     """The order for `make test` (pytest-xdist, --dist loadgroup):
 
@@ -20,6 +21,10 @@ def pytest_collection_modifyitems(config, items):
       module's other tests (an xdist group per module), so the fixture is built once;
       a module marked spread_over_workers lets its tests go to any worker.
     """
+    for item in items:  # a test on PostgreSQL is one, marked or not
+        if "postgres_prefix" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
     def weight(module_items) -> int:
         marks = {mark.name for item in module_items for mark in item.iter_markers()}
         return 0 if "airflow" in marks else 1 if "postgres" in marks else 2

@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -20,6 +20,8 @@ from servicepulse.errors import RetryableError, UserError
 from servicepulse.redact import redact
 from servicepulse.settings import Settings
 from servicepulse.waiting import wait_while_held
+
+T = TypeVar("T")
 
 
 class Warehouse(Protocol):
@@ -302,7 +304,15 @@ def _open_duckdb_waiting(settings: Settings, read_only: bool) -> DuckDBWarehouse
             turn.close()
             raise
 
-    return wait_while_held(open_it, settings.warehouse.lock_wait_seconds,
+    return _wait_for_the_file(settings, open_it)
+
+
+def _wait_for_the_file(settings: Settings, attempt: Callable[[], tuple[T | None, str | None]]
+                       ) -> T:
+    """Call ``attempt`` until the DuckDB file is ours, as wait_while_held, with the
+    warehouse's wait limit and its WarehouseBusy at the end."""
+    path = settings.duckdb_path
+    return wait_while_held(attempt, settings.warehouse.lock_wait_seconds,
                            f"the warehouse {path}: ",
                            lambda held: WarehouseBusy(f"warehouse {path} is busy: {held}"))
 
@@ -356,9 +366,7 @@ def dbt_turn(settings: Settings) -> Iterator[None]:
         return (turn, None) if turn is not None else (
             None, "the processes reading or writing it to close it")
 
-    turn = wait_while_held(take, settings.warehouse.lock_wait_seconds,
-                           f"the warehouse {path}: ",
-                           lambda held: WarehouseBusy(f"warehouse {path} is busy: {held}"))
+    turn = _wait_for_the_file(settings, take)
     try:
         yield
     finally:

@@ -15,6 +15,7 @@ from servicepulse.airflow_runner import PipelineRunError, run_nightly
 from servicepulse.cli import main
 from servicepulse.kpis import Period, kpi_document
 from servicepulse.settings import PROJECT_ROOT, load_settings
+from servicepulse.transform import run_dbt
 from servicepulse.warehouse import connected
 
 REAL_DATA = PROJECT_ROOT.parent / "shared" / "real-data" / "nyc311"
@@ -91,19 +92,25 @@ def test_the_business_calendar_covers_the_years_of_the_data(tmp_path):
                                 "Resolution Action Updated Date")
                  if (value := row[column])}
     assert years == {2016}          # so a loaded day's years are the export's years
-    from servicepulse.business_calendar import calendar_years, write_calendar
-
     settings = load_settings(config, environ={})
-    with connected(settings) as warehouse:
-        assert calendar_years(settings, warehouse) == (2016, 2017)
-        assert write_calendar(settings, warehouse) == 366 + 365   # 2016 is a leap year
+    assert main(["build", "--config", config]) == 0
+
+    def calendar_span(settings) -> tuple[date, date, int]:
+        with connected(settings) as warehouse:
+            first, last, days = warehouse.fetch_frame(
+                f"select min(calendar_date), max(calendar_date), count(*) "
+                f"from {settings.warehouse.schema('marts')}.dim_dates").iloc[0]
+        return first.year, last.year, int(days)
+
+    assert calendar_span(settings) == (2016, 2017, 366 + 365)   # 2016 is a leap year
     for calendar, expected in (({"first_year": 2010, "last_year": 2012}, (2010, 2012)),
                                ({"first_year": 2014}, (2014, 2017)),
                                ({"last_year": 2020}, (2016, 2020))):
         overridden = load_settings(_config(tmp_path, calendar={"country": "US", **calendar}),
                                    environ={})
-        with connected(overridden) as warehouse:
-            assert calendar_years(overridden, warehouse) == expected
+        run_dbt(overridden, "run", "--select",
+                "stg_calendar__data_years int_public_calendar_days dim_dates")
+        assert calendar_span(overridden)[:2] == expected
 
 
 def test_a_historic_complaint_is_late_to_its_datas_as_of_not_today(tmp_path):

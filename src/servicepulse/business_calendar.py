@@ -2,25 +2,39 @@
 
 Public holidays and the adjusted working weekends that go with them (China's 调休:
 a Saturday or Sunday worked to make a longer holiday) come from the ``holidays``
-package for the configured country. The table written here is a dbt source;
-``dim_dates`` applies the organisation's own overrides (a seed) on top and numbers
-the working days, and every "within N working days" KPI counts with that number.
+package. They are written once, by ``servicepulse calendar``, into the dbt seed
+``public_holidays`` (committed, one country and subdivision per block of rows), so
+that dbt builds the calendar by itself: ``int_public_calendar_days`` lays every date
+of the calendar's years over the country's weekend and those exceptions, and
+``dim_dates`` applies the organisation's own overrides (seed ``calendar_overrides``)
+and numbers the working days that every "within N working days" KPI counts with.
+
+A plain ``dbt build`` on a warehouse holding only raw tables therefore gives the same
+calendar as ``servicepulse build``; the settings only choose the country and, when
+given, the years (dbt vars ``calendar_*``).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
-import pandas as pd
+from servicepulse.errors import UserError
+from servicepulse.settings import PROJECT_ROOT, CalendarSettings
 
-from servicepulse.settings import CalendarSettings, Settings
-from servicepulse.warehouse import Warehouse
+SEED = PROJECT_ROOT / "dbt_project" / "seeds" / "public_holidays.csv"
+SEED_COLUMNS = ("country", "subdivision", "calendar_date", "day_kind", "holiday_name",
+                "is_working_day")
+# The years a seeded country covers: any history a warehouse may hold (the loader's
+# plausible floor is 1970) and any deadline it may compute.
+SEED_YEARS = (1970, 2100)
 
-TABLE = "public_calendar"
-COLUMNS = [("calendar_date", "DATE"), ("is_working_day", "BOOLEAN"),
-           ("day_kind", "VARCHAR"), ("holiday_name", "VARCHAR"),
-           ("country", "VARCHAR")]
+
+class CalendarNotSeeded(UserError):
+    """The configured country (or subdivision) has no rows in the public_holidays seed."""
 
 
 @dataclass(frozen=True)
@@ -31,15 +45,19 @@ class CalendarDay:
     holiday_name: str | None
 
 
-def calendar_days(calendar: CalendarSettings,
-                  years: tuple[int, int] | None = None) -> list[CalendarDay]:
-    """The days of ``years`` (first, last), else of the configured years."""
+def _public_holidays(country: str, subdivision: str | None, years: tuple[int, int]):
     import holidays
 
+    return holidays.country_holidays(country, subdiv=subdivision,
+                                     years=range(years[0], years[1] + 1), language="en_US")
+
+
+def calendar_days(calendar: CalendarSettings,
+                  years: tuple[int, int] | None = None) -> list[CalendarDay]:
+    """Every day of ``years`` (first, last), else of the configured years, as the
+    holidays package sees it: the reference the dbt calendar is tested against."""
     first_year, last_year = years or (calendar.first_year, calendar.last_year)
-    public = holidays.country_holidays(calendar.country, subdiv=calendar.subdivision,
-                                       years=range(first_year, last_year + 1),
-                                       language="en_US")
+    public = _public_holidays(calendar.country, calendar.subdivision, (first_year, last_year))
     days = []
     day, last = date(first_year, 1, 1), date(last_year, 12, 31)
     while day <= last:
@@ -56,48 +74,69 @@ def calendar_days(calendar: CalendarSettings,
     return days
 
 
-def calendar_years(settings: Settings, warehouse: Warehouse) -> tuple[int, int]:
-    """The configured years, or those the raw data spans: from the year of its earliest
-    timestamp to the year after its newest (deadlines run on past the data), within
-    1970-2100; the current year's neighbours for a warehouse with no data yet."""
-    configured = settings.calendar
-    if configured.first_year is not None and configured.last_year is not None:
-        return configured.first_year, configured.last_year
-    from servicepulse.sources.contracts import load_contracts
-
-    raw = settings.warehouse.schema("raw")
-    earliest, newest = [], []
-    for name, contract in load_contracts(settings.contracts_path).items():
-        columns = [c.name for c in contract.columns if c.type == "timestamp"]
-        if not columns or not warehouse.table_exists(raw, name):
-            continue
-        bounds = ", ".join(f'min("{c}"), max("{c}")' for c in columns)
-        row = warehouse.fetch_frame(f'select {bounds} from "{raw}"."{name}"').iloc[0]
-        values = [v for v in row if v is not None and not pd.isna(v)]
-        earliest += values
-        newest += values
-    if earliest:
-        first = max(1970, min(v.year for v in earliest))
-        last = min(2100, max(v.year for v in newest) + 1)
-    else:
-        from datetime import datetime
-
-        this_year = datetime.now(settings.tz).year     # no data: nothing to date yet
-        first, last = this_year - 1, this_year + 1
-    return (configured.first_year or first, configured.last_year or max(last, first))
+def weekend_isodows(calendar: CalendarSettings) -> list[int]:
+    """The country's weekend as ISO day numbers (Monday 1 … Sunday 7)."""
+    public = _public_holidays(calendar.country, calendar.subdivision, (2000, 2000))
+    return sorted(weekday + 1 for weekday in public.weekend)
 
 
-def write_calendar(settings: Settings, warehouse: Warehouse) -> int:
-    """Replace the calendar table with the country's days of the calendar years
-    (calendar_years); returns its rows."""
-    days = calendar_days(settings.calendar, calendar_years(settings, warehouse))
-    frame = pd.DataFrame({
-        "calendar_date": [d.calendar_date for d in days],
-        "is_working_day": [d.is_working_day for d in days],
-        "day_kind": [d.day_kind for d in days],
-        "holiday_name": [d.holiday_name for d in days],
-        "country": settings.calendar.country,
-    })
-    warehouse.replace_slice(settings.warehouse.schema("reference"), TABLE, COLUMNS, frame,
-                            "1 = 1", [])
-    return len(frame)
+def seed_rows(calendar: CalendarSettings, years: tuple[int, int] = SEED_YEARS) -> list[dict]:
+    """The seed's rows for one country and subdivision: only the days that break the
+    weekly pattern (public holidays, worked weekend days); dbt fills in the rest."""
+    return [{"country": calendar.country, "subdivision": calendar.subdivision or "",
+             "calendar_date": day.calendar_date.isoformat(), "day_kind": day.day_kind,
+             "holiday_name": day.holiday_name or "",
+             "is_working_day": "true" if day.is_working_day else "false"}
+            for day in calendar_days(calendar, years)
+            if day.day_kind in ("public_holiday", "adjusted_workday")]
+
+
+def _key(row: dict) -> tuple[str, str]:
+    return row["country"], row["subdivision"]
+
+
+def read_seed(path: Path = SEED) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_seed(calendar: CalendarSettings, path: Path = SEED,
+               years: tuple[int, int] = SEED_YEARS) -> int:
+    """Add (or renew) the country's rows in the seed, keeping every other country's;
+    returns the country's rows. Rows are sorted so that a renewal diffs cleanly."""
+    fresh = seed_rows(calendar, years)
+    key = (calendar.country, calendar.subdivision or "")
+    kept = [row for row in read_seed(path) if _key(row) != key]
+    rows = sorted(kept + fresh, key=lambda row: (*_key(row), row["calendar_date"]))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=SEED_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(text.getvalue(), encoding="utf-8")
+    return len(fresh)
+
+
+def check_seeded(calendar: CalendarSettings, path: Path = SEED) -> None:
+    """Refuse a build whose country the seed does not hold: its calendar would have
+    weekends and no holidays, and every working-day deadline would be silently wrong."""
+    key = (calendar.country, calendar.subdivision or "")
+    if not any(_key(row) == key for row in read_seed(path)):
+        where = f"{calendar.country}" + (f"/{calendar.subdivision}" if calendar.subdivision
+                                         else "")
+        command = f"servicepulse calendar --country {calendar.country}" + (
+            f" --subdivision {calendar.subdivision}" if calendar.subdivision else "")
+        raise CalendarNotSeeded(
+            f"the business calendar has no public holidays for {where} (settings "
+            f"calendar.country) in {path}: run `{command}` to add them from the holidays "
+            "package, and commit the file")
+
+
+def dbt_vars(calendar: CalendarSettings) -> dict[str, object]:
+    """What dbt needs to know of the settings to build the calendar."""
+    return {"calendar_country": calendar.country,
+            "calendar_subdivision": calendar.subdivision or "",
+            "calendar_weekend_isodows": weekend_isodows(calendar),
+            "calendar_first_year": calendar.first_year,
+            "calendar_last_year": calendar.last_year}

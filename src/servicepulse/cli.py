@@ -206,6 +206,30 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calendar(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from servicepulse import business_calendar
+    from servicepulse.settings import CalendarSettings
+
+    configured = _settings(args).calendar
+    try:
+        calendar = CalendarSettings(country=args.country or configured.country,
+                                    subdivision=args.subdivision if args.country
+                                    else configured.subdivision)
+    except ValidationError as error:
+        reason = "; ".join(problem["msg"].removeprefix("Value error, ")
+                           for problem in error.errors())
+        raise ConfigError(f"servicepulse calendar: {reason}") from None
+    days = business_calendar.write_seed(calendar)
+    first, last = business_calendar.SEED_YEARS
+    print(f"{business_calendar.SEED}: {days} public holidays and worked weekend days of "
+          f"{calendar.country}{'/' + calendar.subdivision if calendar.subdivision else ''}, "
+          f"{first}-{last} (holidays package); commit the file, then run "
+          "`servicepulse build --full-refresh` so past deadlines follow it")
+    return 0
+
+
 def cmd_kpis(args: argparse.Namespace) -> int:
     from servicepulse.kpis import Period, kpi_document
     from servicepulse.warehouse import connected
@@ -451,11 +475,18 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(handler=cmd_load)
 
     build = with_config(commands.add_parser(
-        "build", help="build the marts from the raw tables (business calendar + dbt build)"))
+        "build", help="build the marts from the raw tables (dbt build)"))
     build.add_argument("--full-refresh", action="store_true",
                        help="rebuild the incremental facts from every raw row (after changing "
                             "the calendar, a deadline or a fact's columns)")
     build.set_defaults(handler=cmd_build)
+
+    calendar = with_config(commands.add_parser(
+        "calendar", help="write a country's public holidays into the business calendar's "
+                         "dbt seed (dbt_project/seeds/public_holidays.csv)"))
+    calendar.add_argument("--country", help="ISO 3166 code (default: settings calendar.country)")
+    calendar.add_argument("--subdivision", help="the holidays package's subdivision code")
+    calendar.set_defaults(handler=cmd_calendar)
 
     kpis = with_config(commands.add_parser("kpis", help="print KPIs from the marts"))
     kpis.add_argument("--period", required=True,

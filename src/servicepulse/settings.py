@@ -418,9 +418,10 @@ class ReportSettings(_Section):
 class CalendarSettings(_Section):
     """The business calendar behind every "working days" KPI.
 
-    Public holidays and adjusted working weekends come from the ``holidays`` package
-    for ``country`` (ISO 3166 code) and optional ``subdivision``; days an organisation
-    treats differently go into dbt_project/seeds/calendar_overrides.csv.
+    Public holidays and adjusted working weekends of ``country`` (ISO 3166 code) and
+    optional ``subdivision`` come from the dbt seed public_holidays, written from the
+    ``holidays`` package by ``servicepulse calendar``; days an organisation treats
+    differently go into dbt_project/seeds/calendar_overrides.csv.
     """
     country: str = "CN"
     subdivision: str | None = None

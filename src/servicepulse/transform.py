@@ -56,11 +56,12 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
 
 
 def dbt_vars(settings: Settings) -> dict[str, object]:
-    from servicepulse import coverage
+    from servicepulse import business_calendar, coverage
 
     # The span around the present: recent data lies in it. Only which instants take the
     # arithmetic path depends on the clock, never a result.
     return {**coverage.dbt_vars(settings),
+            **business_calendar.dbt_vars(settings.calendar),
             "reporting_timezone": settings.reporting_timezone,
             "reporting_utc_offset_span": reporting_utc_offset_span(
                 settings.reporting_timezone, datetime.now(UTC).replace(minute=0, second=0,
@@ -146,15 +147,13 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
 
 
 def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
-    """The business calendar, then seeds, models and their tests in dependency order
-    (dbt build). Facts are incremental; ``full_refresh`` rebuilds them from all raw
-    rows (needed after changing the calendar, a deadline var or a fact's columns)."""
-    from servicepulse.business_calendar import write_calendar
-    from servicepulse.warehouse import connected
+    """Seeds, models and their tests in dependency order (dbt build), once the
+    business calendar's seed holds the configured country. Facts are incremental;
+    ``full_refresh`` rebuilds them from all raw rows (needed after changing the
+    calendar, a deadline var or a fact's columns)."""
+    from servicepulse import business_calendar
 
-    # dbt opens the DuckDB file itself: the connection must be closed before it runs.
-    with connected(settings) as warehouse:
-        write_calendar(settings, warehouse)
+    business_calendar.check_seeded(settings.calendar)
     result = run_dbt(settings, "build", *(["--full-refresh"] if full_refresh else []))
     return with_node_results(settings, result)
 

@@ -1,11 +1,11 @@
--- Grain: one row per calendar date of the configured years. The business calendar:
+-- Grain: one row per date of the calendar's years. The business calendar:
 -- the country's public calendar with the organisation's overrides applied, and
 -- working_day_index, the number of working days up to and including the date.
 -- "Within N working days after day D" means: on or before the working day whose
 -- index is index(D) + N; D itself never counts, and a clock started on a
 -- non-working day starts counting with the next working day.
 with public_days as (
-    select * from {{ ref('stg_calendar__days') }}
+    select * from {{ ref('int_public_calendar_days') }}
 ),
 
 overrides as (

@@ -1,0 +1,121 @@
+"""The dbt project stands on its own: a data engineer who runs plain `dbt build` on a
+warehouse holding only raw tables gets what `servicepulse build` gives (the business
+calendar included, built by dbt from its seed), and `dbt source freshness` reports
+every source."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from servicepulse import business_calendar
+from servicepulse.settings import CalendarSettings
+from servicepulse.transform import DBT_PROJECT_DIR
+
+RAW_TABLES = ("crm_customers", "crm_tickets", "complaints", "survey_responses", "audits")
+MARTS = ("dim_dates", "fct_tickets", "fct_complaints", "kpi_daily", "kpi_weekly",
+         "kpi_monthly", "kpi_complaint_priority_weekly")
+
+
+def _plain_dbt(tmp_path: Path, warehouse: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """dbt as a data engineer runs it: the project's profile, no vars, only the file."""
+    dbt = Path(sys.executable).with_name("dbt")
+    env = {**os.environ, "SERVICEPULSE_DUCKDB_PATH": str(warehouse),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env.pop("SERVICEPULSE_DBT_TARGET", None)
+    return subprocess.run(
+        [str(dbt), *arguments, "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "target"),
+         "--log-path", str(tmp_path / "logs"), "--no-use-colors"],
+        check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+        timeout=600)
+
+
+def _rows(connection, table: str) -> list[tuple]:
+    columns = [name for (name,) in connection.execute(
+        "select column_name from information_schema.columns where table_schema = 'marts' "
+        "and table_name = ? and column_name not in ('built_at') order by column_name",
+        [table]).fetchall()]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return sorted(connection.execute(f"select {quoted} from marts.{table}").fetchall(),
+                  key=repr)
+
+
+@pytest.fixture(scope="module")
+def only_raw_tables(tmp_path_factory, known_answers_built):
+    """A new DuckDB file holding nothing but the known-answer raw tables, as loaded."""
+    folder = tmp_path_factory.mktemp("only-raw")
+    warehouse = folder / "raw-only.duckdb"
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(f"attach '{known_answers_built.duckdb_path}' as built (read_only)")
+        connection.execute("create schema raw")
+        for table in RAW_TABLES:
+            connection.execute(f"create table raw.{table} as select * from built.raw.{table}")
+    return folder, warehouse
+
+
+def test_plain_dbt_build_on_raw_tables_gives_servicepulse_s_marts(only_raw_tables,
+                                                                  known_answers_built):
+    folder, warehouse = only_raw_tables
+    built = _plain_dbt(folder, warehouse, "build")
+    assert built.returncode == 0, built.stdout[-3000:]
+    with duckdb.connect(str(warehouse), read_only=True) as plain, \
+            duckdb.connect(str(known_answers_built.duckdb_path), read_only=True) as product:
+        for table in MARTS:
+            rows = _rows(plain, table)
+            assert rows, table
+            assert rows == _rows(product, table), table
+        # The calendar spans the data's years, read in UTC (the first customer came at
+        # 2025-01-01 00:00 +08:00, 2024 in UTC), to the year after the newest (tickets of
+        # 2026: deadlines run on), with China's holidays from the seed.
+        first, last, holiday, worked = plain.execute(
+            "select min(calendar_date), max(calendar_date), "
+            "max(case when calendar_date = date '2026-10-01' then day_kind end), "
+            "max(case when calendar_date = date '2026-10-10' then day_kind end) "
+            "from marts.dim_dates").fetchone()
+    assert (str(first), str(last)) == ("2024-01-01", "2027-12-31")
+    assert (holiday, worked) == ("public_holiday", "adjusted_workday")
+
+
+def test_source_freshness_reports_every_source(only_raw_tables):
+    folder, warehouse = only_raw_tables
+    with duckdb.connect(str(warehouse)) as connection:      # audits stopped 4 days ago
+        connection.execute("update raw.audits set _loaded_at = now() - interval 4 day")
+    checked = _plain_dbt(folder, warehouse, "source", "freshness")
+    assert checked.returncode == 1, checked.stdout[-3000:]  # an error-level staleness
+    results = json.loads((folder / "target" / "sources.json").read_text())["results"]
+    status = {result["unique_id"].rsplit(".", 1)[-1]: result["status"] for result in results}
+    assert status == {"crm_customers": "pass", "crm_tickets": "pass", "complaints": "pass",
+                      "survey_responses": "pass", "audits": "error"}
+
+
+def test_the_committed_holiday_seed_is_what_the_holidays_package_says(tmp_path):
+    """A newer holidays package (a government moves a holiday) shows here: renew the
+    seed with `servicepulse calendar --country XX` for each country it holds."""
+    committed = business_calendar.read_seed()
+    countries = sorted({(row["country"], row["subdivision"]) for row in committed})
+    assert ("CN", "") in countries and ("US", "") in countries
+    fresh = tmp_path / "public_holidays.csv"
+    for country, subdivision in countries:
+        business_calendar.write_seed(CalendarSettings(country=country,
+                                                      subdivision=subdivision or None), fresh)
+    assert fresh.read_text(encoding="utf-8") == business_calendar.SEED.read_text(
+        encoding="utf-8")
+
+
+def test_a_country_missing_from_the_seed_stops_the_build_with_the_command(tmp_path, capsys):
+    from servicepulse.cli import main
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, tmp_path, **{"calendar.country": "DE"})
+    assert main(["build", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "no public holidays for DE" in error
+    assert "servicepulse calendar --country DE" in error
+    assert "Traceback" not in error

@@ -65,4 +65,4 @@ clean:
 
 # Benchmarks (not part of `make test`): figures are printed and written to output/bench/.
 bench: setup
-	$(VENV)/bin/python -m servicepulse.benchmarks
+	$(VENV)/bin/python -m servicepulse.demo.benchmarks

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from servicepulse.cli import main
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from tests.conftest import settings_for
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ import psycopg2
 import pytest
 
 from servicepulse.delivery.ledger import ledger_rows
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.settings import load_settings
 from servicepulse.warehouse import connected
 from tests.conftest import PG, postgres_reachable, require_local_service, write_config

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from servicepulse.demo.systems import ComplaintApi, fill_crm
 from servicepulse.load import load_source
 from servicepulse.sources.contracts import load_contracts
-from servicepulse.sources.demo_systems import ComplaintApi, fill_crm
 from servicepulse.sources.http import ApiError
 from servicepulse.warehouse import connected
 from tests import known_answers

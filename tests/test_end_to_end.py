@@ -20,7 +20,7 @@ from servicepulse.airflow_runner import (
     run_weekly_report,
 )
 from servicepulse.delivery.ledger import ledger_rows
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.kpis import Period, kpi_document
 from servicepulse.reports.i18n import Messages
 from servicepulse.warehouse import connected

@@ -4,7 +4,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.sources.contracts import load_contracts
 
 FILE_OF = {"crm_customers": "crm_customers.csv", "crm_tickets": "crm_tickets.csv",

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from servicepulse.constants import SOURCES
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.load import load_source
 from servicepulse.transform import build, run_dbt
 from servicepulse.warehouse import connected
@@ -220,7 +220,7 @@ def test_marts_agree_with_an_independent_hand_written_query(full, yardstick):
     organisation and departments, and every dimension of the catalogue. The last week
     is left out: there the marts wait for deadlines that have not passed yet, and the
     plain query counts them as missed."""
-    from servicepulse.benchmarks import HAND_WRITTEN_QUERIES
+    from servicepulse.demo.benchmarks import HAND_WRITTEN_QUERIES
 
     schema = full.warehouse.schema("marts")
     with connected(full) as warehouse:

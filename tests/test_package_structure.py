@@ -126,7 +126,7 @@ FIRST_PARTY = {path.name for path in ROOT.iterdir() if path.is_dir() and (
     (path / "__init__.py").exists() or any(path.glob("*.py")))}
 # `make bench` runs from a development checkout, whose environment has the dev group;
 # the benchmarks are the one module allowed to use it.
-DEV_ONLY_MODULES = {"benchmarks.py"}
+DEV_ONLY_MODULES = {"demo/benchmarks.py"}
 
 
 def test_every_third_party_import_is_declared():
@@ -141,7 +141,7 @@ def test_every_third_party_import_is_declared():
             if not top or top in {"servicepulse", "__future__"} | standard | FIRST_PARTY:
                 continue
             providers = {d.lower().replace("_", "-") for d in distributions.get(top, [])}
-            if path.name in DEV_ONLY_MODULES and providers & dev:
+            if path.relative_to(PACKAGE).as_posix() in DEV_ONLY_MODULES and providers & dev:
                 continue
             if not providers:
                 undeclared.setdefault(f"{top} (not installed)", set()).add(
@@ -151,6 +151,19 @@ def test_every_third_party_import_is_declared():
                                       set()).add(str(path.relative_to(ROOT)))
     assert not undeclared, "imported but not declared in pyproject.toml: " + "; ".join(
         f"{module} in {', '.join(sorted(files))}" for module, files in sorted(undeclared.items()))
+
+
+def test_nothing_a_production_run_does_imports_the_demo():
+    """The demo (generator, stand-in source systems, benchmarks) stays out of the
+    runtime: only the command line's demo-side commands reach it."""
+    allowed = {"servicepulse.cli"}
+    graph = _graph()
+    reaching = sorted(name for name, targets in graph.items()
+                      if not name.startswith("servicepulse.demo") and name not in allowed
+                      and any(t == "servicepulse.demo" or t.startswith("servicepulse.demo.")
+                              for t in targets))
+    assert not reaching, f"runtime modules importing servicepulse.demo: {reaching}"
+    assert "servicepulse.demo.generate" in graph        # the package is where it should be
 
 
 @pytest.mark.parametrize("requirement, name", [("dbt-core>=1.11,<1.12", "dbt-core"),

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from servicepulse import pipeline
 from servicepulse.constants import SOURCES
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.quality.runner import QualityGateError
 from servicepulse.warehouse import connected
 from tests.conftest import settings_for

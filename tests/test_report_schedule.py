@@ -18,7 +18,7 @@ import pytest
 from servicepulse import pipeline
 from servicepulse.constants import SOURCES
 from servicepulse.delivery.ledger import ledger_rows
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.kpis import Period
 from servicepulse.quality.runner import QualityGateError
 from servicepulse.warehouse import connected

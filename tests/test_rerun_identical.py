@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import pytest
 
 from servicepulse.cli import main
-from servicepulse.generate import GenerationSpec, generate
+from servicepulse.demo.generate import GenerationSpec, generate
 from tests.conftest import settings_for
 
 # Four weeks from Monday 1 June 2026: a few thousand tickets on DuckDB (enough for its

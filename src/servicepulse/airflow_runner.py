@@ -18,13 +18,14 @@ from pathlib import Path
 
 from servicepulse.constants import NIGHTLY_DAG_ID, REPORT_DAG_IDS, WAREHOUSE_POOL
 from servicepulse.errors import PermanentError
+from servicepulse.paths import DAGS_DIR
 from servicepulse.processes import run_child
-from servicepulse.settings import PROJECT_ROOT, Settings
+from servicepulse.settings import Settings
 
 DAG_ID = NIGHTLY_DAG_ID
 WEEKLY_DAG_ID = REPORT_DAG_IDS["weekly"]
 MONTHLY_DAG_ID = REPORT_DAG_IDS["monthly"]
-DAGS_FOLDER = PROJECT_ROOT / "dags"
+DAGS_FOLDER = DAGS_DIR
 
 
 class PipelineRunError(PermanentError):

@@ -23,9 +23,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from servicepulse.errors import UserError
-from servicepulse.settings import PROJECT_ROOT, CalendarSettings
+from servicepulse.paths import DBT_SEEDS_DIR
+from servicepulse.settings import CalendarSettings
 
-SEED = PROJECT_ROOT / "dbt_project" / "seeds" / "public_holidays.csv"
+SEED = DBT_SEEDS_DIR / "public_holidays.csv"
 SEED_COLUMNS = ("country", "subdivision", "calendar_date", "day_kind", "holiday_name",
                 "is_working_day")
 # The years a seeded country covers: any history a warehouse may hold (the loader's

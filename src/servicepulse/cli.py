@@ -29,7 +29,7 @@ def _date(text: str) -> date:
 
 
 def _defects(text: str) -> dict[str, int]:
-    from servicepulse.generate import parse_defects
+    from servicepulse.demo.generate import parse_defects
 
     try:
         return parse_defects(text)
@@ -38,7 +38,7 @@ def _defects(text: str) -> dict[str, int]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from servicepulse.generate import GenerationSpec, generate
+    from servicepulse.demo.generate import GenerationSpec, generate
 
     written = generate(GenerationSpec(out=Path(args.out), start=args.start, days=args.days,
                                       seed=args.seed, tickets_per_day=args.tickets_per_day,
@@ -51,8 +51,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
+    from servicepulse.demo.systems import demo_systems_running, fill_demo_crm
     from servicepulse.kpis import Period
-    from servicepulse.sources.demo_systems import demo_systems_running, fill_demo_crm
 
     settings = _settings(args)
     last = args.to or args.date
@@ -108,8 +108,8 @@ def _print_ledger(settings: Settings, report: str, period: str) -> None:
 def cmd_load(args: argparse.Namespace) -> int:
     """One source for one local day, outside Airflow: what onboarding a source needs."""
     from servicepulse.constants import SOURCES
+    from servicepulse.demo.systems import demo_systems_running
     from servicepulse.pipeline import load
-    from servicepulse.sources.demo_systems import demo_systems_running
 
     settings = _settings(args)
     start = datetime.combine(args.date, time(), settings.tz)
@@ -168,8 +168,8 @@ def _print_not_loaded(settings: Settings, source: str, result: dict) -> None:
 def _dry_run(settings: Settings, sources: list[str], start: datetime, end: datetime,
              output: str) -> int:
     """What loading would do, from a throw-away warehouse: nothing configured is written."""
+    from servicepulse.demo.systems import demo_systems_running
     from servicepulse.onboarding import dry_run_load
-    from servicepulse.sources.demo_systems import demo_systems_running
 
     results = []
     with demo_systems_running(settings):
@@ -362,9 +362,9 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """generate + run + publish, the embedded demo end to end."""
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
-    from servicepulse.generate import GenerationSpec, generate
+    from servicepulse.demo.generate import GenerationSpec, generate
+    from servicepulse.demo.systems import demo_systems_running, fill_demo_crm
     from servicepulse.kpis import Period
-    from servicepulse.sources.demo_systems import demo_systems_running, fill_demo_crm
 
     settings = _settings(args)
     yesterday = settings.today() - timedelta(days=1)

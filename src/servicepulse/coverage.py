@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from servicepulse.settings import PROJECT_ROOT, ConfigError, Settings
+from servicepulse.paths import DBT_SEEDS_DIR
+from servicepulse.settings import ConfigError, Settings
 from servicepulse.sources.contracts import load_contracts
 
-KPI_DEFINITIONS = PROJECT_ROOT / "dbt_project" / "seeds" / "kpi_definitions.csv"
+KPI_DEFINITIONS = DBT_SEEDS_DIR / "kpi_definitions.csv"
 
 
 @dataclass(frozen=True)

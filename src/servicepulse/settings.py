@@ -28,12 +28,12 @@ from pydantic import (
 
 from servicepulse.constants import DEFAULT_REPORTING_TIMEZONE
 from servicepulse.errors import UserError
+from servicepulse.paths import CONFIG_DIR, PROJECT_ROOT
 from servicepulse.redact import redact
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "SERVICEPULSE__"
 CONFIG_ENV_VAR = "SERVICEPULSE_CONFIG"
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "demo.yaml"
+DEFAULT_CONFIG = CONFIG_DIR / "demo.yaml"
 LOCALES = ("zh-CN", "en")
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from servicepulse.errors import RetryableError
+from servicepulse.paths import DBT_PROJECT_DIR
 from servicepulse.processes import run_child
-from servicepulse.settings import PROJECT_ROOT, Settings
-
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+from servicepulse.settings import Settings
 
 
 class TransformError(RetryableError):

@@ -157,7 +157,7 @@ def test_every_airflow_run_keeps_its_own_log(tmp_path, monkeypatch):
 
 
 def test_the_demo_api_moves_to_a_free_port_when_its_own_is_taken(tmp_path):
-    from servicepulse.sources.demo_systems import demo_systems_running
+    from servicepulse.demo.systems import demo_systems_running
 
     sources = known_answers.write(tmp_path / "sources")
     (sources / "complaints.csv").write_text(known_answers.COMPLAINTS, encoding="utf-8")

@@ -13,10 +13,11 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from servicepulse.settings import PROJECT_ROOT, Settings
+from servicepulse.paths import REPORT_TEMPLATES_DIR
+from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
-TEMPLATE_DIR = PROJECT_ROOT / "report_templates" / "quality_overview"
+TEMPLATE_DIR = REPORT_TEMPLATES_DIR / "quality_overview"
 
 
 def write_overview(settings: Settings, warehouse: Warehouse, runs: int = 20) -> Path:

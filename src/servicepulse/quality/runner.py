@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -25,11 +26,11 @@ from urllib.parse import quote_plus
 import pandas as pd
 
 from servicepulse.errors import PermanentError
-from servicepulse.settings import PROJECT_ROOT, Settings
+from servicepulse.paths import EXPECTATIONS_DIR
+from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 SAMPLE_SIZE = 10
 DOCS_SITE = "servicepulse"
 RESULT_COLUMNS = [
@@ -100,8 +101,22 @@ class QualityReport:
 LAYERS = {"raw": ("raw",), "marts": ("marts",)}
 
 
+def _suites_package() -> None:
+    """Import expectations/ as the package ``expectations`` from its folder (it is not
+    installed: it sits beside src/), leaving sys.path alone."""
+    if "expectations" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "expectations", EXPECTATIONS_DIR / "__init__.py",
+        submodule_search_locations=[str(EXPECTATIONS_DIR)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["expectations"] = package
+    spec.loader.exec_module(package)
+
+
 def suite_modules(layer: str | None = None) -> list[Any]:
     """The suites in expectations/, optionally only those of one layer."""
+    _suites_package()
     names = sorted(m.name for m in pkgutil.iter_modules([str(EXPECTATIONS_DIR)])
                    if not m.name.startswith("_"))
     modules = [importlib.import_module(f"expectations.{name}") for name in names]
@@ -166,8 +181,6 @@ def _run_checks(settings: Settings, run_id: str, interval_start: datetime,
 
     # One GX module pins its own logger at INFO on import ("Created temporary directory").
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
     scope = scope_for(settings, interval_start, interval_end)
     # A source the organisation does not have is not checked: its raw table is empty.
     modules = [m for m in suite_modules(layer)

@@ -12,9 +12,10 @@ import yaml
 from babel.dates import format_date
 from babel.numbers import format_decimal
 
-from servicepulse.settings import LOCALES, PROJECT_ROOT
+from servicepulse.paths import REPORT_TEMPLATES_DIR
+from servicepulse.settings import LOCALES
 
-TEMPLATES_DIR = PROJECT_ROOT / "report_templates"
+TEMPLATES_DIR = REPORT_TEMPLATES_DIR
 _BABEL_LOCALE = {"zh-CN": "zh_Hans_CN", "en": "en_GB"}
 
 

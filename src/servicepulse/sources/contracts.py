@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from servicepulse.errors import UserError
+from servicepulse.paths import CONFIG_DIR
 
 ColumnType = Literal["text", "integer", "number", "timestamp", "boolean"]
 
@@ -27,7 +28,7 @@ SQL_TYPES: dict[str, str] = {
     "timestamp": "TIMESTAMPTZ",
     "boolean": "BOOLEAN",
 }
-DEFAULT_CONTRACTS_FILE = Path(__file__).resolve().parents[3] / "config" / "contracts.yaml"
+DEFAULT_CONTRACTS_FILE = CONFIG_DIR / "contracts.yaml"
 
 
 class ContractError(UserError, ValueError):

@@ -38,12 +38,13 @@ import subprocess
 import sys
 import time
 from datetime import date, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
 
 from servicepulse.constants import SOURCES
-from servicepulse.settings import PROJECT_ROOT
+from servicepulse.paths import PROJECT_ROOT
 
 DAYS = 120
 START = date(2026, 7, 26)
@@ -62,7 +63,7 @@ def _config(workdir: Path, sources: Path, connectors: dict | None = None) -> Pat
 
 def prepare(tickets_per_day: int, root: Path) -> tuple[Path, dict[str, float]]:
     from servicepulse import pipeline
-    from servicepulse.generate import GenerationSpec, generate
+    from servicepulse.demo.generate import GenerationSpec, generate
     from servicepulse.settings import load_settings
 
     workdir = root / f"tickets-per-day-{tickets_per_day}"
@@ -140,7 +141,7 @@ NIGHTLY_REPEATS = 3
 # The yardsticks: the weekly KPI table by every dimension (what kpi_weekly holds, the
 # aim's yardstick), and the narrower query of organisation and departments that the
 # figures before 25 November were measured against.
-BENCH_SQL = Path(__file__).with_name("bench_sql")
+BENCH_SQL = files("servicepulse.demo") / "bench_sql"
 HAND_WRITTEN_QUERIES = {
     "every_dimension": BENCH_SQL / "weekly_kpis_every_dimension_by_hand.sql",
     "departments": BENCH_SQL / "weekly_kpis_by_hand.sql",
@@ -148,7 +149,7 @@ HAND_WRITTEN_QUERIES = {
 
 
 def _in_child(function: str, *arguments: str) -> dict[str, float]:
-    code = ("import sys, json; from servicepulse import benchmarks; "
+    code = ("import sys, json; from servicepulse.demo import benchmarks; "
             f"print(json.dumps(benchmarks.{function}(*sys.argv[1:])))")
     started = time.perf_counter()
     completed = subprocess.run([sys.executable, "-c", code, *arguments], capture_output=True,
@@ -375,8 +376,8 @@ def _replicate_tickets(csv_file: Path, sources: Path, copies: int) -> None:
 
 def bench_ingest(sizes: list[int], root: Path) -> list[dict]:
     """crm_tickets from its CSV file and from a PostgreSQL CRM table into DuckDB."""
-    from servicepulse.generate import GenerationSpec, generate
-    from servicepulse.sources.demo_systems import fill_crm
+    from servicepulse.demo.generate import GenerationSpec, generate
+    from servicepulse.demo.systems import fill_crm
 
     results = []
     runs = [(size, root / f"tickets-per-day-{size}" / "sources") for size in sizes]

@@ -83,6 +83,36 @@ def test_plain_dbt_build_on_raw_tables_gives_servicepulse_s_marts(only_raw_table
     assert (holiday, worked) == ("public_holiday", "adjusted_workday")
 
 
+def test_every_model_seed_and_source_column_is_described(only_raw_tables):
+    """dbt docs: every model, seed and source of the project, and every column the
+    warehouse holds for it, has a description, so a reader of the warehouse never meets
+    an unexplained column (columns that recur are described once, in models/_columns.md)."""
+    folder, warehouse = only_raw_tables
+    if not (folder / "target" / "manifest.json").exists():
+        assert _plain_dbt(folder, warehouse, "build").returncode == 0
+    manifest = json.loads((folder / "target" / "manifest.json").read_text())
+    nodes = [node for node in [*manifest["nodes"].values(), *manifest["sources"].values()]
+             if node["package_name"] == "servicepulse"
+             and node["resource_type"] in ("model", "seed", "source")]
+    assert {node["resource_type"] for node in nodes} == {"model", "seed", "source"}
+    undescribed = []
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        for node in nodes:
+            table = node["identifier"] if node["resource_type"] == "source" else \
+                node["alias"] or node["name"]
+            built = [name for (name,) in connection.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ?", [node["schema"], table]).fetchall()]
+            assert built, f"{node['unique_id']} is not in the warehouse"
+            described = {name for name, column in node["columns"].items()
+                         if column.get("description", "").strip()}
+            if not node.get("description", "").strip():
+                undescribed.append(node["unique_id"])
+            undescribed += [f"{node['unique_id']}.{name}" for name in built
+                            if name not in described]
+    assert not undescribed, f"{len(undescribed)} without a description: {undescribed}"
+
+
 def test_source_freshness_reports_every_source(only_raw_tables):
     folder, warehouse = only_raw_tables
     with duckdb.connect(str(warehouse)) as connection:      # audits stopped 4 days ago

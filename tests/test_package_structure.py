@@ -166,6 +166,25 @@ def test_nothing_a_production_run_does_imports_the_demo():
     assert "servicepulse.demo.generate" in graph        # the package is where it should be
 
 
+def test_the_suites_load_where_the_checkout_is_not_on_sys_path(tmp_path):
+    """An Airflow task runs from its own folder: the GX suites (expectations/, beside
+    src/) must load there too, without anyone putting the checkout on sys.path."""
+    import subprocess
+
+    code = ("import sys; from datetime import datetime, UTC; "
+            "from servicepulse.quality import runner; from servicepulse.settings import "
+            "load_settings; settings = load_settings(None, environ={}); "
+            "assert not any(p.rstrip('/') == str(runner.EXPECTATIONS_DIR.parent) for p in sys.path); "
+            "scope = runner.scope_for(settings, datetime(2026, 11, 1, tzinfo=UTC), "
+            "datetime(2026, 11, 2, tzinfo=UTC)); "
+            "print(type(scope).__name__, len(runner.suite_modules()))")
+    completed = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                               text=True, check=False, env={"PATH": "/usr/bin:/bin"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    name, suites = completed.stdout.split()
+    assert name == "Scope" and int(suites) == len(list((ROOT / "expectations").glob("[!_]*.py")))
+
+
 @pytest.mark.parametrize("requirement, name", [("dbt-core>=1.11,<1.12", "dbt-core"),
                                                ("celery[redis]>=5.5,<5.7", "celery")])
 def test_requirement_names_are_read(requirement, name, monkeypatch, tmp_path):

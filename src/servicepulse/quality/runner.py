@@ -144,6 +144,7 @@ def connection_string(settings: Settings, schema: str) -> tuple[str, dict[str, A
 
 
 def scope_for(settings: Settings, interval_start: datetime, interval_end: datetime):
+    _suites_package()
     from expectations._helpers import Scope
 
     local_start = interval_start.astimezone(settings.tz).date()

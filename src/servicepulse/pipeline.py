@@ -209,17 +209,16 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
 
 
 def _notify_published(settings: Settings, report: str, period: Any, delivery: Any) -> None:
-    """Sends that need attention reach the data team's chat channels too (the delivery
-    alert e-mail is sent by delivery.deliver); a clean delivery tells the reports
-    audience's channels that the report is out, with the headline KPIs."""
+    """A clean delivery tells the reports audience's channels that the report is out,
+    with the headline KPIs (sends that need attention reached the data team from
+    delivery.deliver, through the same notifier)."""
     from servicepulse.delivery.notify import notify
     from servicepulse.reports import notices
     from servicepulse.warehouse import connected
 
-    problems = notices.delivery_problems(report, period, delivery)
-    if problems is not None:
-        notify(settings, problems, include_email=False)
-    elif settings.notifications.audiences.get("reports"):
+    if any(outcome.needs_attention for outcome in delivery.outcomes):
+        return
+    if settings.notifications.audiences.get("reports"):
         with connected(settings, read_only=True) as warehouse:
             headline = notices.headline_lines(settings, warehouse, period)
         notify(settings, notices.report_out(report, period, delivery, headline))

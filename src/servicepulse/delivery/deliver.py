@@ -3,7 +3,8 @@ what could not go.
 
 For each envelope: archive its PDF (content-addressed), claim the send in the ledger,
 hand the message to the transport (retrying temporary failures with backoff), record
-the outcome. Whatever did not end as "sent" is e-mailed to the data team and raised:
+the outcome. Whatever did not end as "sent" reaches the data team (delivery.notify) and
+is raised:
 ``DeliveryIncomplete`` (temporary; the task's retries pick it up, the ledger skips
 what already went) or ``DeliveryFailed`` (a person must act; retries would not help).
 """
@@ -19,13 +20,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.message import EmailMessage
-from html import escape
 from pathlib import Path
 
 from servicepulse.delivery import ledger
+from servicepulse.delivery.alert import Alert
 from servicepulse.delivery.outbox import Attachment, build_message
 from servicepulse.delivery.transport import (
-    DeliveryError,
     InDoubtDeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
@@ -155,7 +155,8 @@ def deliver(settings: Settings, warehouse: Warehouse, report: str, period: str,
     problems = [o for o in result.outcomes if o.needs_attention]
     changed = [o for o in result.outcomes if o.content_changed]
     if problems or changed:
-        result.alert = send_delivery_alert(settings, transport, result, problems, changed)
+        result.alert = tell_the_data_team(settings,
+                                          delivery_alert(result, problems, changed, token))
     if any(o.status in ("retry", "in_flight") for o in problems):
         raise DeliveryIncomplete(_problem_text(report, period, problems))
     if problems:
@@ -297,44 +298,38 @@ ADVICE = {
 }
 
 
-def send_delivery_alert(settings: Settings, transport: Transport, result: DeliveryResult,
-                        problems: list[Outcome], changed: list[Outcome],
-                        subject: str | None = None, intro: str = "") -> str | None:
-    """Tell the data team, through the same transport; not ledgered (an alert repeats
-    until its cause is settled, by design)."""
+def delivery_alert(result: DeliveryResult, problems: list[Outcome], changed: list[Outcome],
+                   token: str, subject: str | None = None, intro: str = "") -> Alert:
+    """The data team's alert about this run's sends: one line per recipient that needs
+    attention (or whose content changed after delivery), with what to do. Keyed by the
+    run: a re-run that meets the same refused address alerts again, until it is fixed."""
     subject = "[ServicePulse delivery] " + (
         subject or f"{result.report} {result.period}: {len(problems)} not delivered, "
                    f"{len(changed)} changed after delivery")
-    if not settings.delivery.data_team:
-        log.error("no delivery.data_team configured to alert: %s %s", subject, intro)
-        return None
-    lines = [subject, intro, ""]
-    rows = []
+    lines = []
     for outcome in problems + changed:
         status = outcome.status if outcome.needs_attention else "changed"
         advice = ADVICE.get(outcome.status, "") if outcome.needs_attention else outcome.detail
         if outcome.status == "in_doubt" and outcome.message_id:
             advice += f" Message-ID: <{outcome.message_id}@servicepulse.local>"
         lines.append(f"{outcome.recipient}: {status}: {outcome.detail} -> {advice}")
-        rows.append(f"<tr><td>{escape(outcome.recipient)}</td><td>{escape(status)}</td>"
-                    f"<td>{escape(outcome.detail)}</td><td>{escape(advice)}</td></tr>")
-    html = ("<html><body style=\"font-family:Arial,sans-serif;font-size:14px\">"
-            f"<p><b>{escape(subject)}</b></p><p>{escape(intro)}</p>"
-            + ("<table cellpadding=\"6\" style=\"border-collapse:collapse\"><tr>"
-               "<th align=\"left\">recipient</th><th align=\"left\">status</th>"
-               "<th align=\"left\">detail</th><th align=\"left\">what to do</th></tr>"
-               f"{''.join(rows)}</table>" if rows else "") + "</body></html>")
-    recipients = [str(a) for a in settings.delivery.data_team]
-    message = build_message(str(settings.delivery.sender), [("", a) for a in recipients],
-                            subject, html, "\n".join(lines),
-                            identity=f"delivery-alert|{result.report}|{result.period}|"
-                                     f"{ledger.new_token()}")
-    replies = []
-    for address in recipients:
-        try:
-            replies.append(transport.send(message, str(settings.delivery.sender), address,
-                                          ("alerts",), f"delivery-{result.report}-"
-                                                       f"{result.period}-{address}"))
-        except (DeliveryError, OSError) as exc:  # must not hide the original problem
-            log.error("could not alert %s about undelivered reports: %s", address, exc)
-    return "; ".join(replies) or None
+    return Alert(
+        kind="delivery", what=f"{result.report} report delivery",
+        interval=f"{result.report} {result.period}", subject=subject,
+        first_error=(lines[0] if lines else intro)[:300],
+        details=tuple(line for line in (intro, *lines) if line),
+        severity="critical" if problems else "warning",
+        next_step=("`servicepulse deliveries --report R --period P` shows the ledger; an "
+                   "in-doubt send is checked in the mail server's log, not re-sent."
+                   if problems else ""),
+        dedupe_key=f"delivery|{result.report}|{result.period}|{token}",
+        stem=f"delivery-{result.report}-{result.period}-{token}")
+
+
+def tell_the_data_team(settings: Settings, alert: Alert) -> str:
+    """Through notify, the one path of every alert: every channel of the data team,
+    once, rate-limited, kept pending when a channel cannot take it."""
+    from servicepulse.delivery.notify import notify
+
+    outcomes = notify(settings, alert).outcomes
+    return "; ".join(f"{channel}: {outcome}" for channel, outcome in outcomes.items())

@@ -1,9 +1,9 @@
 """Short group-chat messages about a report: it is out (with the organisation's headline
-KPIs), it is delayed (and why), or some of its sends need the data team.
+KPIs) or it is delayed (and why).
 
-The e-mails themselves are sent by delivery.deliver; these go through delivery.notify to
-the channels of the "reports" audience (out, delayed) or the data team's (sends that
-need attention; the data team's e-mail already carries that, so e-mail is skipped).
+The reports themselves are sent by delivery.deliver, which also tells the data team of
+sends that need attention; these go through delivery.notify to the channels of the
+"reports" audience.
 """
 
 from __future__ import annotations
@@ -39,23 +39,6 @@ def headline_lines(settings: Settings, warehouse: Any, period: Period) -> tuple[
         lines.append(f"{row['name_zh']} {row['name_en']}: {value_text(en, row)} "
                      f"({status}{target})")
     return tuple(lines)
-
-
-def delivery_problems(report: str, period: Period,
-                      delivery: DeliveryResult) -> Alert | None:
-    """Undeliverable or in-doubt sends, for the data team's chat channels."""
-    problems = [o for o in delivery.outcomes if o.needs_attention]
-    if not problems:
-        return None
-    interval = f"{report} {period.label}"
-    first = problems[0]
-    return Alert(
-        kind="delivery", what=f"{report} report delivery", interval=interval,
-        first_error=f"{first.recipient}: {first.status}: {first.detail}"[:300],
-        details=(f"{len(problems)} recipient(s) need attention: {delivery.summary()}",),
-        next_step=("See the delivery alert e-mail and `servicepulse deliveries`; an "
-                   "in-doubt send is checked in the mail server's log, not re-sent."),
-        dedupe_key=f"delivery|{interval}|{delivery.summary()}")
 
 
 def report_out(report: str, period: Period, delivery: DeliveryResult,

@@ -174,8 +174,8 @@ def send_delayed_notice(settings: Settings, period: Period, reason: str,
                         run_id: str | None = None) -> DeliveryResult:
     """Tell each recipient, once per period, that the report is late (and the data team
     why). Recipients who already have the report are not told it is late."""
-    from servicepulse.delivery.deliver import send_delivery_alert
-    from servicepulse.delivery.transport import transport_for
+    from servicepulse.delivery.deliver import delivery_alert, tell_the_data_team
+    from servicepulse.delivery.ledger import new_token
 
     report = report_name(period)
     with connected(settings) as warehouse:
@@ -186,9 +186,9 @@ def send_delayed_notice(settings: Settings, period: Period, reason: str,
         result = deliver(settings, warehouse, f"{report}-delayed", period.label,
                          [delayed_notice_envelope(r, period) for r in waiting], run_id=run_id,
                          folder=(report, period.label, "delayed"))
-    result.alert = send_delivery_alert(
-        settings, transport_for(settings), result, [], [],
+    result.alert = tell_the_data_team(settings, delivery_alert(
+        result, [], [], new_token(run_id),
         subject=f"{report} {period.label} is delayed: not ready at its deadline",
         intro=f"{reason}. {result.count('sent')} recipient(s) were told the report is "
-              "delayed; it goes out by itself once the interval is re-run and passes.")
+              "delayed; it goes out by itself once the interval is re-run and passes."))
     return result

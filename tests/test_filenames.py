@@ -9,7 +9,7 @@ import pytest
 from servicepulse.delivery.outbox import write_to_outbox
 from servicepulse.filenames import safe_name
 from servicepulse.kpis import Period
-from servicepulse.reports.publish import report_filename
+from servicepulse.publishing import report_filename
 
 
 @pytest.mark.parametrize("plain", ["d_a", "ops@example.com", "after-sales.east", "2026-W47"])

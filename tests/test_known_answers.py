@@ -294,8 +294,8 @@ def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix
     # The reports read the marts the same way from both: the same weekly and monthly
     # report data, figure for figure (PostgreSQL's numerics once broke the matrix).
     from servicepulse.kpis import Period
+    from servicepulse.publishing import REPORTS
     from servicepulse.reports.data import report_inputs
-    from servicepulse.reports.publish import REPORTS
 
     for label in ("2026-W47", "2026-11"):
         period = Period.parse(label)

@@ -75,7 +75,7 @@ def test_held_week_sends_a_delayed_notice_once_then_the_report_once_fixed(tmp_pa
     assert not english.is_multipart() or not list(english.iter_attachments())
     assert _messages(week_outbox) == {}  # no report
     alerts = _messages(settings.output_path / "outbox" / "alerts")
-    delayed_alert = alerts["delivery-weekly-delayed-2026-W47-data.team@example.com.eml"]
+    delayed_alert = alerts["delivery-weekly-delayed-2026-W47.eml"]
     assert "created_at_before_resolved_at" in delayed_alert.get_body(("plain",)).get_content()
 
     # The CRM corrects the two tickets on Monday; Monday's nightly run passes.

@@ -14,8 +14,8 @@ import pytest
 from pypdf import PdfReader
 
 from servicepulse.kpis import Period
+from servicepulse.publishing import render_and_deliver
 from servicepulse.reports.i18n import Messages
-from servicepulse.reports.publish import publish_report
 from servicepulse.reports.render import page_counter_css
 from tests.kpi_harness import kpis
 
@@ -32,7 +32,7 @@ MONTHLY_SECTIONS = ("section_summary", "section_scorecard", "section_trends",
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, copy_of_known_answers):
     settings = copy_of_known_answers(tmp_path_factory.mktemp("reports"))
-    return settings, publish_report(settings, WEEK), publish_report(settings, MONTH)
+    return settings, render_and_deliver(settings, WEEK), render_and_deliver(settings, MONTH)
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_republishing_renders_identical_pdfs_and_sends_nothing_twice(published):
     settings, weekly, monthly = published
     for period, first_run in ((WEEK, weekly), (MONTH, monthly)):
         first = {key: path.read_bytes() for key, path in first_run.reports.items()}
-        again = publish_report(settings, period)
+        again = render_and_deliver(settings, period)
         assert {key: path.read_bytes() for key, path in again.reports.items()} == first
         assert not any(o.content_changed for o in again.delivery.outcomes)
         assert again.delivery.summary().endswith("already_sent")

@@ -193,8 +193,8 @@ def test_the_weekly_report_states_the_zones_as_of_moment(built_zone):
     zone: the as-of moment is the newest ticket change (the last creation + 20 minutes)
     as local time with the offset it had then, e.g. 03 Nov 07:20 (UTC-05:00) in New
     York; the KPI figures are those of the marts checked above."""
+    from servicepulse.publishing import REPORTS
     from servicepulse.reports.data import report_inputs
-    from servicepulse.reports.publish import REPORTS
 
     zone_name, instants, settings = built_zone
     period = Period.parse("2026-W44")

@@ -288,7 +288,7 @@ def _print_kpi_table(title: str, kpis: dict) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from servicepulse.reports.publish import parse_report_period, render_report
+    from servicepulse.publishing import parse_report_period, render_report
     from servicepulse.warehouse import connected
 
     settings = _settings(args)

@@ -137,16 +137,14 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
       "report delayed" notice (once) and the data team an alert, and the run fails.
     """
     from servicepulse.kpis import Period, PeriodError
-    from servicepulse.readiness import newest_ready_end, period_readiness
-    from servicepulse.reports.publish import (
+    from servicepulse.publishing import (
         PERIOD_KINDS,
         delivered,
         parse_report_period,
+        render_and_deliver,
         send_delayed_notice,
     )
-    from servicepulse.reports.publish import (
-        publish_report as publish,
-    )
+    from servicepulse.readiness import newest_ready_end, period_readiness
     from servicepulse.warehouse import connected
 
     settings = settings or load_settings()
@@ -190,8 +188,8 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
         raise ReportNotReady(f"{report} {period.label} is not ready at its deadline: "
                              f"{readiness.reason}; delayed notice: {notice.summary()}")
     try:
-        published = publish(settings, period, run_id=run_id, only_recipient=recipient,
-                            resend_reason=resend_reason)
+        published = render_and_deliver(settings, period, run_id=run_id,
+                                       only_recipient=recipient, resend_reason=resend_reason)
     except PeriodError as error:
         # A period the marts do not cover (data that starts after it, e.g. the month
         # before the first load) is no reason for the nightly trigger to fail every

@@ -323,7 +323,7 @@ def delivery_alert(result: DeliveryResult, problems: list[Outcome], changed: lis
                    "in-doubt send is checked in the mail server's log, not re-sent."
                    if problems else ""),
         dedupe_key=f"delivery|{result.report}|{result.period}|{token}",
-        stem=f"delivery-{result.report}-{result.period}-{token}")
+        stem=f"delivery-{result.report}-{result.period}")
 
 
 def tell_the_data_team(settings: Settings, alert: Alert) -> str:

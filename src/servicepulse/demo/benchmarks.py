@@ -419,7 +419,7 @@ def _child_render(config: str, period_label: str, locale: str, department: str) 
     pays for WeasyPrint's import and font set-up (cold); the second, as publishing's
     next audience would, does not (warm)."""
     from servicepulse.kpis import Period
-    from servicepulse.reports.publish import render_report
+    from servicepulse.publishing import render_report
     from servicepulse.settings import load_settings
     from servicepulse.warehouse import connected
 

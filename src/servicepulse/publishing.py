@@ -1,5 +1,9 @@
-"""Render a report (weekly: an ISO week; monthly: a month) for every audience and
-e-mail each recipient their slice, once."""
+"""Publishing: render a report (weekly: an ISO week; monthly: a month) for every audience
+and e-mail each recipient their slice, once.
+
+It sits above the two packages it joins: reports/ builds and renders (pure builders,
+Jinja2, WeasyPrint) and knows nothing of recipients; delivery/ sends, ledgers, archives
+and alerts and knows nothing of KPIs."""
 
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ def render_report(settings: Settings, warehouse: Warehouse, period: Period, loca
     return path, context
 
 
-def publish_report(settings: Settings, period: Period, send: bool = True,
+def render_and_deliver(settings: Settings, period: Period, send: bool = True,
                    run_id: str | None = None, only_recipient: str | None = None,
                    resend_reason: str | None = None) -> Published:
     """Both locales for the whole organisation plus every recipient's own slice, then

@@ -113,6 +113,31 @@ def test_every_model_seed_and_source_column_is_described(only_raw_tables):
     assert not undescribed, f"{len(undescribed)} without a description: {undescribed}"
 
 
+# dbt_project.yml's order: a model reads only models of its own folder or of one above.
+BUILD_ORDER = ("staging", "intermediate", "marts/core", "marts/kpi/intermediate", "marts/kpi")
+
+
+def test_model_folders_are_in_build_order(only_raw_tables):
+    folder, warehouse = only_raw_tables
+    if not (folder / "target" / "manifest.json").exists():
+        assert _plain_dbt(folder, warehouse, "build").returncode == 0
+    manifest = json.loads((folder / "target" / "manifest.json").read_text())
+    models = {node["unique_id"]: node for node in manifest["nodes"].values()
+              if node["resource_type"] == "model" and node["package_name"] == "servicepulse"}
+
+    def rank(node) -> int:
+        directory = str(Path(node["original_file_path"]).parent.relative_to("models"))
+        assert directory in BUILD_ORDER, f"{node['name']} is in {directory}, no build folder"
+        return BUILD_ORDER.index(directory)
+
+    upward = [f"{node['name']} ({BUILD_ORDER[rank(node)]}) reads {models[parent]['name']} "
+              f"({BUILD_ORDER[rank(models[parent])]})"
+              for node in models.values() for parent in node["depends_on"]["nodes"]
+              if parent in models and rank(models[parent]) > rank(node)]
+    assert not upward, upward
+    assert {BUILD_ORDER[rank(node)] for node in models.values()} == set(BUILD_ORDER)
+
+
 def test_source_freshness_reports_every_source(only_raw_tables):
     folder, warehouse = only_raw_tables
     with duckdb.connect(str(warehouse)) as connection:      # audits stopped 4 days ago

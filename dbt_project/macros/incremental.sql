@@ -9,9 +9,9 @@
     a full refresh. -#}
 {#- The watermark is the newest `column` of this model's rows (loaded_at for facts and
     staging; the KPI aggregate keeps the newest load its build had seen). -#}
-{% macro incremental_watermark(column='loaded_at') -%}
+{% macro incremental_watermark(column='loaded_at', relation=none) -%}
     (select coalesce(max({{ column }}), cast('1900-01-01 00:00:00+00' as {{ dbt.type_timestamp() }}))
-     from {{ this }})
+     from {{ relation if relation is not none else this }})
 {%- endmacro %}
 
 {#- The rows of an incremental staging table or fact that a build wrote after this
@@ -67,10 +67,12 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- Keys of `relation` (column `key`) that have a version loaded after the watermark. -#}
-{% macro keys_loaded_since_watermark(relation, key, watermark_column='loaded_at') -%}
+{#- Keys of `relation` (column `key`) that have a version loaded after the watermark
+    (of `watermark_relation`, by default the model being built). -#}
+{% macro keys_loaded_since_watermark(relation, key, watermark_column='loaded_at',
+                                     watermark_relation=none) -%}
     (select {{ key }} from {{ relation }}
-     where _loaded_at > {{ incremental_watermark(watermark_column) }})
+     where _loaded_at > {{ incremental_watermark(watermark_column, watermark_relation) }})
 {%- endmacro %}
 
 {#- delete+insert on DuckDB. For a key of several columns dbt-duckdb deletes with

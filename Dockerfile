@@ -27,4 +27,5 @@ COPY --chown=servicepulse dbt_project ./dbt_project
 COPY --chown=servicepulse expectations ./expectations
 COPY --chown=servicepulse report_templates ./report_templates
 COPY --chown=servicepulse config ./config
-RUN uv sync --locked --no-dev
+RUN uv sync --locked --no-dev \
+ && .venv/bin/dbt deps --project-dir dbt_project --profiles-dir dbt_project

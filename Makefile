@@ -8,9 +8,14 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps demo test test-fast bench lint clean
+.PHONY: setup system-deps dbt-packages demo test test-fast bench lint clean
 
-setup: $(SYNCED) system-deps
+setup: $(SYNCED) system-deps dbt-packages
+
+# dbt's packages are vendored (dbt_project/vendor/): `dbt deps` links them, offline.
+dbt-packages: $(SYNCED)
+	@test -e dbt_project/dbt_packages/dbt_project_evaluator || \
+	  $(VENV)/bin/dbt deps --project-dir dbt_project --profiles-dir dbt_project --quiet
 
 # uv itself comes from PyPI into a private virtualenv, pinned, so nothing global changes.
 $(UV):

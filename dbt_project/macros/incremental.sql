@@ -108,3 +108,11 @@
 {% macro duckdb__in_time_order(column) -%}
     order by {{ column }}
 {%- endmacro %}
+
+{#- The raw table a source system's deliveries land in, as a dbt source: for the
+    models that loop over every raw table (the calendar's years, the period finder). -#}
+{% macro raw_table(table) -%}
+    {%- set systems = {'crm_customers': 'crm', 'crm_tickets': 'crm', 'complaints': 'complaints',
+                       'survey_responses': 'surveys', 'audits': 'audits'} -%}
+    {{- return(source(systems[table], table)) }}
+{%- endmacro %}

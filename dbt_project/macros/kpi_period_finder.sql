@@ -58,7 +58,7 @@ previous_build as (
 {%- for table, key in [('crm_tickets', 'ticket_id'), ('complaints', 'complaint_id'),
                        ('survey_responses', 'response_id'), ('crm_customers', 'customer_id'),
                        ('audits', 'audit_id')] %}
-changed_{{ table }} as {{ keys_loaded_since_watermark(source('raw', table), key,
+changed_{{ table }} as {{ keys_loaded_since_watermark(raw_table(table), key,
                                                       'inputs_loaded_through', previous_build) }},
 {%- endfor %}
 
@@ -70,7 +70,7 @@ fact_versions as (
            greatest(first_response_at, resolved_at, closed_at, delivered_at, promised_at)
                as last_event_at,
            resolved_at is null as is_open
-    from {{ source('raw', 'crm_tickets') }}
+    from {{ source('crm', 'crm_tickets') }}
     where ticket_id in (select ticket_id from changed_crm_tickets)
         or customer_id in (select customer_id from changed_crm_customers)
 
@@ -78,25 +78,25 @@ fact_versions as (
     select received_at,
            greatest(classified_at, dispatched_at, solution_at, resolved_at, callback_at),
            resolved_at is null
-    from {{ source('raw', 'complaints') }}
+    from {{ source('complaints', 'complaints') }}
     where complaint_id in (select complaint_id from changed_complaints)
         or ticket_id in (select ticket_id from changed_crm_tickets)
         or customer_id in (select customer_id from changed_crm_customers)
 
     union all
     select answered_at, answered_at, false
-    from {{ source('raw', 'survey_responses') }}
+    from {{ source('surveys', 'survey_responses') }}
     where answered_at is not null
         and (response_id in (select response_id from changed_survey_responses)
             or ticket_id in (select ticket_id from changed_crm_tickets)
             or complaint_id in (select complaint_id from changed_complaints)
-            or complaint_id in (select complaint_id from {{ source('raw', 'complaints') }}
+            or complaint_id in (select complaint_id from {{ source('complaints', 'complaints') }}
                                 where ticket_id in (select ticket_id from changed_crm_tickets))
             or customer_id in (select customer_id from changed_crm_customers))
 
     union all
     select audited_at, audited_at, false
-    from {{ source('raw', 'audits') }}
+    from {{ source('audits', 'audits') }}
     where audit_id in (select audit_id from changed_audits)
 ),
 

@@ -113,7 +113,36 @@ def reporting_utc_offset_span(zone_name: str, around: datetime) -> dict[str, int
             "offset_us": offset // timedelta(microseconds=1)}
 
 
+def install_dbt_packages() -> None:
+    """dbt refuses to run a project whose packages.yml is not installed. The packages are
+    vendored (dbt_project/vendor/), so `dbt deps` only links them into dbt_packages/:
+    done once per checkout, by whichever process comes first (a lock keeps two from
+    doing it at once)."""
+    import fcntl
+
+    import yaml
+
+    packages = yaml.safe_load((DBT_PROJECT_DIR / "packages.yml").read_text(encoding="utf-8"))
+    wanted = [Path(entry["local"]).name for entry in packages.get("packages") or []]
+    installed = DBT_PROJECT_DIR / "dbt_packages"
+    if all((installed / name).exists() for name in wanted):
+        return
+    with (DBT_PROJECT_DIR / ".dbt_deps.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all((installed / name).exists() for name in wanted):
+            return
+        dbt = Path(sys.executable).with_name("dbt")
+        completed = run_child([str(dbt), "deps", "--project-dir", str(DBT_PROJECT_DIR),
+                               "--profiles-dir", str(DBT_PROJECT_DIR), "--no-use-colors"],
+                              env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+                              cwd=DBT_PROJECT_DIR)
+        if completed.returncode != 0:
+            raise TransformError("dbt deps failed: "
+                                 + (completed.stdout + completed.stderr)[-2000:])
+
+
 def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResult:
+    install_dbt_packages()
     dbt = Path(sys.executable).with_name("dbt")
     # Keep compiled artefacts per warehouse so a DuckDB and a PostgreSQL build
     # of the same checkout do not overwrite each other's manifest.

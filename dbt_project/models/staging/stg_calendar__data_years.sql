@@ -10,7 +10,7 @@
 {%- set raw_tables = ['crm_customers', 'crm_tickets', 'complaints', 'survey_responses', 'audits'] -%}
 {%- set scans = [] -%}
 {%- for table in raw_tables -%}
-    {%- set relation = source('raw', table) -%}
+    {%- set relation = raw_table(table) -%}
     {%- if execute and (configured_first is none or configured_last is none) -%}
         {%- set existing = load_relation(relation) -%}
         {%- if existing is not none -%}

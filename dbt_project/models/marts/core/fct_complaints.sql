@@ -7,7 +7,7 @@ with complaints as (
     {% call staged_rows_to_rebuild(ref('stg_complaints__complaints')) -%}
         ticket_id in (select ticket_id from {{ ref('stg_crm__tickets') }}
                       where {{ written_after_last_build() }})
-        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+        or customer_id in {{ keys_loaded_since_watermark(source('crm', 'crm_customers'), 'customer_id') }}
     {%- endcall %}
 ),
 

@@ -13,7 +13,7 @@ with responses as (
                       where {{ written_after_last_build() }})
         or complaint_id in (select complaint_id from {{ ref('fct_complaints') }}
                             where {{ written_after_last_build() }})
-        or customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+        or customer_id in {{ keys_loaded_since_watermark(source('crm', 'crm_customers'), 'customer_id') }}
     {%- endcall %}
 ),
 

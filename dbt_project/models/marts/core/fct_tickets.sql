@@ -5,7 +5,7 @@
 -- A ticket takes attributes from its customer.
 with tickets as (
     {% call staged_rows_to_rebuild(ref('stg_crm__tickets')) -%}
-        customer_id in {{ keys_loaded_since_watermark(source('raw', 'crm_customers'), 'customer_id') }}
+        customer_id in {{ keys_loaded_since_watermark(source('crm', 'crm_customers'), 'customer_id') }}
     {%- endcall %}
 ),
 

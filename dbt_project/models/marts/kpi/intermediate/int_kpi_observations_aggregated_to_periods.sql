@@ -41,7 +41,7 @@ inputs as (
     select max(loaded_at) as inputs_loaded_through
     from (
         {%- for table in ['crm_tickets', 'complaints', 'survey_responses', 'crm_customers', 'audits'] %}
-        select max(_loaded_at) as loaded_at from {{ source('raw', table) }}
+        select max(_loaded_at) as loaded_at from {{ raw_table(table) }}
         {{- " union all" if not loop.last }}
         {%- endfor %}
     ) as loads

@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps dbt-packages demo test test-fast bench lint clean
+.PHONY: setup system-deps dbt-packages demo test test-fast bench docs lint clean
 
 setup: $(SYNCED) system-deps dbt-packages
 
@@ -61,6 +61,10 @@ test: setup
 # The inner loop: no Airflow runs and no PostgreSQL builds (CI runs them: make test).
 test-fast: setup
 	$(PYTEST) -m "not airflow and not postgres"
+
+# Pages written from the code's one source of truth (docs/kpis.md from the KPI seed).
+docs: setup
+	$(VENV)/bin/python -m servicepulse.kpi_docs
 
 lint: setup
 	$(VENV)/bin/ruff check src dags expectations tests

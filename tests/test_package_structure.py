@@ -192,3 +192,12 @@ def test_requirement_names_are_read(requirement, name, monkeypatch, tmp_path):
     project.write_text(f'[project]\ndependencies = ["{requirement}"]\n', encoding="utf-8")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert _declared() == {name}
+
+
+def test_the_kpi_page_is_what_the_seed_says():
+    """docs/kpis.md is written from dbt's kpi_definitions seed (make docs)."""
+    from servicepulse import kpi_docs
+
+    assert kpi_docs.PAGE.read_text(encoding="utf-8") == kpi_docs.render(), \
+        "docs/kpis.md is stale: run `make docs`"
+    assert "`CMP_SOLUTION_24H`" in kpi_docs.render()

@@ -177,3 +177,13 @@ def test_every_long_running_service_has_a_health_check(compose):
     assert "DagProcessorJob" in kinds["airflow-dag-processor"]
     assert "TriggererJob" in kinds["airflow-triggerer"]
     assert "inspect ping" in compose["services"]["airflow-worker"]["healthcheck"]["test"][1]
+
+
+def test_the_warehouse_pool_has_the_slots_of_its_warehouse(compose):
+    """The compose deployment (PostgreSQL) creates the pool the DAGs' warehouse tasks
+    take with the number the code owns (constants.WAREHOUSE_POOL_SLOTS)."""
+    from servicepulse.constants import WAREHOUSE_POOL_SLOTS
+
+    init = compose["services"]["airflow-init"]["command"][1]
+    (slots,) = re.findall(rf"pools set {WAREHOUSE_POOL} (\d+)", init)
+    assert int(slots) == WAREHOUSE_POOL_SLOTS["postgres"]

@@ -454,9 +454,10 @@ def test_the_combined_rows_never_sum_what_cannot_be_summed():
     assert sections.not_measured(sections.combined(ghost, "fraction"))
 
 
-def test_data_as_of_without_tickets_is_the_marts_as_of_moment(tmp_path):
-    """A warehouse whose ticket source is not connected (empty raw table): the report's
-    as-of moment is int_changes_summarised's, in the reporting zone, not a crash."""
+def test_data_as_of_is_the_marts_as_of_moment(tmp_path):
+    """The report's as-of moment is int_changes_summarised's (tickets and complaints), in
+    the reporting zone: one definition, whatever the raw tickets hold (here a newer one,
+    and in a warehouse without a ticket source none at all)."""
     from servicepulse.reports.data import data_as_of
     from servicepulse.warehouse import connected
     from tests.conftest import settings_for
@@ -469,6 +470,8 @@ def test_data_as_of_without_tickets_is_the_marts_as_of_moment(tmp_path):
         warehouse.execute(f'create schema if not exists "{raw}"')
         warehouse.execute(f'create schema if not exists "{intermediate}"')
         warehouse.execute(f'create table "{raw}"."crm_tickets" (updated_at timestamptz)')
+        warehouse.execute(f"""insert into "{raw}"."crm_tickets"
+                              values (timestamptz '2026-11-21 00:00:00+00')""")
         warehouse.execute(f"create table {changes} (data_as_of_local timestamp)")
         warehouse.execute(f"insert into {changes} values (timestamp '2026-11-20 14:05:30')")
         as_of = data_as_of(settings, warehouse)

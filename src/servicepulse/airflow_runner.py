@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from servicepulse.constants import NIGHTLY_DAG_ID, REPORT_DAG_IDS, WAREHOUSE_POOL
+from servicepulse.constants import (
+    NIGHTLY_DAG_ID,
+    REPORT_DAG_IDS,
+    WAREHOUSE_POOL,
+    WAREHOUSE_POOL_SLOTS,
+)
 from servicepulse.errors import PermanentError
 from servicepulse.paths import DAGS_DIR
 from servicepulse.processes import run_child
@@ -74,8 +79,9 @@ def ensure_metadata_db(settings: Settings, env: dict[str, str]) -> None:
         return
     home.mkdir(parents=True, exist_ok=True)
     for arguments in (("db", "migrate"),
-                      ("pools", "set", WAREHOUSE_POOL, "1",
-                       "DuckDB has one writer at a time: warehouse tasks run one by one")):
+                      ("pools", "set", WAREHOUSE_POOL,
+                       str(WAREHOUSE_POOL_SLOTS[settings.warehouse.kind]),
+                       "warehouse tasks, as many at once as the warehouse allows")):
         completed = _airflow(*arguments, env=env)
         if completed.returncode != 0:
             raise PipelineRunError(f"airflow {' '.join(arguments)} failed:\n"

@@ -21,6 +21,10 @@ KPI_MARTS_URI = "servicepulse://marts/kpi_weekly"
 # Updated when the nightly's mart checks pass; the report DAGs are scheduled on it.
 CHECKED_MARTS_URI = "servicepulse://quality/kpi_marts_checked"
 
-# Every warehouse task takes a slot of this pool. `servicepulse run` (DuckDB: one writer
-# per file) creates it with 1 slot; the compose deployment (PostgreSQL) with 4.
+# Every warehouse task takes a slot of this pool, as many at once as the warehouse
+# allows: DuckDB has one writer per file; PostgreSQL takes the five loads four at a
+# time (dbt builds never overlap either way: the nightly runs one interval at a time).
+# `servicepulse run` creates the pool for its warehouse; docker-compose.yml's airflow-init
+# for PostgreSQL (tests/test_deployment.py holds it to this number).
 WAREHOUSE_POOL = "servicepulse_warehouse"
+WAREHOUSE_POOL_SLOTS = {"duckdb": 1, "postgres": 4}

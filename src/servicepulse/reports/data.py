@@ -7,8 +7,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pandas as pd
-
 from servicepulse.kpis import (
     Period,
     PeriodError,
@@ -148,17 +146,12 @@ def latest_quality(settings: Settings, warehouse: Warehouse,
 
 
 def data_as_of(settings: Settings, warehouse: Warehouse) -> datetime:
-    """The newest change the warehouse knows of, in the reporting time zone."""
-    schema = settings.warehouse.schema("raw")
-    newest = warehouse.fetch_frame(
-        f'select max(updated_at) as newest from "{schema}"."crm_tickets"')["newest"].iloc[0]
-    if newest is None or pd.isna(newest):
-        # No tickets (a source that is not connected): the marts' own as-of moment, the
-        # newest change in tickets and complaints, as local wall time.
-        local = data_as_of_local(settings, warehouse)
-        if local is None:
-            raise PeriodError("the warehouse has no ticket or complaint changes: nothing "
-                              "says how current the data is (load and build first)")
-        return local.replace(tzinfo=settings.tz, microsecond=0) if local.tzinfo is None \
-            else local.astimezone(settings.tz).replace(microsecond=0)
-    return pd.Timestamp(newest).tz_convert(settings.tz).to_pydatetime().replace(microsecond=0)
+    """How current the data is, in the reporting time zone: the marts' one definition
+    (int_changes_summarised, the newest change in tickets and complaints), the moment
+    that also decides which periods are complete and which outcomes are known."""
+    local = data_as_of_local(settings, warehouse)
+    if local is None:
+        raise PeriodError("the warehouse has no ticket or complaint changes: nothing "
+                          "says how current the data is (load and build first)")
+    return local.replace(tzinfo=settings.tz, microsecond=0) if local.tzinfo is None \
+        else local.astimezone(settings.tz).replace(microsecond=0)

@@ -285,6 +285,12 @@ def test_postgres_build_equals_duckdb(duckdb_settings, tmp_path, postgres_prefix
                                **{"warehouse.kind": "postgres",
                                   "warehouse.schema_prefix": postgres_prefix})
     load_and_build(pg_settings, UNTIL)
+    # The dbt unit tests pass on PostgreSQL too (servicepulse build leaves them out).
+    from servicepulse.transform import run_dbt
+
+    unit_tests = run_dbt(pg_settings, "test", "--select", "resource_type:unit_test")
+    assert "PASS=" in unit_tests.output and " ERROR=0" in unit_tests.output
+    assert int(unit_tests.output.split("PASS=")[1].split()[0]) >= 11
     for grain in ("day", "week", "month"):
         duck_rows, pg_rows = all_kpi_rows(duckdb_settings, grain), all_kpi_rows(pg_settings, grain)
         assert len(pg_rows) == len(duck_rows) > 0

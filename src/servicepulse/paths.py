@@ -12,6 +12,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "config"
+CONTRACTS_FILE = CONFIG_DIR / "contracts.yaml"   # the default; settings sources.contracts
 DAGS_DIR = PROJECT_ROOT / "dags"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_SEEDS_DIR = DBT_PROJECT_DIR / "seeds"

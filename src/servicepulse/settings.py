@@ -28,7 +28,7 @@ from pydantic import (
 
 from servicepulse.constants import DEFAULT_REPORTING_TIMEZONE
 from servicepulse.errors import UserError
-from servicepulse.paths import CONFIG_DIR, PROJECT_ROOT
+from servicepulse.paths import CONFIG_DIR, CONTRACTS_FILE, PROJECT_ROOT
 from servicepulse.redact import redact
 
 ENV_PREFIX = "SERVICEPULSE__"
@@ -545,10 +545,8 @@ class Settings(_Section):
 
     @property
     def contracts_path(self) -> Path:
-        from servicepulse.sources.contracts import DEFAULT_CONTRACTS_FILE
-
         configured = self.sources.contracts_file
-        return self.path(configured) if configured else DEFAULT_CONTRACTS_FILE
+        return self.path(configured) if configured else CONTRACTS_FILE
 
     @property
     def output_path(self) -> Path:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from servicepulse.errors import UserError
-from servicepulse.paths import CONFIG_DIR
+from servicepulse.paths import CONTRACTS_FILE
 
 ColumnType = Literal["text", "integer", "number", "timestamp", "boolean"]
 
@@ -28,7 +28,7 @@ SQL_TYPES: dict[str, str] = {
     "timestamp": "TIMESTAMPTZ",
     "boolean": "BOOLEAN",
 }
-DEFAULT_CONTRACTS_FILE = CONFIG_DIR / "contracts.yaml"
+DEFAULT_CONTRACTS_FILE = CONTRACTS_FILE
 
 
 class ContractError(UserError, ValueError):

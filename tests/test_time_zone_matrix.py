@@ -190,9 +190,10 @@ def test_the_data_tells_the_zone_apart(built_zone):
 
 def test_the_weekly_report_states_the_zones_as_of_moment(built_zone):
     """The weekly report's data (report_inputs, then the builder) for ISO week 44 in the
-    zone: the as-of moment is the newest ticket change (the last creation + 20 minutes)
-    as local time with the offset it had then, e.g. 03 Nov 07:20 (UTC-05:00) in New
-    York; the KPI figures are those of the marts checked above."""
+    zone: the as-of moment is the newest change in tickets and complaints (the marts' one
+    definition: here the last complaint's callback, a day after its receipt, unless a
+    later ticket's resolution comes after it) as local time with the offset it had then;
+    the KPI figures are those of the marts checked above."""
     from servicepulse.publishing import REPORTS
     from servicepulse.reports.data import report_inputs
 
@@ -201,8 +202,11 @@ def test_the_weekly_report_states_the_zones_as_of_moment(built_zone):
     with connected(settings) as warehouse:
         inputs = report_inputs(settings, warehouse, period, None)
     context = REPORTS["week"][1](period, "en", None, **inputs)
-    newest = (max(instant for instant, _ in instants) + timedelta(minutes=20)).astimezone(
-        ZoneInfo(zone_name))
+    # write_sources: a ticket's last change is its resolution 20 minutes after creation,
+    # a complaint's (every third ticket's) its callback 1440 minutes after receipt.
+    changes = [instant + timedelta(minutes=20) for instant, _ in instants] + \
+        [instant + timedelta(minutes=1440) for instant, _ in instants[::3]]
+    newest = max(changes).astimezone(ZoneInfo(zone_name))
     offset = newest.strftime("%z")
     assert context["data_as_of"] == newest.isoformat()
     assert f"{newest:%H:%M} (UTC{offset[:3]}:{offset[3:]})" in context["data_as_of_text"]

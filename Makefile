@@ -12,10 +12,10 @@ SYNCED := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml | cksum | cut -d' '
 
 setup: $(SYNCED) system-deps dbt-packages
 
-# dbt's packages are vendored (dbt_project/vendor/): `dbt deps` links them, offline.
+# dbt's packages are vendored (dbt_project/vendor/): `dbt deps` links them, offline,
+# when packages.yml lists one not yet linked (the same step servicepulse takes itself).
 dbt-packages: $(SYNCED)
-	@test -e dbt_project/dbt_packages/dbt_project_evaluator || \
-	  $(VENV)/bin/dbt deps --project-dir dbt_project --profiles-dir dbt_project --quiet
+	@$(VENV)/bin/python -c "from servicepulse.transform import install_dbt_packages; install_dbt_packages()"
 
 # uv itself comes from PyPI into a private virtualenv, pinned, so nothing global changes.
 $(UV):

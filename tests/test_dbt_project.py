@@ -47,6 +47,13 @@ def _rows(connection, table: str) -> list[tuple]:
                   key=repr)
 
 
+def _built_manifest(folder: Path, warehouse: Path) -> dict:
+    """dbt's manifest of a plain build of the file (built here when no test built it yet)."""
+    if not (folder / "target" / "manifest.json").exists():
+        assert _plain_dbt(folder, warehouse, "build").returncode == 0
+    return json.loads((folder / "target" / "manifest.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def only_raw_tables(tmp_path_factory, known_answers_built):
     """A new DuckDB file holding nothing but the known-answer raw tables, as loaded."""
@@ -88,9 +95,7 @@ def test_every_model_seed_and_source_column_is_described(only_raw_tables):
     warehouse holds for it, has a description, so a reader of the warehouse never meets
     an unexplained column (columns that recur are described once, in models/_columns.md)."""
     folder, warehouse = only_raw_tables
-    if not (folder / "target" / "manifest.json").exists():
-        assert _plain_dbt(folder, warehouse, "build").returncode == 0
-    manifest = json.loads((folder / "target" / "manifest.json").read_text())
+    manifest = _built_manifest(folder, warehouse)
     nodes = [node for node in [*manifest["nodes"].values(), *manifest["sources"].values()]
              if node["package_name"] == "servicepulse"
              and node["resource_type"] in ("model", "seed", "source")]
@@ -119,9 +124,7 @@ BUILD_ORDER = ("staging", "intermediate", "marts/core", "marts/kpi/intermediate"
 
 def test_model_folders_are_in_build_order(only_raw_tables):
     folder, warehouse = only_raw_tables
-    if not (folder / "target" / "manifest.json").exists():
-        assert _plain_dbt(folder, warehouse, "build").returncode == 0
-    manifest = json.loads((folder / "target" / "manifest.json").read_text())
+    manifest = _built_manifest(folder, warehouse)
     models = {node["unique_id"]: node for node in manifest["nodes"].values()
               if node["resource_type"] == "model" and node["package_name"] == "servicepulse"}
 

@@ -109,10 +109,15 @@
     order by {{ column }}
 {%- endmacro %}
 
-{#- The raw table a source system's deliveries land in, as a dbt source: for the
-    models that loop over every raw table (the calendar's years, the period finder). -#}
+{#- Every raw table and the source system (dbt source) whose deliveries land in it: for
+    the models that loop over every raw table (the calendar's years, the KPI aggregate's
+    load watermark and period finder). -#}
+{% macro raw_table_systems() -%}
+    {{- return({'crm_customers': 'crm', 'crm_tickets': 'crm', 'complaints': 'complaints',
+                'survey_responses': 'surveys', 'audits': 'audits'}) }}
+{%- endmacro %}
+
+{#- A raw table as a dbt source. -#}
 {% macro raw_table(table) -%}
-    {%- set systems = {'crm_customers': 'crm', 'crm_tickets': 'crm', 'complaints': 'complaints',
-                       'survey_responses': 'surveys', 'audits': 'audits'} -%}
-    {{- return(source(systems[table], table)) }}
+    {{- return(source(raw_table_systems()[table], table)) }}
 {%- endmacro %}

@@ -30,7 +30,6 @@ from servicepulse.settings import Settings
 DAG_ID = NIGHTLY_DAG_ID
 WEEKLY_DAG_ID = REPORT_DAG_IDS["weekly"]
 MONTHLY_DAG_ID = REPORT_DAG_IDS["monthly"]
-DAGS_FOLDER = DAGS_DIR
 
 
 class PipelineRunError(PermanentError):
@@ -51,7 +50,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),

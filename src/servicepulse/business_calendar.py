@@ -84,7 +84,8 @@ def weekend_isodows(calendar: CalendarSettings) -> list[int]:
 def seed_rows(calendar: CalendarSettings, years: tuple[int, int] = SEED_YEARS) -> list[dict]:
     """The seed's rows for one country and subdivision: only the days that break the
     weekly pattern (public holidays, worked weekend days); dbt fills in the rest."""
-    return [{"country": calendar.country, "subdivision": calendar.subdivision or "",
+    country, subdivision = _calendar_key(calendar)
+    return [{"country": country, "subdivision": subdivision,
              "calendar_date": day.calendar_date.isoformat(), "day_kind": day.day_kind,
              "holiday_name": day.holiday_name or "",
              "is_working_day": "true" if day.is_working_day else "false"}
@@ -94,6 +95,16 @@ def seed_rows(calendar: CalendarSettings, years: tuple[int, int] = SEED_YEARS) -
 
 def _key(row: dict) -> tuple[str, str]:
     return row["country"], row["subdivision"]
+
+
+def _calendar_key(calendar: CalendarSettings) -> tuple[str, str]:
+    """The seed rows' key of a configured calendar (no subdivision: an empty one)."""
+    return calendar.country, calendar.subdivision or ""
+
+
+def label(calendar: CalendarSettings) -> str:
+    """CN, or DE/BY with a subdivision."""
+    return calendar.country + (f"/{calendar.subdivision}" if calendar.subdivision else "")
 
 
 def read_seed(path: Path = SEED) -> list[dict]:
@@ -108,8 +119,7 @@ def write_seed(calendar: CalendarSettings, path: Path = SEED,
     """Add (or renew) the country's rows in the seed, keeping every other country's;
     returns the country's rows. Rows are sorted so that a renewal diffs cleanly."""
     fresh = seed_rows(calendar, years)
-    key = (calendar.country, calendar.subdivision or "")
-    kept = [row for row in read_seed(path) if _key(row) != key]
+    kept = [row for row in read_seed(path) if _key(row) != _calendar_key(calendar)]
     rows = sorted(kept + fresh, key=lambda row: (*_key(row), row["calendar_date"]))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=SEED_COLUMNS, lineterminator="\n")
@@ -122,14 +132,11 @@ def write_seed(calendar: CalendarSettings, path: Path = SEED,
 def check_seeded(calendar: CalendarSettings, path: Path = SEED) -> None:
     """Refuse a build whose country the seed does not hold: its calendar would have
     weekends and no holidays, and every working-day deadline would be silently wrong."""
-    key = (calendar.country, calendar.subdivision or "")
-    if not any(_key(row) == key for row in read_seed(path)):
-        where = f"{calendar.country}" + (f"/{calendar.subdivision}" if calendar.subdivision
-                                         else "")
+    if not any(_key(row) == _calendar_key(calendar) for row in read_seed(path)):
         command = f"servicepulse calendar --country {calendar.country}" + (
             f" --subdivision {calendar.subdivision}" if calendar.subdivision else "")
         raise CalendarNotSeeded(
-            f"the business calendar has no public holidays for {where} (settings "
+            f"the business calendar has no public holidays for {label(calendar)} (settings "
             f"calendar.country) in {path}: run `{command}` to add them from the holidays "
             "package, and commit the file")
 

@@ -224,7 +224,7 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     days = business_calendar.write_seed(calendar)
     first, last = business_calendar.SEED_YEARS
     print(f"{business_calendar.SEED}: {days} public holidays and worked weekend days of "
-          f"{calendar.country}{'/' + calendar.subdivision if calendar.subdivision else ''}, "
+          f"{business_calendar.label(calendar)}, "
           f"{first}-{last} (holidays package); commit the file, then run "
           "`servicepulse build --full-refresh` so past deadlines follow it")
     return 0

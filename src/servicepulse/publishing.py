@@ -11,8 +11,15 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servicepulse.delivery.deliver import DeliveryResult, Envelope, deliver, prune_archive
-from servicepulse.delivery.ledger import ledger_rows
+from servicepulse.delivery.deliver import (
+    DeliveryResult,
+    Envelope,
+    deliver,
+    delivery_alert,
+    prune_archive,
+    tell_the_data_team,
+)
+from servicepulse.delivery.ledger import ledger_rows, new_token
 from servicepulse.delivery.outbox import Attachment
 from servicepulse.filenames import safe_name
 from servicepulse.kpis import Period, PeriodError
@@ -80,8 +87,8 @@ def render_report(settings: Settings, warehouse: Warehouse, period: Period, loca
 
 
 def render_and_deliver(settings: Settings, period: Period, send: bool = True,
-                   run_id: str | None = None, only_recipient: str | None = None,
-                   resend_reason: str | None = None) -> Published:
+                       run_id: str | None = None, only_recipient: str | None = None,
+                       resend_reason: str | None = None) -> Published:
     """Both locales for the whole organisation plus every recipient's own slice, then
     one personalised e-mail per recipient, each delivered once (see delivery.ledger).
 
@@ -178,9 +185,6 @@ def send_delayed_notice(settings: Settings, period: Period, reason: str,
                         run_id: str | None = None) -> DeliveryResult:
     """Tell each recipient, once per period, that the report is late (and the data team
     why). Recipients who already have the report are not told it is late."""
-    from servicepulse.delivery.deliver import delivery_alert, tell_the_data_team
-    from servicepulse.delivery.ledger import new_token
-
     report = report_name(period)
     with connected(settings) as warehouse:
         already = {r["recipient"] for r in ledger_rows(settings, warehouse, report,

@@ -131,9 +131,7 @@ def install_dbt_packages() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if all((installed / name).exists() for name in wanted):
             return
-        dbt = Path(sys.executable).with_name("dbt")
-        completed = run_child([str(dbt), "deps", "--project-dir", str(DBT_PROJECT_DIR),
-                               "--profiles-dir", str(DBT_PROJECT_DIR), "--no-use-colors"],
+        completed = run_child([*_dbt_command("deps"), "--no-use-colors"],
                               env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
                               cwd=DBT_PROJECT_DIR)
         if completed.returncode != 0:
@@ -141,14 +139,19 @@ def install_dbt_packages() -> None:
                                  + (completed.stdout + completed.stderr)[-2000:])
 
 
+def _dbt_command(*arguments: str) -> list[str]:
+    """dbt of this virtualenv, on the project, with its profiles."""
+    dbt = Path(sys.executable).with_name("dbt")
+    return [str(dbt), *arguments, "--project-dir", str(DBT_PROJECT_DIR),
+            "--profiles-dir", str(DBT_PROJECT_DIR)]
+
+
 def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResult:
     install_dbt_packages()
-    dbt = Path(sys.executable).with_name("dbt")
     # Keep compiled artefacts per warehouse so a DuckDB and a PostgreSQL build
     # of the same checkout do not overwrite each other's manifest.
     target_dir = settings.output_path / "dbt" / f"{settings.warehouse.kind}-target"
-    command = [str(dbt), *arguments, "--project-dir", str(DBT_PROJECT_DIR),
-               "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_dir),
+    command = [*_dbt_command(*arguments), "--target-path", str(target_dir),
                "--log-path", str(settings.output_path / "dbt" / "logs"), "--no-use-colors",
                "--vars", json.dumps(dbt_vars(settings))]
     from servicepulse.warehouse import dbt_turn

@@ -7,9 +7,8 @@
 -- timestamp column of a raw table counts except the loader's own (named _…).
 {%- set configured_first = var('calendar_first_year', none) -%}
 {%- set configured_last = var('calendar_last_year', none) -%}
-{%- set raw_tables = ['crm_customers', 'crm_tickets', 'complaints', 'survey_responses', 'audits'] -%}
 {%- set scans = [] -%}
-{%- for table in raw_tables -%}
+{%- for table in raw_table_systems() -%}
     {%- set relation = raw_table(table) -%}
     {%- if execute and (configured_first is none or configured_last is none) -%}
         {%- set existing = load_relation(relation) -%}

@@ -28,7 +28,6 @@ SQL_TYPES: dict[str, str] = {
     "timestamp": "TIMESTAMPTZ",
     "boolean": "BOOLEAN",
 }
-DEFAULT_CONTRACTS_FILE = CONTRACTS_FILE
 
 
 class ContractError(UserError, ValueError):
@@ -81,7 +80,7 @@ class SourceContract(BaseModel):
 
 
 @lru_cache(maxsize=8)
-def load_contracts(path: Path = DEFAULT_CONTRACTS_FILE) -> dict[str, SourceContract]:
+def load_contracts(path: Path = CONTRACTS_FILE) -> dict[str, SourceContract]:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:

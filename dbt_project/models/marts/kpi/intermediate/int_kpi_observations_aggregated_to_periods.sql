@@ -40,7 +40,7 @@ with {{ as_of_cte }},
 inputs as (
     select max(loaded_at) as inputs_loaded_through
     from (
-        {%- for table in ['crm_tickets', 'complaints', 'survey_responses', 'crm_customers', 'audits'] %}
+        {%- for table in raw_table_systems() %}
         select max(_loaded_at) as loaded_at from {{ raw_table(table) }}
         {{- " union all" if not loop.last }}
         {%- endfor %}

@@ -30,13 +30,15 @@ $(SYNCED): $(UV) pyproject.toml uv.lock
 
 # Operating-system packages: a CJK font (Chinese reports), HarfBuzz's subsetter
 # (fast font embedding), poppler-utils (tests read and rasterise the PDFs) and
-# docker-compose (tests validate docker-compose.yml with it).
+# docker-compose (tests validate docker-compose.yml with it) and chromium (the browser
+# tests of the corrective-actions app drive it through Playwright).
 system-deps:
 	@missing=""; \
 	fc-list :lang=zh family 2>/dev/null | grep -qiE "WenQuanYi|Noto Sans CJK|Source Han" || missing="$$missing fonts-wqy-zenhei"; \
 	ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || missing="$$missing libharfbuzz-subset0"; \
 	command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then echo "system packages: ok"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing:$$missing"; apt-get update -qq && \

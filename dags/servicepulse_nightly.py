@@ -1,7 +1,7 @@
 """ServicePulse nightly pipeline (Airflow 3).
 
 load each source for yesterday (local time) -> raw data checks -> dbt build ->
-mart checks. Passing mart checks update the Asset the report DAGs are scheduled on
+mart checks -> corrective actions (findings open them, the data verifies them). Passing mart checks update the Asset the report DAGs are scheduled on
 (servicepulse_weekly_report), so reports go out only after their data passed.
 All logic lives in servicepulse.pipeline; this file only wires it.
 """
@@ -85,11 +85,18 @@ def servicepulse_nightly():
         return run_step(pipeline.check_quality, run_id, data_interval_start,
                         data_interval_end, "marts")
 
+    @task
+    def track_actions(data_interval_start=None, data_interval_end=None):
+        from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
+
+        return run_step(pipeline.track_actions, data_interval_start, data_interval_end)
+
     loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
              for source in SOURCES]
     raw_checked = check_raw_data()
     built = dbt_build()
-    loads >> raw_checked >> built >> check_marts()
+    loads >> raw_checked >> built >> check_marts() >> track_actions()
 
 
 servicepulse_nightly()

@@ -154,3 +154,19 @@ def copy_of_known_answers(known_answers_built):
         return settings_for(folder, folder / "sources", **overrides)
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def actions_built(tmp_path_factory) -> Settings:
+    """The rectification loop's hand-made sources (tests/actions_data.py) loaded and
+    built on DuckDB once per test process; take a copy (tests.actions_data.tracked_copy)."""
+    from datetime import datetime
+
+    from tests import actions_data
+    from tests.kpi_harness import SHANGHAI, load_and_build
+
+    folder = tmp_path_factory.mktemp("actions-built")
+    settings = settings_for(folder, actions_data.write(folder / "sources"),
+                            **actions_data.OVERRIDES)
+    load_and_build(settings, datetime(2026, 9, 28, tzinfo=SHANGHAI))
+    return settings

@@ -359,6 +359,65 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+ACTION_JSON_FIELDS = ("action_id", "finding_kind", "kpi_id", "complaint_id", "audit_id",
+                      "step", "department", "owner", "problem", "standard", "opened_at",
+                      "due_on", "status", "overdue", "days_overdue", "cause_group", "cause",
+                      "measure", "done_at", "done_by", "verified_at", "reopened_count",
+                      "history_count")
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    """The rectification loop: list actions, track them for a night, serve the app,
+    set a user's password."""
+    from servicepulse.actions import people, store, tracking
+    from servicepulse.warehouse import connected
+
+    settings = _settings(args)
+    if args.action == "serve":
+        from servicepulse.actions.web import serve
+
+        print(f"corrective actions: http://{args.host}:{args.port}/  (Ctrl-C stops)")
+        serve(settings, args.host, args.port)
+        return 0
+    if args.action == "set-password":
+        import getpass
+
+        if not args.username:
+            raise ConfigError("set-password needs a user name (one of actions.users)")
+        password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else \
+            getpass.getpass(f"new password for {args.username}: ")
+        with connected(settings) as warehouse:
+            people.set_password(settings, warehouse, args.username, password)
+        print(f"password set for {args.username}")
+        return 0
+    if args.action == "track":
+        if args.date is None:
+            raise ConfigError("track needs --date (the local day the night ran for)")
+        with connected(settings) as warehouse:
+            result = tracking.track(settings, warehouse, args.date + timedelta(days=1))
+        print(json.dumps(result.summary(), ensure_ascii=False, indent=2))
+        return 0
+    from servicepulse.actions.web import filter_rows
+
+    with connected(settings) as warehouse:
+        store.ensure_tables(settings, warehouse)
+        rows = store.actions(settings, warehouse,
+                             [args.department] if args.department else None)
+    rows = filter_rows(rows, args.status, settings.today())
+    if args.format == "json":
+        shown = [{key: row.get(key) for key in ACTION_JSON_FIELDS} for row in rows]
+        print(json.dumps(shown, ensure_ascii=False, indent=2, default=str))
+        return 0
+    print(f"{'action':<20}{'department':<18}{'status':<10}{'due':<12}{'owner':<16}problem")
+    for row in rows:
+        status = row["status"] + ("!" if row["overdue"] else "")
+        print(f"{row['action_id']:<20}{row['department']:<18}{status:<10}"
+              f"{row['due_on']!s:<12}{(row['owner'] or '-'):<16}{row['problem'][:80]}")
+    if not rows:
+        print("(no actions)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """generate + run + publish, the embedded demo end to end."""
     from servicepulse.airflow_runner import run_monthly_report, run_nightly, run_weekly_report
@@ -546,6 +605,21 @@ def build_parser() -> argparse.ArgumentParser:
     heartbeat.add_argument("--format", choices=["json", "text"], default="text")
     heartbeat.set_defaults(handler=cmd_heartbeat)
 
+    actions = with_config(commands.add_parser(
+        "actions", help="corrective actions (检查 → 整改 → 验证): list them, serve the app, "
+                        "set a user's password, track a night"))
+    actions.add_argument("action", nargs="?", default="list",
+                         choices=["list", "serve", "set-password", "track"])
+    actions.add_argument("username", nargs="?", help="set-password: the user (actions.users)")
+    actions.add_argument("--department")
+    actions.add_argument("--status", choices=["open", "overdue", "done", "verified",
+                                              "reopened"])
+    actions.add_argument("--format", choices=["json", "table"], default="table")
+    actions.add_argument("--host", default="127.0.0.1", help="serve: address to listen on")
+    actions.add_argument("--port", type=int, default=8780, help="serve: port")
+    actions.add_argument("--date", type=_date, help="track: the local day the night ran for")
+    actions.set_defaults(handler=cmd_actions)
+
     demo = with_config(commands.add_parser("demo", help="generate + run + publish"))
     demo.add_argument("--days", type=int, default=120)
     demo.add_argument("--seed", type=int, default=7)
@@ -561,6 +635,8 @@ def _writes(args: argparse.Namespace) -> bool:
         return not args.dry_run
     if args.command == "deliveries":
         return args.action == "settle"
+    if args.command == "actions":
+        return args.action == "track"
     return args.command in WRITING_COMMANDS
 
 

@@ -105,6 +105,25 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     return report.summary()
 
 
+def track_actions(start: datetime, end: datetime,
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """The rectification loop's night, after the marts passed their checks: findings
+    open corrective actions, done actions are verified or reopened (docs/actions.md)."""
+    from servicepulse.actions.tracking import track
+    from servicepulse.warehouse import connected
+
+    settings = settings or load_settings()
+    _, local_end = local_day_interval(settings, start, end)
+    with connected(settings) as warehouse:
+        result = track(settings, warehouse, local_end.date())
+    summary = result.summary()
+    log.info("corrective actions as of %s: %d new findings, opened %s, verified %s, "
+             "reopened %s", summary["as_of"], summary["new_findings"],
+             summary["opened"] or "none", summary["verified"] or "none",
+             summary["reopened"] or "none")
+    return summary
+
+
 class ReportNotReady(PermanentError):
     """The period's data has not passed the quality gate: nothing was sent to readers."""
 

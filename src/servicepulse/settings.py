@@ -473,6 +473,106 @@ class AirflowApiSettings(_Section):
     request_timeout_seconds: float = Field(30, gt=0)
 
 
+KPI_FINDING_DIMENSIONS = ("organisation", "department")
+
+
+class KpiFindingRule(_Section):
+    """KPIs whose red periods open a corrective action: ``consecutive_red`` red periods
+    in a row of one slice (the organisation, or a department) make a finding."""
+    kpis: list[str] = Field(min_length=1)
+    dimensions: list[Literal["organisation", "department"]] = ["department"]
+    grain: Literal["week", "month"] = "week"
+    consecutive_red: int = Field(2, ge=1)
+
+
+class BreachFindingRule(_Section):
+    """Complaint step breaches that open an action: of these severities, at least
+    ``min_minutes_late`` late (an undone step counts from its deadline on)."""
+    severities: list[Literal["urgent", "general"]] = ["urgent"]
+    min_minutes_late: float = Field(0, ge=0)
+    # None: every step (classify, dispatch, solution, close, callback, escalate).
+    steps: list[str] | None = None
+
+
+class AuditFindingRule(_Section):
+    """Process audits and mystery-shopper visits whose total score misses their KPI's
+    target (TPS, TDS) open an action."""
+    kinds: list[Literal["process_audit", "mystery_shopper"]] = [
+        "process_audit", "mystery_shopper"]
+
+
+class ActionUser(_Section):
+    """A person who signs in to the corrective-actions app. Passwords never live here:
+    `servicepulse actions set-password USERNAME` stores a salted scrypt hash in the
+    warehouse."""
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
+    name: str
+    # department_head: sees and works their departments' actions; quality_team: sees
+    # every department, reassigns, extends deadlines, reopens.
+    role: Literal["department_head", "quality_team"]
+    departments: list[str] = []
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    email: EmailStr | None = None
+
+    @model_validator(mode="after")
+    def _head_has_a_department(self) -> ActionUser:
+        if self.role == "department_head" and not self.departments:
+            raise ValueError(f"user {self.username}: a department_head needs departments")
+        return self
+
+
+class ActionsSettings(_Section):
+    """The rectification loop (检查 → 整改 → 验证): which findings open corrective
+    actions, who owns them, when they are due and how they are verified
+    (docs/actions.md)."""
+    kpi_rules: list[KpiFindingRule] = []
+    complaint_breaches: BreachFindingRule | None = None
+    audits: AuditFindingRule | None = None
+    # An action is due this many working days (business calendar) after it opens.
+    due_working_days: int = Field(5, ge=1)
+    # Done is verified when the action's KPI is green in this many periods in a row
+    # after the done date; a period off target before that reopens it.
+    verify_periods: int = Field(2, ge=1)
+    # Breach and audit actions are verified on their KPI at this grain.
+    verify_grain: Literal["week", "month"] = "week"
+    # A night looks at findings of the last this-many days; older ones were the
+    # earlier nights' (a first install does not open actions for years of history).
+    lookback_days: int = Field(7, ge=1)
+    # The department that owns findings on the whole organisation.
+    organisation_department: str = "quality"
+    # department -> username of the person who owns its actions (default: the first
+    # department_head of that department).
+    owners: dict[str, str] = {}
+    users: list[ActionUser] = []
+    # A session ends after this long without a page; then the app asks to sign in again.
+    session_minutes: float = Field(480, gt=0)
+    # The environment variable holding the key that signs session cookies. Without
+    # it the app makes a random key at start (everyone signs in again after a restart).
+    session_key_env: str = "SERVICEPULSE_ACTIONS_SESSION_KEY"
+
+    @model_validator(mode="after")
+    def _known_people(self) -> ActionsSettings:
+        names = [user.username for user in self.users]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"users listed twice: {', '.join(twice)}")
+        unknown = {dept: who for dept, who in self.owners.items() if who not in names}
+        if unknown:
+            raise ValueError("owners name people not in actions.users: " + ", ".join(
+                f"{dept}: {who}" for dept, who in unknown.items()))
+        return self
+
+    def user(self, username: str) -> ActionUser | None:
+        return next((user for user in self.users if user.username == username), None)
+
+    def owner_of(self, department: str) -> str | None:
+        if department in self.owners:
+            return self.owners[department]
+        heads = [user.username for user in self.users
+                 if user.role == "department_head" and department in user.departments]
+        return heads[0] if heads else None
+
+
 class Settings(_Section):
     reporting_timezone: str = DEFAULT_REPORTING_TIMEZONE
     output_dir: Path = Path("output")
@@ -486,6 +586,7 @@ class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     airflow_home: Path = Path(".airflow")
     airflow_api: AirflowApiSettings = AirflowApiSettings()
+    actions: ActionsSettings = ActionsSettings()
     # Where relative paths in the file are resolved; set by ``load_settings``.
     base_dir: Path = PROJECT_ROOT
     config_file: Path | None = None

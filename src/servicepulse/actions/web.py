@@ -1,0 +1,386 @@
+"""`servicepulse actions serve`: the corrective-actions app, server-rendered.
+
+Department heads see and work their departments' actions (cause, measure, done); the
+quality team sees every department and reassigns, extends and reopens. No scripts, no
+front-end build: HTML forms and one stylesheet.
+
+Security:
+- the session is a signed cookie (HttpOnly, SameSite=Strict; Secure over HTTPS) that
+  ends after ``actions.session_minutes`` without a page; signing in starts a new session;
+- every form carries the session's CSRF token and a post without it is refused (the
+  sign-in form too);
+- sign-in says the same, after the same work, for an unknown name as for a wrong
+  password;
+- everything a person typed is shown as text (Jinja2 autoescaping), and the pages
+  forbid scripts and framing (Content-Security-Policy);
+- a department head asking for another department's action by URL gets 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.resources
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from servicepulse.actions import people, store
+from servicepulse.errors import UserError
+from servicepulse.settings import LOCALES, ActionUser, Settings
+from servicepulse.warehouse import Warehouse, connected
+
+log = logging.getLogger(__name__)
+
+COOKIE = "servicepulse_actions"
+LIST_FILTERS = ("open", "overdue", "done", "verified", "reopened")
+
+
+@lru_cache(maxsize=1)
+def messages() -> dict[str, dict[str, str]]:
+    text = importlib.resources.files("servicepulse.actions").joinpath(
+        "messages.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    folder = importlib.resources.files("servicepulse.actions").joinpath("templates")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _stylesheet() -> str:
+    return importlib.resources.files("servicepulse.actions").joinpath(
+        "static/app.css").read_text(encoding="utf-8")
+
+
+def session_key(settings: Settings) -> str:
+    key = os.environ.get(settings.actions.session_key_env, "")
+    if key:
+        return key
+    log.warning("%s is not set: sessions are signed with a random key and end when the app "
+                "restarts", settings.actions.session_key_env)
+    return secrets.token_urlsafe(32)
+
+
+def with_overdue(row: dict[str, Any], today: date) -> dict[str, Any]:
+    late = row["status"] in store.TO_WORK and row["due_on"] < today
+    return {**row, "overdue": late, "days_overdue": (today - row["due_on"]).days if late else 0}
+
+
+def filter_rows(rows: list[dict[str, Any]], status: str | None,
+                today: date) -> list[dict[str, Any]]:
+    rows = [with_overdue(row, today) for row in rows]
+    if status == "overdue":
+        rows = sorted((row for row in rows if row["overdue"]),
+                      key=lambda row: (-row["days_overdue"], row["action_id"]))
+    elif status:
+        rows = [row for row in rows if row["status"] == status]
+    return rows
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title="ServicePulse corrective actions", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    signer = URLSafeTimedSerializer(session_key(settings), salt="servicepulse-actions")
+    max_age = int(settings.actions.session_minutes * 60)
+    # One request at a time reaches the warehouse: a DuckDB file has one writer, and the
+    # app's traffic (a few people) does not need more.
+    warehouse_lock = threading.Lock()
+
+    @contextmanager
+    def warehouse() -> Iterator[Warehouse]:
+        with warehouse_lock, connected(settings) as opened:
+            store.ensure_tables(settings, opened)
+            yield opened
+
+    def read_session(request: Request) -> tuple[dict[str, Any], bool]:
+        """The session's data, and whether it had expired (as opposed to never existing)."""
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            return {}, False
+        try:
+            data = signer.loads(cookie, max_age=max_age)
+        except SignatureExpired:
+            return {}, True
+        except BadSignature:
+            return {}, False
+        return (data if isinstance(data, dict) else {}), False
+
+    def respond(request: Request, response: Response, session: dict[str, Any]) -> Response:
+        # A browser-session cookie: the signature's age decides when the session ends,
+        # so that an ended one is told apart from none ("please sign in again").
+        response.set_cookie(COOKIE, signer.dumps(session), httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https", path="/")
+        return response
+
+    def current_user(session: dict[str, Any]) -> ActionUser | None:
+        username = session.get("u")
+        return settings.actions.user(username) if username else None
+
+    def page(request: Request, session: dict[str, Any], template: str, status_code: int = 200,
+             **context: Any) -> Response:
+        user = current_user(session)
+        locale = session.get("l") or (user.locale if user else "zh-CN")
+        if locale not in LOCALES:
+            locale = "zh-CN"
+        session = {**session, "l": locale}
+        session.setdefault("c", secrets.token_urlsafe(32))
+        body = _templates().get_template(template).render(
+            t=messages()[locale], locale=locale, user=user, csrf_token=session["c"],
+            request_path=request.url.path, message=context.pop("message", None),
+            message_kind=context.pop("message_kind", ""), **context)
+        return respond(request, HTMLResponse(body, status_code=status_code), session)
+
+    def error(request: Request, session: dict[str, Any], status_code: int, key: str) -> Response:
+        locale = session.get("l") or "zh-CN"
+        return page(request, session, "error.html.j2", status_code=status_code,
+                    code=status_code, text=messages()[locale][key])
+
+    async def form_of(request: Request, session: dict[str, Any]) -> dict[str, str] | None:
+        """The posted form, or None when its CSRF token is missing or wrong."""
+        form = await request.form()
+        sent = str(form.get("csrf_token", ""))
+        expected = str(session.get("c", ""))
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return None
+        return {key: str(value) for key, value in form.items()}
+
+    def to_sign_in(request: Request, expired: bool) -> Response:
+        return RedirectResponse("/login" + ("?expired=1" if expired else ""), status_code=303)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/static/app.css")
+    def stylesheet() -> Response:
+        return Response(_stylesheet(), media_type="text/css")
+
+    @app.get("/healthz")
+    def health() -> Response:
+        return PlainTextResponse("ok")
+
+    @app.get("/login")
+    def sign_in_page(request: Request, expired: int = 0) -> Response:
+        session, _ = read_session(request)
+        if current_user(session):
+            return RedirectResponse("/", status_code=303)
+        locale = session.get("l") or "zh-CN"
+        return page(request, {"l": locale, "c": session.get("c") or secrets.token_urlsafe(32)},
+                    "login.html.j2",
+                    message=messages()[locale]["session_expired"] if expired else None,
+                    message_kind="error")
+
+    @app.post("/login")
+    async def sign_in(request: Request) -> Response:
+        session, _ = read_session(request)
+        form = await form_of(request, session)
+        locale = session.get("l") or "zh-CN"
+        if form is None:
+            return error(request, {"l": locale}, 400, "bad_request")
+        with warehouse() as opened:
+            user = people.authenticate(settings, opened, form.get("username", ""),
+                                       form.get("password", ""))
+        if user is None:
+            return page(request, session, "login.html.j2", status_code=401,
+                        message=messages()[locale]["sign_in_failed"], message_kind="error")
+        # A new session (new token) at sign-in: a token seen before it is worth nothing.
+        fresh = {"u": user.username, "c": secrets.token_urlsafe(32), "l": user.locale}
+        return respond(request, RedirectResponse("/", status_code=303), fresh)
+
+    @app.post("/logout")
+    async def sign_out(request: Request) -> Response:
+        session, _ = read_session(request)
+        if await form_of(request, session) is None:
+            return error(request, session, 400, "bad_request")
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.post("/language")
+    async def language(request: Request) -> Response:
+        session, _ = read_session(request)
+        form = await form_of(request, session)
+        if form is None:
+            return error(request, session, 400, "bad_request")
+        if form.get("locale") in LOCALES:
+            session["l"] = form["locale"]
+        target = form.get("next", "/")
+        target = target if target.startswith("/") and not target.startswith("//") else "/"
+        return respond(request, RedirectResponse(quote(target), status_code=303), session)
+
+    @app.get("/")
+    def action_list(request: Request, status: str = "", department: str = "") -> Response:
+        session, expired = read_session(request)
+        user = current_user(session)
+        if user is None:
+            return to_sign_in(request, expired)
+        visible = people.visible_departments(user)
+        chosen = [department] if department and (visible is None or department in visible) \
+            else visible
+        with warehouse() as opened:
+            rows = store.actions(settings, opened, chosen)
+        today = settings.today()
+        rows = filter_rows(rows, status if status in LIST_FILTERS else None, today)
+        return page(request, session, "list.html.j2", rows=rows, filters=LIST_FILTERS,
+                    status=status if status in LIST_FILTERS else "", departments=visible)
+
+    def _load_for(request: Request, action_id: str) -> tuple[Any, ...]:
+        session, expired = read_session(request)
+        user = current_user(session)
+        if user is None:
+            return session, None, None, to_sign_in(request, expired)
+        with warehouse() as opened:
+            try:
+                row = store.action(settings, opened, action_id)
+            except store.ActionNotFound:
+                return session, user, None, error(request, session, 404, "not_found")
+        if not people.may_see(user, row):
+            return session, user, None, error(request, session, 403, "forbidden")
+        return session, user, row, None
+
+    def detail_page(request: Request, session: dict[str, Any], user: ActionUser,
+                    row: dict[str, Any], status_code: int = 200, message: str | None = None,
+                    message_kind: str = "") -> Response:
+        from servicepulse.actions.tracking import kpi_definitions
+
+        with warehouse() as opened:
+            events = store.history(settings, opened, row["action_id"])
+            findings = store.findings_of(settings, opened, row["action_id"])
+            definitions = kpi_definitions(settings, opened) if row["kpi_id"] else {}
+            departments = _departments(settings, opened)
+        locale = session.get("l") or user.locale
+        definition = definitions.get(row["kpi_id"]) if row["kpi_id"] else None
+        kpi_name = (definition["name_zh"] if locale == "zh-CN" else definition["name_en"]) \
+            if definition else None
+        shown = with_overdue(row, settings.today())
+        shown["done_at_text"] = _local_text(settings, row["done_at"])
+        shown["verified_at_text"] = _local_text(settings, row["verified_at"])
+        for event in events:
+            event["at_text"] = _local_text(settings, event["happened_at"])
+        return page(request, session, "detail.html.j2", status_code=status_code, row=shown,
+                    history=events, findings=findings, kpi_name=kpi_name,
+                    cause_groups=store.CAUSE_GROUPS, may_work=people.may_work(user, row),
+                    may_govern=people.may_govern(user), all_departments=departments,
+                    message=message, message_kind=message_kind)
+
+    @app.get("/actions/{action_id}")
+    def action_detail(request: Request, action_id: str, saved: int = 0) -> Response:
+        session, user, row, refused = _load_for(request, action_id)
+        if refused is not None:
+            return refused
+        locale = session.get("l") or user.locale
+        return detail_page(request, session, user, row,
+                           message=messages()[locale]["saved"] if saved else None)
+
+    async def change(request: Request, action_id: str, allowed, apply) -> Response:
+        session, user, row, refused = _load_for(request, action_id)
+        if refused is not None:
+            return refused
+        form = await form_of(request, session)
+        if form is None:
+            return error(request, session, 400, "bad_request")
+        if not allowed(user, row):
+            return error(request, session, 403, "forbidden")
+        try:
+            with warehouse() as opened:
+                apply(opened, user, form, row)
+        except (UserError, ValueError) as exc:
+            return detail_page(request, session, user, row, status_code=400,
+                               message=str(exc), message_kind="error")
+        return RedirectResponse(f"/actions/{quote(action_id)}?saved=1", status_code=303)
+
+    @app.post("/actions/{action_id}/analysis")
+    async def analysis(request: Request, action_id: str) -> Response:
+        return await change(request, action_id, people.may_work, lambda w, user, form, row:
+                            store.record_work(settings, w, action_id, user.username,
+                                              form.get("cause_group", ""),
+                                              form.get("cause", "")[:4000],
+                                              form.get("measure", "")[:4000]))
+
+    @app.post("/actions/{action_id}/done")
+    async def done(request: Request, action_id: str) -> Response:
+        return await change(request, action_id, people.may_work, lambda w, user, form, row:
+                            store.mark_done(settings, w, action_id, user.username))
+
+    @app.post("/actions/{action_id}/reassign")
+    async def reassign(request: Request, action_id: str) -> Response:
+        def apply(w: Warehouse, user: ActionUser, form: dict[str, str], row: dict) -> None:
+            department = form.get("department", "").strip()
+            if department not in _departments(settings, w):
+                raise ValueError(f"unknown department {department!r}")
+            owner = form.get("owner", "").strip() or settings.actions.owner_of(department)
+            if owner and settings.actions.user(owner) is None:
+                raise ValueError(f"unknown user {owner!r}")
+            if not form.get("reason", "").strip():
+                raise ValueError("a reassignment needs a reason")
+            store.reassign(settings, w, action_id, user.username, department, owner,
+                           form["reason"][:1000])
+        return await change(request, action_id, lambda user, row: people.may_govern(user),
+                            apply)
+
+    @app.post("/actions/{action_id}/extend")
+    async def extend(request: Request, action_id: str) -> Response:
+        def apply(w: Warehouse, user: ActionUser, form: dict[str, str], row: dict) -> None:
+            store.extend(settings, w, action_id, user.username,
+                         date.fromisoformat(form.get("due_on", "")), form.get("reason", "")[:1000])
+        return await change(request, action_id, lambda user, row: people.may_govern(user),
+                            apply)
+
+    @app.post("/actions/{action_id}/reopen")
+    async def reopen(request: Request, action_id: str) -> Response:
+        from servicepulse.actions.tracking import add_working_days
+
+        def apply(w: Warehouse, user: ActionUser, form: dict[str, str], row: dict) -> None:
+            today = settings.today()
+            store.reopen(settings, w, action_id, user.username, form.get("reason", "")[:1000],
+                         add_working_days(settings, w, today,
+                                          settings.actions.due_working_days))
+        return await change(request, action_id, lambda user, row: people.may_govern(user),
+                            apply)
+
+    return app
+
+
+def _departments(settings: Settings, warehouse: Warehouse) -> list[str]:
+    table = f'"{settings.warehouse.schema("marts")}"."dim_departments"'
+    known = set(warehouse.fetch_frame(f"select department from {table}")["department"])
+    known.add(settings.actions.organisation_department)
+    known |= {d for user in settings.actions.users for d in user.departments}
+    return sorted(str(d) for d in known if d)
+
+
+def _local_text(settings: Settings, moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                proxy_headers=True, server_header=False)

@@ -1,0 +1,170 @@
+"""The corrective-actions app over HTTP (FastAPI's test client): who sees what, CSRF on
+every form, sign-in that does not tell which names exist, sessions that end, free text
+shown as text. tests/test_actions_browser.py drives the same app in a real browser."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from servicepulse.actions import people, store
+from servicepulse.actions.web import create_app
+from servicepulse.settings import load_settings
+from servicepulse.warehouse import connected
+from tests.actions_data import X_SUBJECT, Y_SUBJECT, tracked_copy
+
+PASSWORD = "a long enough pass phrase"
+FORMS = ("analysis", "done", "reassign", "extend", "reopen")
+
+
+@pytest.fixture
+def app_settings(actions_built, tmp_path):
+    settings = tracked_copy(actions_built, tmp_path)
+    with connected(settings) as warehouse:
+        for user in settings.actions.users:
+            people.set_password(settings, warehouse, user.username, PASSWORD)
+    return settings
+
+
+def ids(settings) -> dict[str, str]:
+    with connected(settings) as warehouse:
+        return {row["subject_key"]: row["action_id"]
+                for row in store.actions(settings, warehouse, statuses=store.UNCLOSED)}
+
+
+def token(page_html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
+
+
+def signed_in(settings, username: str) -> TestClient:
+    client = TestClient(create_app(settings), follow_redirects=False)
+    login = client.get("/login")
+    answer = client.post("/login", data={"username": username, "password": PASSWORD,
+                                         "csrf_token": token(login.text)})
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def test_a_department_head_sees_and_opens_only_their_department(app_settings):
+    client = signed_in(app_settings, "head.x")
+    listing = client.get("/")
+    assert listing.status_code == 200
+    actions = ids(app_settings)
+    assert actions[X_SUBJECT] in listing.text and actions["audit:AU1"] in listing.text
+    assert actions[Y_SUBJECT] not in listing.text and "d_y" not in listing.text
+    assert client.get(f"/actions/{actions[X_SUBJECT]}").status_code == 200
+    refused = client.get(f"/actions/{actions[Y_SUBJECT]}")
+    assert refused.status_code == 403
+    assert "department d_y" not in refused.text  # nothing of the action itself
+    assert client.get("/actions/CA-nothing").status_code == 404
+    # Asking for another department in the filter shows their own only.
+    assert actions[Y_SUBJECT] not in client.get("/?department=d_y").text
+    # A change to another department's action is refused too (with a valid token).
+    page = client.get(f"/actions/{actions[X_SUBJECT]}")
+    posted = client.post(f"/actions/{actions[Y_SUBJECT]}/analysis", data={
+        "csrf_token": token(page.text), "cause_group": "people", "cause": "x", "measure": "y"})
+    assert posted.status_code == 403
+
+
+def test_every_form_refuses_a_post_without_its_csrf_token(app_settings):
+    client = signed_in(app_settings, "quality")
+    action_id = ids(app_settings)[X_SUBJECT]
+    with connected(app_settings) as warehouse:
+        before = store.action(app_settings, warehouse, action_id)
+    fields = {"cause_group": "people", "cause": "c", "measure": "m", "department": "d_y",
+              "reason": "r", "due_on": "2027-01-01", "locale": "en"}
+    for form in FORMS:
+        for sent in ({}, {"csrf_token": "forged"}):
+            answer = client.post(f"/actions/{action_id}/{form}", data={**fields, **sent})
+            assert answer.status_code == 400, form
+    for path in ("/logout", "/language"):
+        assert client.post(path, data={"csrf_token": "forged"}).status_code == 400
+    anonymous = TestClient(create_app(app_settings), follow_redirects=False)
+    assert anonymous.post("/login", data={"username": "quality",
+                                          "password": PASSWORD}).status_code == 400
+    with connected(app_settings) as warehouse:
+        assert store.action(app_settings, warehouse, action_id) == before
+
+
+def test_sign_in_does_not_tell_which_names_exist(app_settings):
+    def attempt(username: str, password: str):
+        client = TestClient(create_app(app_settings), follow_redirects=False)
+        page = client.get("/login")
+        answer = client.post("/login", data={"username": username, "password": password,
+                                             "csrf_token": token(page.text)})
+        return answer.status_code, answer.text.replace(token(page.text), "")
+
+    unknown = attempt("nobody.here", PASSWORD)
+    wrong = attempt("head.x", "not the password at all")
+    assert unknown[0] == wrong[0] == 401
+    assert unknown[1] == wrong[1]
+    assert "nobody.here" not in unknown[1]
+
+
+def test_a_session_ends_after_its_time(app_settings, tmp_path):
+    short = load_settings(app_settings.config_file, environ={
+        "SERVICEPULSE__ACTIONS__SESSION_MINUTES": "0.02",  # 1.2 s
+        "SERVICEPULSE_ACTIONS_SESSION_KEY": "a fixed key for this test"})
+    client = signed_in(short, "head.x")
+    assert client.get("/").status_code == 200
+    time.sleep(2.2)
+    ended = client.get("/")
+    assert ended.status_code == 303 and ended.headers["location"] == "/login?expired=1"
+
+
+def test_free_text_is_shown_as_text_and_the_pages_forbid_scripts(app_settings):
+    client = signed_in(app_settings, "head.x")
+    action_id = ids(app_settings)["audit:AU1"]
+    page = client.get(f"/actions/{action_id}")
+    assert "script-src" not in page.headers["content-security-policy"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    posted = client.post(f"/actions/{action_id}/analysis", data={
+        "csrf_token": token(page.text), "cause_group": "method",
+        "cause": "<script>alert('x')</script>", "measure": '<img src=x onerror="alert(1)">'})
+    assert posted.status_code == 303
+    shown = client.get(f"/actions/{action_id}").text
+    assert "<script>alert" not in shown and "<img src=x" not in shown
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in shown
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in shown
+
+
+def test_the_quality_team_reassigns_extends_and_reopens(app_settings):
+    client = signed_in(app_settings, "quality")
+    actions = ids(app_settings)
+    audit = actions["audit:AU1"]
+    page = client.get(f"/actions/{audit}")
+    assert page.status_code == 200
+    csrf = token(page.text)
+    assert client.post(f"/actions/{audit}/extend", data={
+        "csrf_token": csrf, "due_on": "2026-12-31", "reason": "审核复核中"}).status_code == 303
+    assert client.post(f"/actions/{audit}/reassign", data={
+        "csrf_token": csrf, "department": "d_y", "owner": "",
+        "reason": "the agent moved"}).status_code == 303
+    with connected(app_settings) as warehouse:
+        row = store.action(app_settings, warehouse, audit)
+        events = store.history(app_settings, warehouse, audit)
+    assert (row["department"], row["owner"], row["due_on"].isoformat()) == (
+        "d_y", "head.y", "2026-12-31")
+    assert [e["event"] for e in events][-2:] == ["extended", "reassigned"]
+    assert events[-1]["actor"] == "quality" and events[-1]["detail"]["reason"] == \
+        "the agent moved"
+    # head.x no longer sees it; head.y does.
+    assert signed_in(app_settings, "head.x").get(f"/actions/{audit}").status_code == 403
+    assert signed_in(app_settings, "head.y").get(f"/actions/{audit}").status_code == 200
+    # A department head cannot govern: extend is the quality team's.
+    head = signed_in(app_settings, "head.y")
+    csrf_y = token(head.get(f"/actions/{audit}").text)
+    assert head.post(f"/actions/{audit}/extend", data={
+        "csrf_token": csrf_y, "due_on": "2027-06-30", "reason": "more time"}).status_code == 403
+    # Reopen a verified action.
+    with connected(app_settings) as warehouse:
+        verified = store.actions(app_settings, warehouse, statuses=(store.VERIFIED,))[0]
+    assert client.post(f"/actions/{verified['action_id']}/reopen", data={
+        "csrf_token": csrf, "reason": "customers still complain"}).status_code == 303
+    with connected(app_settings) as warehouse:
+        assert store.action(app_settings, warehouse,
+                            verified["action_id"])["status"] == "reopened"

@@ -1,8 +1,10 @@
 """ServicePulse nightly pipeline (Airflow 3).
 
 load each source for yesterday (local time) -> raw data checks -> dbt build ->
-mart checks -> corrective actions (findings open them, the data verifies them). Passing mart checks update the Asset the report DAGs are scheduled on
-(servicepulse_weekly_report), so reports go out only after their data passed.
+mart checks -> corrective actions (findings open them, the data verifies them). Once the
+marts passed their checks and the actions are tracked, the Asset the report DAGs are
+scheduled on is updated (servicepulse_weekly_report): reports go out only after their
+data passed.
 All logic lives in servicepulse.pipeline; this file only wires it.
 """
 
@@ -77,7 +79,7 @@ def servicepulse_nightly():
         return run_step(pipeline.check_quality, run_id, data_interval_start,
                         data_interval_end, "raw")
 
-    @task(outlets=[CHECKED_MARTS], retries=0)
+    @task(retries=0)
     def check_marts(run_id=None, data_interval_start=None, data_interval_end=None):
         from servicepulse import pipeline
         from servicepulse.airflow_support import run_step
@@ -85,7 +87,9 @@ def servicepulse_nightly():
         return run_step(pipeline.check_quality, run_id, data_interval_start,
                         data_interval_end, "marts")
 
-    @task
+    # The report DAGs start when this is done: their corrective-actions sections read
+    # the night's findings, verifications and reopenings.
+    @task(outlets=[CHECKED_MARTS])
     def track_actions(data_interval_start=None, data_interval_end=None):
         from servicepulse import pipeline
         from servicepulse.airflow_support import run_step

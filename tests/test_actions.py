@@ -211,3 +211,64 @@ def test_the_loop_on_postgresql_equals_duckdb(tracked, tmp_path, postgres_prefix
         differing = [(a, b) for a, b in zip(on_postgres[name], rows, strict=False) if a != b]
         if differing or len(on_postgres[name]) != len(rows):
             pytest.fail(f"{name}: PostgreSQL vs DuckDB {differing[:2]!r}")
+
+
+def test_closure_rate_and_verified_share_in_the_marts(tracked):
+    """marts.kpi_corrective_actions over the eight weeks, by hand: due in August are
+    the breach (12 Aug, d_y, open), the audit (19 Aug, d_x, open) and d_x's first RESP_SLA
+    action (24 Aug, done 19 Aug, verified); in September d_y's (reopened, due again 20 Sep)
+    and d_x's second (29 Sep, open)."""
+    with connected(tracked) as warehouse:
+        frame = warehouse.fetch_frame(
+            'select period_grain, period_start, dimension, dimension_value, actions_due, '
+            'actions_done_by_due, actions_verified, closure_rate, verified_share '
+            'from "marts"."kpi_corrective_actions" order by 1, 2, 3, 4')
+    rows = {(r.period_grain, str(r.period_start)[:10], r.dimension_value):
+            (r.actions_due, r.actions_done_by_due, r.actions_verified, round(r.closure_rate, 4),
+             None if pd.isna(r.verified_share) else r.verified_share)
+            for r in frame.itertuples(index=False)}
+    assert rows[("month", "2026-08-01", "all")] == (3, 1, 1, round(1 / 3, 4), 1.0)
+    assert rows[("month", "2026-08-01", "d_x")] == (2, 1, 1, 0.5, 1.0)
+    assert rows[("month", "2026-08-01", "d_y")] == (1, 0, 0, 0.0, None)
+    # A reopened action is not closed, though it was done before its first deadline.
+    assert rows[("month", "2026-09-01", "all")] == (2, 0, 0, 0.0, None)
+    # Due Sunday 20 September (a working day in 2026): the week of 14 September.
+    assert rows[("week", "2026-09-14", "d_y")] == (1, 0, 0, 0.0, None)
+    assert rows[("week", "2026-08-24", "d_x")] == (1, 1, 1, 1.0, 1.0)
+    assert len(rows) == 16
+
+
+def _pdf_text(settings, kind: str, period: str, locale: str, folder, department=None) -> str:
+    import subprocess
+
+    arguments = ["report", kind, "--period", period, "--locale", locale, "--out",
+                 str(folder), "--config", str(settings.config_file)]
+    assert main(arguments + (["--department", department] if department else [])) == 0
+    pdf = next(folder.glob("*.pdf"))
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_the_reports_carry_the_loop(tracked, tmp_path):
+    """Week 38 (14–20 September), data as of Thursday 24 September: overdue are the
+    breach (due 12 Aug: 43 days), the audit (19 Aug: 36 days) and d_y's reopened action
+    (due 20 Sep: 4 days); reopened this week: d_y's; none opened (d_x's second one opens
+    on the 21st)."""
+    weekly = _pdf_text(tracked, "weekly", "2026-W38", "zh-CN", tmp_path / "w")
+    section = weekly[weekly.index("整改跟踪"):]
+    assert "本期下发 0；已逾期 3；已完成，待验证 0；验证通过 0；重新整改 1" in section
+    assert "逾期 43 天" in section and "逾期 36 天" in section and "逾期 4 天" in section
+    english = _pdf_text(tracked, "weekly", "2026-W38", "en", tmp_path / "e")
+    assert "Opened 0; Overdue 3; Done, awaiting verification 0; Verified 0; Reopened 1" in \
+        english[english.index("Corrective actions"):]
+    # d_x's slice: its audit is overdue; nothing of d_y.
+    mine = _pdf_text(tracked, "weekly", "2026-W38", "en", tmp_path / "x", department="d_x")
+    part = mine[mine.index("Corrective actions"):]
+    assert "Overdue 1;" in part and "d_y" not in part
+    # August: 1 of 3 due closed by its deadline; 1 of 1 verified; d_y has 2 overdue.
+    monthly = _pdf_text(tracked, "monthly", "2026-08", "en", tmp_path / "m")
+    closure = monthly[monthly.rindex("Rectification closure"):]
+    assert "33.3%" in closure and "1 of 3 due actions closed by their deadline" in closure
+    assert "100.0%" in closure and "1 of 1 closed actions verified by the data" in closure
+    most = closure[closure.index("Departments with the most overdue actions"):].split()
+    assert most[most.index("d_y") + 1] == "2" and most[most.index("d_x") + 1] == "1"

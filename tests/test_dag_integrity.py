@@ -47,6 +47,8 @@ def test_nightly_structure(dagbag):
     assert dag.get_task("check_raw_data").upstream_task_ids == loads
     assert dag.get_task("dbt_build").upstream_task_ids == {"check_raw_data"}
     assert dag.get_task("check_marts").upstream_task_ids == {"dbt_build"}
+    # A failed critical check stops the night before any action is opened or verified.
+    assert dag.get_task("track_actions").upstream_task_ids == {"check_marts"}
     assert all(dag.get_task(t).outlets for t in loads)
     assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
 
@@ -73,7 +75,9 @@ def test_every_task_alerts_after_its_last_retry_and_a_stuck_night_alerts(dagbag)
 def test_reports_wait_for_the_nightly_checked_marts(dagbag, report):
     nightly = dagbag.dags["servicepulse_nightly"]
     dag = dagbag.dags[f"servicepulse_{report}_report"]
-    checked = {outlet.uri for outlet in nightly.get_task("check_marts").outlets}
+    # After the mart checks passed and the night's corrective actions were tracked
+    # (the reports' 整改跟踪 section reads them).
+    checked = {outlet.uri for outlet in nightly.get_task("track_actions").outlets}
     assert dag.timetable.asset_condition.uri in checked
     assert {"period", "recipient", "resend_reason"} <= set(dag.params)
     # Every scheduled report run checks that the nightly still runs at all.

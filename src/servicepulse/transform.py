@@ -185,12 +185,23 @@ def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
     from servicepulse import business_calendar
 
     business_calendar.check_seeded(settings.calendar)
+    _ensure_actions_tables(settings)
     # Unit tests check the models' logic on given rows, not the night's data: they run
     # in CI (a plain `dbt build`, and on PostgreSQL in tests/test_known_answers.py),
     # not in every nightly build, where they cost a third of a build with nothing new.
     result = run_dbt(settings, "build", "--exclude", "resource_type:unit_test",
                      *(["--full-refresh"] if full_refresh else []))
     return with_node_results(settings, result)
+
+
+def _ensure_actions_tables(settings: Settings) -> None:
+    """The corrective-actions tables dbt's actions source reads (created empty by the
+    first build, so that the marts' views over them read the tables from the start)."""
+    from servicepulse.actions.store import ensure_tables
+    from servicepulse.warehouse import connected
+
+    with connected(settings) as warehouse:
+        ensure_tables(settings, warehouse)
 
 
 def with_node_results(settings: Settings, result: DbtResult) -> DbtResult:

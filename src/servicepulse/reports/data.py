@@ -56,6 +56,7 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
         "department_columns": settings.reports.department_columns,
         "quality": latest_quality(settings, warehouse, period),
         "data_as_of": data_as_of(settings, warehouse),
+        "actions": corrective_actions(settings, warehouse, period, department),
     }
 
 
@@ -120,6 +121,30 @@ def _breaches(settings: Settings, warehouse: Warehouse, period: Period,
         f"order by is_still_undone desc, minutes_late desc nulls last, case step {order} end, "
         f"complaint_id",
         [period.start, department, department]))
+
+
+def corrective_actions(settings: Settings, warehouse: Warehouse, period: Period,
+                       department: str | None) -> dict[str, Any]:
+    """The rectification loop in the report's slice: the actions (fct_corrective_actions;
+    the builders choose which to list) and the period's closure KPIs for the slice and
+    for every department (kpi_corrective_actions)."""
+    marts = settings.warehouse.schema("marts")
+    if not warehouse.table_exists(marts, "fct_corrective_actions"):
+        return {"rows": [], "closure": []}
+    rows = plain_records(warehouse.fetch_frame(
+        f"select action_id, finding_kind, kpi_id, complaint_id, audit_id, step, department, "
+        f"owner, problem, opened_on, due_on, status, cause_group, measure, done_on, "
+        f"verified_on, first_done_on, last_reopened_on, reopened_count "
+        f'from "{marts}"."fct_corrective_actions" '
+        f"where (? is null or department = ?) order by due_on, action_id",
+        [department, department]))
+    closure = plain_records(warehouse.fetch_frame(
+        f"select dimension, dimension_value, actions_due, actions_done_by_due, actions_done, "
+        f"actions_verified, actions_still_open, closure_rate, verified_share "
+        f'from "{marts}"."kpi_corrective_actions" '
+        f"where period_grain = ? and period_start = ? order by dimension, dimension_value",
+        [period.kind, period.start]))
+    return {"rows": rows, "closure": closure}
 
 
 def latest_quality(settings: Settings, warehouse: Warehouse,

@@ -27,7 +27,8 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
                          breaches: list[dict[str, Any]],
                          quality: QualitySnapshot | None,
                          data_as_of: datetime, breach_limit: int, top_n: int = 10,
-                         department_columns: int = 5) -> dict[str, Any]:
+                         department_columns: int = 5,
+                         actions: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the monthly template shows, already worded and formatted.
     ``agent_rows`` and the breach rows themselves are not shown: leadership reads
     departments and missed deadlines by step, not agents and single complaints. Long
@@ -64,6 +65,7 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
         # A department's own report shows its own line and place, no other name.
         "ranking": ranking,
         "audits": sections.audit_table(t, this_month, department_rows, department, top_n),
+        "closure": sections.closure(t, actions, department, data_as_of),
         "quality": sections.quality_panel(t, quality),
         "attachments": [department_table["attachment"]]
         if department_table and department_table["attachment"] else [],

@@ -732,3 +732,84 @@ def header(t: Messages, report: str, period: Period, department: str | None,
         "t": t.section_texts(period.kind),
         "page_of": t("page_of"),  # placeholders become CSS page counters when rendered
     }
+
+
+ACTION_LIST_LIMIT = 15  # rows per group in the PDF; the app and `actions list` hold them all
+
+
+def _day(value: Any) -> date | None:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def corrective_actions(t: Messages, actions: dict[str, Any] | None, period: Period,
+                       data_as_of: datetime) -> dict[str, Any]:
+    """整改跟踪: the slice's actions opened in the period, overdue at the data's as-of day
+    (most overdue first), done and awaiting verification, verified in the period and
+    reopened in the period."""
+    rows = (actions or {}).get("rows", [])
+    today = data_as_of.date()
+
+    def in_period(value: Any) -> bool:
+        day = _day(value)
+        return day is not None and period.start <= day <= period.end
+
+    def line(row: dict[str, Any]) -> dict[str, Any]:
+        due = _day(row["due_on"])
+        late = (today - due).days if row["status"] in ("open", "reopened") and due < today \
+            else 0
+        return {"action": row["action_id"], "department": t.department(row["department"]),
+                "owner": row["owner"] or "–", "problem": row["problem"],
+                "opened": t.date(_day(row["opened_on"])), "due": t.date(due),
+                "status": t(f"action_status_{row['status']}"),
+                "late": t("action_days_late", days=late) if late else ""}
+
+    overdue = sorted((r for r in rows if r["status"] in ("open", "reopened")
+                      and _day(r["due_on"]) < today),
+                     key=lambda r: (_day(r["due_on"]), r["action_id"]))
+    groups = [
+        ("opened", [r for r in rows if in_period(r["opened_on"])]),
+        ("overdue", overdue),
+        ("awaiting", [r for r in rows if r["status"] == "done"]),
+        ("verified", [r for r in rows if r["status"] == "verified"
+                      and in_period(r["verified_on"])]),
+        ("reopened", [r for r in rows if r["status"] == "reopened"
+                      and in_period(r["last_reopened_on"])]),
+    ]
+    return {
+        "total": len(rows),
+        "groups": [{"key": key, "title": t(f"actions_group_{key}"), "count": len(members),
+                    "rows": [line(r) for r in members[:ACTION_LIST_LIMIT]],
+                    "more": t("actions_more", shown=ACTION_LIST_LIMIT, total=len(members))
+                    if len(members) > ACTION_LIST_LIMIT else None}
+                   for key, members in groups],
+    }
+
+
+def closure(t: Messages, actions: dict[str, Any] | None, department: str | None,
+            data_as_of: datetime, top_n: int = 5) -> dict[str, Any]:
+    """The month's rectification closure rate and verified share for the slice
+    (kpi_corrective_actions), and the departments with the most overdue actions (the
+    organisation's report only)."""
+    actions = actions or {}
+    slice_value = department or "all"
+    row = next((r for r in actions.get("closure", [])
+                if r["dimension_value"] == slice_value
+                and r["dimension"] == ("department" if department else "organisation")), None)
+    today = data_as_of.date()
+    overdue: dict[str, int] = {}
+    for action in actions.get("rows", []):
+        if action["status"] in ("open", "reopened") and _day(action["due_on"]) < today:
+            overdue[action["department"]] = overdue.get(action["department"], 0) + 1
+    most = sorted(overdue.items(), key=lambda item: (-item[1], item[0]))[:top_n]
+    return {
+        "due": row["actions_due"] if row else 0,
+        "closure_rate": t.kpi_value(row["closure_rate"], "fraction") if row else "–",
+        "closed": t("actions_closed_of_due", closed=row["actions_done_by_due"],
+                    due=row["actions_due"]) if row else "",
+        "verified_share": t.kpi_value(row["verified_share"], "fraction")
+        if row and row["verified_share"] is not None else "–",
+        "verified": t("actions_verified_of_closed", verified=row["actions_verified"],
+                      closed=row["actions_done"]) if row else "",
+        "most_overdue": [] if department else [
+            {"department": t.department(name), "count": count} for name, count in most],
+    }

@@ -25,7 +25,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                         quality: QualitySnapshot | None,
                         data_as_of: datetime,
                         breach_limit: int, top_n: int = 10,
-                        department_columns: int = 5) -> dict[str, Any]:
+                        department_columns: int = 5,
+                        actions: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the weekly template shows, already worded and formatted. Long
     dimensions show ``top_n`` lines (``department_columns`` departments in the
     department table) and "others"; the appendix holds them all (every department's
@@ -52,6 +53,7 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "department_table": department_table,
         "agents": sections.agent_table(t, agent_rows, kpi_names),
         "audits": sections.audit_table(t, this_week, department_rows, department, top_n),
+        "actions": sections.corrective_actions(t, actions, period, data_as_of),
         "quality": sections.quality_panel(t, quality),
         "attachments": [department_table["attachment"]]
         if department_table and department_table["attachment"] else [],

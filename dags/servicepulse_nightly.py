@@ -90,11 +90,12 @@ def servicepulse_nightly():
     # The report DAGs start when this is done: their corrective-actions sections read
     # the night's findings, verifications and reopenings.
     @task(outlets=[CHECKED_MARTS])
-    def track_actions(data_interval_start=None, data_interval_end=None):
+    def track_actions(run_id=None, data_interval_start=None, data_interval_end=None):
         from servicepulse import pipeline
         from servicepulse.airflow_support import run_step
 
-        return run_step(pipeline.track_actions, data_interval_start, data_interval_end)
+        return run_step(pipeline.track_actions, data_interval_start, data_interval_end,
+                        run_id=run_id)
 
     loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
              for source in SOURCES]

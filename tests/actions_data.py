@@ -92,11 +92,12 @@ RULES = {
     "audits": {},
     "due_working_days": 5,
     "verify_periods": 2,
+    "app_url": "https://quality.example.com",
     "users": [
         {"username": "head.x", "name": "X 主管", "role": "department_head",
-         "departments": ["d_x"]},
+         "departments": ["d_x"], "email": "head.x@example.com"},
         {"username": "head.y", "name": "Y head", "role": "department_head",
-         "departments": ["d_y"], "locale": "en"},
+         "departments": ["d_y"], "locale": "en", "email": "head.y@example.com"},
         {"username": "quality", "name": "质量部", "role": "quality_team"},
     ],
 }

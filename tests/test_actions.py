@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -272,3 +272,54 @@ def test_the_reports_carry_the_loop(tracked, tmp_path):
     assert "100.0%" in closure and "1 of 1 closed actions verified by the data" in closure
     most = closure[closure.index("Departments with the most overdue actions"):].split()
     assert most[most.index("d_y") + 1] == "2" and most[most.index("d_x") + 1] == "1"
+
+
+def _outbox(settings) -> dict[str, str]:
+    from email import policy
+    from email.parser import BytesParser
+
+    found = {}
+    for path in sorted((settings.output_path / "outbox").glob("action_*/*/*.eml")):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        found[f"{path.parent.parent.name}/{path.parent.name}/{path.stem}"] = message
+    return found
+
+
+def test_owners_get_a_notice_and_a_reminder_once(tracked):
+    """The night of Sunday 20 September (data through the 21st): d_x's new action opened
+    on the 21st (notice to head.x, in Chinese); d_y's was reopened on the 14th (a new
+    notice to head.y, in English) and is due on the 20th (a reminder). The breach and
+    the audit fell due in August, before the night's 7 days: no mail about them."""
+    from servicepulse.pipeline import track_actions
+
+    def night(day: date) -> dict:
+        start = datetime.combine(day, datetime.min.time(), SHANGHAI)
+        return track_actions(start, start + timedelta(days=1), tracked)
+
+    assert night(date(2026, 9, 20))["notices"] == {"sent": 3}
+    with connected(tracked) as warehouse:
+        x = store.unclosed_action_of(tracked, warehouse, X_SUBJECT)
+        y = store.unclosed_action_of(tracked, warehouse, Y_SUBJECT)
+    sent = _outbox(tracked)
+    assert set(sent) == {f"action_notice/{x}/head.x@example.com",
+                         f"action_notice/{y}-reopened-1/head.y@example.com",
+                         f"action_reminder/{y}@2026-09-20/head.y@example.com"}
+    notice = sent[f"action_notice/{x}/head.x@example.com"]
+    assert notice["Subject"] == f"整改通知书 {x}：指标未达标 · 响应及时率，整改期限 2026-09-29"
+    body = notice.get_body(("plain",)).get_content().splitlines()
+    for line in ("检查日期: 2026-09-21", "检查标准: RESP_SLA ≥ 98.0 %", "检查结果: 不达标",
+                 "责任部门: d_x", "整改期限: 2026-09-29", "验证结果: 待验证（整改完成后由数据验证）",
+                 f"打开整改项： https://quality.example.com/actions/{x}"):
+        assert line in body, line
+    # A reopened action's notice is dated by the reopening (the check that failed).
+    again = sent[f"action_notice/{y}-reopened-1/head.y@example.com"]
+    assert "Date: 2026-09-14" in again.get_body(("plain",)).get_content().splitlines()
+    reminder = sent[f"action_reminder/{y}@2026-09-20/head.y@example.com"]
+    assert reminder["Subject"].startswith(f"Due today or overdue: {y}")
+
+    # Again: nothing new (the send ledger); an extended deadline gets its own reminder.
+    assert night(date(2026, 9, 20))["notices"] == {"already_sent": 3}
+    with connected(tracked) as warehouse:
+        store.extend(tracked, warehouse, y, "quality", date(2026, 9, 24), "rota change")
+    assert night(date(2026, 9, 23))["notices"] == {"sent": 1, "already_sent": 1}
+    assert f"action_reminder/{y}@2026-09-24/head.y@example.com" in _outbox(tracked)

@@ -369,7 +369,7 @@ ACTION_JSON_FIELDS = ("action_id", "finding_kind", "kpi_id", "complaint_id", "au
 def cmd_actions(args: argparse.Namespace) -> int:
     """The rectification loop: list actions, track them for a night, serve the app,
     set a user's password."""
-    from servicepulse.actions import people, store, tracking
+    from servicepulse.actions import people, store
     from servicepulse.warehouse import connected
 
     settings = _settings(args)
@@ -391,11 +391,13 @@ def cmd_actions(args: argparse.Namespace) -> int:
         print(f"password set for {args.username}")
         return 0
     if args.action == "track":
+        from servicepulse import pipeline
+
         if args.date is None:
             raise ConfigError("track needs --date (the local day the night ran for)")
-        with connected(settings) as warehouse:
-            result = tracking.track(settings, warehouse, args.date + timedelta(days=1))
-        print(json.dumps(result.summary(), ensure_ascii=False, indent=2))
+        start = datetime.combine(args.date, time(), tzinfo=settings.tz)
+        summary = pipeline.track_actions(start, start + timedelta(days=1), settings)
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0
     from servicepulse.actions.web import filter_rows
 

@@ -105,10 +105,12 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     return report.summary()
 
 
-def track_actions(start: datetime, end: datetime,
-                  settings: Settings | None = None) -> dict[str, Any]:
+def track_actions(start: datetime, end: datetime, settings: Settings | None = None,
+                  run_id: str | None = None) -> dict[str, Any]:
     """The rectification loop's night, after the marts passed their checks: findings
-    open corrective actions, done actions are verified or reopened (docs/actions.md)."""
+    open corrective actions, done actions are verified or reopened, and owners get
+    their notices and due reminders, each once (docs/actions.md)."""
+    from servicepulse.actions.notices import send_notices
     from servicepulse.actions.tracking import track
     from servicepulse.warehouse import connected
 
@@ -116,13 +118,14 @@ def track_actions(start: datetime, end: datetime,
     _, local_end = local_day_interval(settings, start, end)
     with connected(settings) as warehouse:
         result = track(settings, warehouse, local_end.date())
-    summary = result.summary()
-    log.info("corrective actions as of %s: %d new findings, opened %s, verified %s, "
-             "reopened %s", summary["as_of"], summary["new_findings"],
-             summary["opened"] or "none", summary["verified"] or "none",
-             summary["reopened"] or "none")
+        summary = result.summary()
+        log.info("corrective actions as of %s: %d new findings, opened %s, verified %s, "
+                 "reopened %s", summary["as_of"], summary["new_findings"],
+                 summary["opened"] or "none", summary["verified"] or "none",
+                 summary["reopened"] or "none")
+        summary["notices"] = send_notices(settings, warehouse, local_end.date(), run_id)
+    log.info("rectification notices and reminders: %s", summary["notices"] or "none due")
     return summary
-
 
 class ReportNotReady(PermanentError):
     """The period's data has not passed the quality gate: nothing was sent to readers."""

@@ -544,6 +544,9 @@ class ActionsSettings(_Section):
     # department_head of that department).
     owners: dict[str, str] = {}
     users: list[ActionUser] = []
+    # Where people reach the app (e.g. https://quality.example.com): notices link to
+    # the action there. None: notices carry no link.
+    app_url: str | None = None
     # A session ends after this long without a page; then the app asks to sign in again.
     session_minutes: float = Field(480, gt=0)
     # The environment variable holding the key that signs session cookies. Without

@@ -56,10 +56,12 @@ def messages() -> dict[str, dict[str, str]]:
 
 
 @lru_cache(maxsize=1)
-def _templates() -> jinja2.Environment:
+def templates() -> jinja2.Environment:
     folder = importlib.resources.files("servicepulse.actions").joinpath("templates")
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
+        loader=jinja2.FileSystemLoader(str(folder)),
+        # Pages and HTML mail escape everything; the plain-text mail escapes nothing.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -140,7 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
             locale = "zh-CN"
         session = {**session, "l": locale}
         session.setdefault("c", secrets.token_urlsafe(32))
-        body = _templates().get_template(template).render(
+        body = templates().get_template(template).render(
             t=messages()[locale], locale=locale, user=user, csrf_token=session["c"],
             request_path=request.url.path, message=context.pop("message", None),
             message_kind=context.pop("message_kind", ""), **context)

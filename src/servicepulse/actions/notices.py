@@ -1,0 +1,119 @@
+"""Rectification notices (整改通知书) and due reminders, e-mailed to an action's owner
+through the delivery module: each exactly once, in the send ledger like the reports.
+
+- a notice when an action opens, and again when it is reopened (ledger report
+  ``action_notice``, period ``<action_id>`` or ``<action_id>-reopened-<n>``);
+- a reminder when the deadline in force is reached and the action is not done (report
+  ``action_reminder``, period ``<action_id>@<due date>``: an extended deadline gets
+  its own reminder).
+
+Only what the night's data made current is sent: an action opened, reopened or falling
+due within ``actions.lookback_days`` of the night. A backfill of old nights does not mail
+people about last year.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from servicepulse.actions import store
+from servicepulse.settings import ActionUser, Settings
+from servicepulse.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+NOTICE, REMINDER = "action_notice", "action_reminder"
+
+
+def _envelope(settings: Settings, owner: ActionUser, action: dict[str, Any], kind: str,
+              item: str, found_on: date):
+    from servicepulse.actions.web import messages, templates
+    from servicepulse.delivery.deliver import Envelope
+
+    t = messages()[owner.locale]
+    due = action["due_on"].isoformat()
+    subject = t[f"{kind}_subject"].format(action_id=action["action_id"], item=item, due=due)
+    record = [
+        (t["notice_date"], found_on.isoformat()),
+        (t["notice_item"], item),
+        (t["standard"], action["standard"] or "–"),
+        (t["notice_result"], t["notice_result_failed"]),
+        (t["problem"], action["problem"]),
+        (t["department"], action["department"]),
+        (t["owner"], owner.name),
+        (t["measure"], action["measure"] or t["notice_measure_pending"]),
+        (t["due"], due),
+        (t["notice_verification"], t["notice_verification_pending"]),
+    ]
+    link = f"{settings.actions.app_url.rstrip('/')}/actions/{action['action_id']}" \
+        if settings.actions.app_url else None
+    context = {"t": t, "locale": owner.locale, "subject": subject, "action": action,
+               "record": record, "link": link, "intro": t[f"{kind}_intro"]}
+    return Envelope(
+        email=str(owner.email), name=owner.name, subject=subject,
+        text=templates().get_template("notice.txt.j2").render(**context),
+        html=templates().get_template("notice.html.j2").render(**context),
+        locale=owner.locale, department=action["department"], role="action owner")
+
+
+def _item(settings: Settings, warehouse: Warehouse, action: dict[str, Any],
+          locale: str) -> str:
+    from servicepulse.actions.tracking import kpi_definitions
+    from servicepulse.actions.web import messages
+
+    t = messages()[locale]
+    kind = t[f"kind_{action['finding_kind']}"]
+    definition = kpi_definitions(settings, warehouse).get(action["kpi_id"] or "")
+    if not definition:
+        return kind
+    return f"{kind} · {definition['name_zh'] if locale == 'zh-CN' else definition['name_en']}"
+
+
+def due_messages(settings: Settings, warehouse: Warehouse,
+                 as_of: date) -> list[tuple[str, str, Any]]:
+    """(ledger report, ledger period, envelope) of every notice and reminder the night
+    ending at ``as_of`` makes current, for owners with an e-mail address."""
+    earliest = as_of - timedelta(days=settings.actions.lookback_days)
+    wanted = []
+    for action in store.actions(settings, warehouse, statuses=store.TO_WORK):
+        owner = settings.actions.user(action["owner"]) if action["owner"] else None
+        if owner is None or owner.email is None:
+            log.info("corrective action %s: no owner with an e-mail address (actions.owners, "
+                     "actions.users), no notice sent", action["action_id"])
+            continue
+        item = _item(settings, warehouse, action, owner.locale)
+        reopened = int(action["reopened_count"])
+        since = _last_event_on(settings, warehouse, action, "reopened" if reopened else "opened")
+        if since is not None and earliest <= since <= as_of:
+            period = action["action_id"] + (f"-reopened-{reopened}" if reopened else "")
+            wanted.append((NOTICE, period,
+                           _envelope(settings, owner, action, "notice", item, since)))
+        if earliest <= action["due_on"] <= as_of:
+            wanted.append((REMINDER, f"{action['action_id']}@{action['due_on'].isoformat()}",
+                           _envelope(settings, owner, action, "reminder", item,
+                                     since or action["opened_on"])))
+    return wanted
+
+
+def _last_event_on(settings: Settings, warehouse: Warehouse, action: dict[str, Any],
+                   event: str) -> date | None:
+    moments = [row["happened_at"] for row in store.history(settings, warehouse,
+                                                           action["action_id"])
+               if row["event"] == event]
+    return moments[-1].astimezone(settings.tz).date() if moments else None
+
+
+def send_notices(settings: Settings, warehouse: Warehouse, as_of: date,
+                 run_id: str | None = None) -> dict[str, int]:
+    """Send what is due (each once: the send ledger); a failed or doubtful send raises
+    after the data team is told, like a report's."""
+    from servicepulse.delivery.deliver import deliver
+
+    counts: dict[str, int] = {}
+    for report, period, envelope in due_messages(settings, warehouse, as_of):
+        result = deliver(settings, warehouse, report, period, [envelope], run_id=run_id)
+        for outcome in result.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return counts

@@ -142,9 +142,13 @@ select
     case when definitions.not_measured_reason is null then current_period.denominator end
         as denominator,
     case when definitions.not_measured_reason is null then current_period.value end as value,
-    definitions.target,
+    -- The target in force on the period's first day: the department's own for its
+    -- rows, else the organisation's (int_kpi_targets_in_force).
+    coalesce(department_target.target, organisation_target.target) as target,
     case when definitions.not_measured_reason is null then
-        {{ kpi_status('current_period.value', 'definitions.target', 'definitions.amber_band',
+        {{ kpi_status('current_period.value',
+                      'coalesce(department_target.target, organisation_target.target)',
+                      'coalesce(department_target.amber_band, organisation_target.amber_band)',
                       'definitions.direction') }}
     end as status,
     case when definitions.not_measured_reason is null then previous_period.value end
@@ -156,6 +160,19 @@ from valued as current_period
 cross join (select max(inputs_loaded_through) as inputs_loaded_through from aggregated) as inputs
 inner join definitions
     on current_period.kpi_id = definitions.kpi_id
+left join {{ ref('int_kpi_targets_in_force') }} as organisation_target
+    on current_period.kpi_id = organisation_target.kpi_id
+    and organisation_target.department is null
+    and current_period.period_start >= organisation_target.effective_from
+    and (organisation_target.effective_until is null
+         or current_period.period_start < organisation_target.effective_until)
+left join {{ ref('int_kpi_targets_in_force') }} as department_target
+    on current_period.kpi_id = department_target.kpi_id
+    and current_period.dimension = 'department'
+    and current_period.dimension_value = department_target.department
+    and current_period.period_start >= department_target.effective_from
+    and (department_target.effective_until is null
+         or current_period.period_start < department_target.effective_until)
 left join valued as previous_period
     on previous_period.period_start = cast(current_period.period_start - {{ step }} as date)
     and previous_period.dimension = current_period.dimension
@@ -230,7 +247,9 @@ slices as (
 {% endmacro %}
 
 {#- A digest of everything a KPI table takes from configuration rather than from the
-    aggregate: the kpi_definitions seed (names, targets, bands, kinds) and the weights.
+    aggregate: the kpi_definitions seed (names, targets, bands, kinds), the weights and
+    the configured targets (var kpi_targets; each period keeps the target in force on
+    its first day, so a rebuild after a new target recolours only its periods).
     Every row carries it; a build under other rules rebuilds every period. Empty in a
     dbt unit test, whose seed is given as rows, not a table to query. -#}
 {% macro kpi_rules_fingerprint() %}
@@ -245,6 +264,7 @@ slices as (
     {%- do rules.append(tojson(var('std_compliance_weights'))) %}
     {%- do rules.append(tojson(var('kpis_not_measured'))) %}
     {%- do rules.append(tojson(var('composite_weights'))) %}
+    {%- do rules.append(tojson(var('kpi_targets', []))) %}
     {{- return(local_md5(rules | join('\n'))) }}
 {% endmacro %}
 

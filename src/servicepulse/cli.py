@@ -359,6 +359,30 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    """Every KPI target and amber band with the days it holds: the catalogue's, and the
+    settings' (``targets``) from their effective dates."""
+    from servicepulse.targets import describe, targets_in_force
+
+    entries = [e for e in targets_in_force(_settings(args))
+               if (not args.kpi or e.kpi_id == args.kpi)
+               and (not args.department or e.department in (None, args.department))]
+    if args.format == "json":
+        print(json.dumps([{**entry.__dict__,
+                           "effective_from": entry.effective_from.isoformat(),
+                           "effective_until": entry.effective_until and
+                           entry.effective_until.isoformat()} for entry in entries],
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'kpi':<18}{'department':<18}{'target (days it holds)':<42}{'band':<8}origin")
+    for entry in entries:
+        band = "" if entry.amber_band is None else f"{entry.amber_band:g}"
+        origin = entry.origin + (f": {entry.reason}" if entry.reason else "")
+        print(f"{entry.kpi_id:<18}{entry.department or 'organisation':<18}"
+              f"{describe(entry):<42}{band:<8}{origin}")
+    return 0
+
+
 ACTION_JSON_FIELDS = ("action_id", "finding_kind", "kpi_id", "complaint_id", "audit_id",
                       "step", "department", "owner", "problem", "standard", "opened_at",
                       "due_on", "status", "overdue", "days_overdue", "cause_group", "cause",
@@ -606,6 +630,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "checks have not run within schedule.heartbeat_max_age_hours"))
     heartbeat.add_argument("--format", choices=["json", "text"], default="text")
     heartbeat.set_defaults(handler=cmd_heartbeat)
+
+    targets = with_config(commands.add_parser(
+        "targets", help="KPI targets and bands with the days they hold (the catalogue's "
+                        "and the settings' targets from their effective dates)"))
+    targets.add_argument("--kpi")
+    targets.add_argument("--department", help="that department's own targets and the "
+                                              "organisation's")
+    targets.add_argument("--format", choices=["json", "table"], default="table")
+    targets.set_defaults(handler=cmd_targets)
 
     actions = with_config(commands.add_parser(
         "actions", help="corrective actions (检查 → 整改 → 验证): list them, serve the app, "

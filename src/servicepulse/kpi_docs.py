@@ -55,6 +55,13 @@ def render(definitions: Path = KPI_DEFINITIONS) -> str:
         "in the KPI catalogue; a KPI whose inputs the sources do not deliver is *not "
         "measured* (null, with the reason), never 0."),
         "",
+        ("The targets and amber bands below are the catalogue's. The settings' `targets` "
+        "replace them from an effective date, for the organisation or one department "
+        "(`servicepulse targets` lists the days each holds): every period is judged "
+        "against the target in force on its first day "
+        "(`intermediate.int_kpi_targets_in_force`), so a target changed today never "
+        "recolours a past period."),
+        "",
         ("| # | KPI | 名称 | Name | How it is computed | Unit | Better | Target | Amber band "
         "| Section | Needs |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -473,6 +473,33 @@ class AirflowApiSettings(_Section):
     request_timeout_seconds: float = Field(30, gt=0)
 
 
+class KpiTarget(_Section):
+    """A KPI's target (and amber band) from ``effective_from`` on, for the whole
+    organisation or, with ``department``, for that department's rows. The catalogue's
+    targets (dbt seed kpi_definitions) hold until one of these replaces them; a period is
+    judged against the target in force on its first day, so a target changed today
+    never recolours a past period (docs/kpis.md, `servicepulse targets`)."""
+    kpi: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    target: float
+    amber_band: float | None = Field(None, ge=0)  # None: the catalogue's band
+    department: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\- ]+$")
+    effective_from: date
+    reason: str | None = None
+
+    @field_validator("kpi")
+    @classmethod
+    def _known_kpi(cls, value: str) -> str:
+        import csv
+
+        from servicepulse.paths import DBT_SEEDS_DIR
+
+        with (DBT_SEEDS_DIR / "kpi_definitions.csv").open(encoding="utf-8") as handle:
+            known = {row["kpi_id"] for row in csv.DictReader(handle)}
+        if value not in known:
+            raise ValueError(f"{value} is not a KPI of the catalogue (docs/kpis.md)")
+        return value
+
+
 KPI_FINDING_DIMENSIONS = ("organisation", "department")
 
 
@@ -590,6 +617,8 @@ class Settings(_Section):
     airflow_home: Path = Path(".airflow")
     airflow_api: AirflowApiSettings = AirflowApiSettings()
     actions: ActionsSettings = ActionsSettings()
+    # KPI targets that replace the catalogue's from a date on (KpiTarget).
+    targets: list[KpiTarget] = []
     # Where relative paths in the file are resolved; set by ``load_settings``.
     base_dir: Path = PROJECT_ROOT
     config_file: Path | None = None
@@ -602,6 +631,18 @@ class Settings(_Section):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_target_per_day(self) -> Settings:
+        seen: set[tuple[str, str | None, date]] = set()
+        for target in self.targets:
+            key = (target.kpi, target.department, target.effective_from)
+            if key in seen:
+                raise ValueError(f"targets: {target.kpi}"
+                                 + (f" for {target.department}" if target.department else "")
+                                 + f" is set twice from {target.effective_from}")
+            seen.add(key)
+        return self
 
     @model_validator(mode="after")
     def _someone_hears_of_failures(self) -> Settings:

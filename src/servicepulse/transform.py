@@ -55,12 +55,13 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
 
 
 def dbt_vars(settings: Settings) -> dict[str, object]:
-    from servicepulse import business_calendar, coverage
+    from servicepulse import business_calendar, coverage, targets
 
     # The span around the present: recent data lies in it. Only which instants take the
     # arithmetic path depends on the clock, never a result.
     return {**coverage.dbt_vars(settings),
             **business_calendar.dbt_vars(settings.calendar),
+            **targets.dbt_vars(settings),
             "reporting_timezone": settings.reporting_timezone,
             "reporting_utc_offset_span": reporting_utc_offset_span(
                 settings.reporting_timezone, datetime.now(UTC).replace(minute=0, second=0,

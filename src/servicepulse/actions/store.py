@@ -38,7 +38,7 @@ SYSTEM_ACTOR = "servicepulse"
 ACTIONS, FINDINGS, HISTORY, CREDENTIALS = (
     "corrective_actions", "findings", "action_history", "user_credentials")
 
-_DDL = {
+DDL = {  # table -> its columns (CREATE TABLE body)
     ACTIONS: """
         action_id VARCHAR NOT NULL PRIMARY KEY,
         subject_key VARCHAR NOT NULL,
@@ -140,7 +140,7 @@ def table(settings: Settings, name: str) -> str:
 
 def ensure_tables(settings: Settings, warehouse: Warehouse) -> None:
     name = schema(settings)
-    for table_name, columns in _DDL.items():
+    for table_name, columns in DDL.items():
         if warehouse.table_exists(name, table_name):
             continue
         for attempt in range(5):

@@ -80,11 +80,12 @@ def format_value(value: float | None, unit: str | None) -> str:
     return f"{value:.1f}"
 
 
-def _standard(definition: dict[str, Any]) -> str | None:
-    if definition.get("target") is None or pd.isna(definition.get("target")):
+def _standard(definition: dict[str, Any], target: float | None) -> str | None:
+    """The standard a KPI slice missed: its target in force in that period."""
+    if target is None:
         return None
     sign = "≥" if definition["direction"] == "higher" else "≤"
-    return f"{definition['kpi_id']} {sign} {format_value(definition['target'], definition['unit'])}"
+    return f"{definition['kpi_id']} {sign} {format_value(target, definition['unit'])}"
 
 
 def kpi_definitions(settings: Settings, warehouse: Warehouse) -> dict[str, dict[str, Any]]:
@@ -225,7 +226,7 @@ def _kpi_findings(settings: Settings, series: _Series,
                     "found_on": row.period_end + timedelta(days=1),
                     "found_at": local_midnight(settings, row.period_end + timedelta(days=1)),
                     "value": _number(row.value), "target": _number(row.target),
-                    "standard": _standard(definition),
+                    "standard": _standard(definition, _number(row.target)),
                     "problem": (f"{kpi_id} red in {slice_words} for {streak} "
                                 f"{GRAIN_WORDS[rule.grain]} in a row: "
                                 f"{format_value(_number(row.value), definition['unit'])} in the "

@@ -12,21 +12,39 @@ audit_kpis as (
     from audits
 ),
 
-definitions as (
-    select kpi_id, target from {{ ref('kpi_definitions') }}
+-- The target in force on the audit's day: the department's own, else the organisation's.
+targets as (
+    select * from {{ ref('int_kpi_targets_in_force') }}
+),
+
+scored as (
+    select
+        audit_kpis.*,
+        coalesce(department_target.target, organisation_target.target) as pass_score
+    from audit_kpis
+    left join targets as organisation_target
+        on audit_kpis.kpi_id = organisation_target.kpi_id
+        and organisation_target.department is null
+        and cast(audit_kpis.audited_at_local as date) >= organisation_target.effective_from
+        and (organisation_target.effective_until is null
+             or cast(audit_kpis.audited_at_local as date) < organisation_target.effective_until)
+    left join targets as department_target
+        on audit_kpis.kpi_id = department_target.kpi_id
+        and audit_kpis.department = department_target.department
+        and cast(audit_kpis.audited_at_local as date) >= department_target.effective_from
+        and (department_target.effective_until is null
+             or cast(audit_kpis.audited_at_local as date) < department_target.effective_until)
 )
 
 select
-    audit_kpis.audit_id,
-    audit_kpis.audit_kind,
-    audit_kpis.kpi_id,
-    audit_kpis.department,
-    audit_kpis.agent_id,
-    audit_kpis.audited_at,
-    audit_kpis.audited_at_local,
-    audit_kpis.total_score,
-    definitions.target as pass_score,
-    audit_kpis.total_score >= definitions.target as is_passed
-from audit_kpis
-left join definitions
-    on audit_kpis.kpi_id = definitions.kpi_id
+    audit_id,
+    audit_kind,
+    kpi_id,
+    department,
+    agent_id,
+    audited_at,
+    audited_at_local,
+    total_score,
+    pass_score,
+    total_score >= pass_score as is_passed
+from scored

@@ -113,7 +113,13 @@ def test_findings_open_actions_and_the_data_verifies_them(tracked):
     assert breach["opened_at"] == datetime(2026, 8, 5, 11, 30, tzinfo=SHANGHAI)
     assert (breach["department"], breach["kpi_id"], breach["due_on"]) == (
         "d_y", "STEP_CLASSIFY_30M", date(2026, 8, 12))
+    # Each problem is written in both languages: readers see theirs.
+    assert breach["problem_zh"] == ("投诉 PY1（紧急，账单费用）：分类环节应于 2026-08-05 10:30 "
+                                    "前完成，超时 60 分钟完成")
+    assert first["problem_zh"] == ("响应及时率（RESP_SLA）在部门 d_x 连续 2 周未达标："
+                                   "2026-08-10 起的一周为 50.0 %")
     audit = actions["audit:AU1"]
+    assert audit["problem_zh"] == "流程审核 AU1（坐席 A_d_x，2026-08-12）：得分 20.0/30，低于 24.0"
     assert (audit["department"], audit["kpi_id"], audit["due_on"], audit["owner"]) == (
         "d_x", "TPS", date(2026, 8, 19), "head.x")
     # d_ok was always on target; AU2 passed.

@@ -168,3 +168,18 @@ def test_the_quality_team_reassigns_extends_and_reopens(app_settings):
     with connected(app_settings) as warehouse:
         assert store.action(app_settings, warehouse,
                             verified["action_id"])["status"] == "reopened"
+
+
+def test_a_name_is_refused_after_five_failed_sign_ins_known_or_not(app_settings):
+    app = create_app(app_settings)
+
+    def attempt(username: str, password: str) -> int:
+        client = TestClient(app, follow_redirects=False)
+        page = client.get("/login")
+        return client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": token(page.text)}).status_code
+
+    for username in ("head.x", "nobody.here"):
+        assert [attempt(username, "wrong password!") for _ in range(5)] == [401] * 5
+        assert attempt(username, PASSWORD) == 429   # even the right one, for now
+    assert attempt("head.y", PASSWORD) == 303         # another name is not held back

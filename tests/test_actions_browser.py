@@ -85,6 +85,7 @@ def test_a_department_head_works_an_action_and_the_quality_team_governs(served, 
     listed = head.inner_text("#actions")
     assert actions["audit:AU1"] in listed and actions[X_SUBJECT] in listed
     assert actions[Y_SUBJECT] not in listed and "d_y" not in listed
+    assert "流程审核 AU1（坐席 A_d_x，2026-08-12）" in listed   # the problem in their language
     head.screenshot(path=str(ARTEFACTS / "list-department-head.png"), full_page=True)
 
     head.click(f"text={actions['audit:AU1']}")

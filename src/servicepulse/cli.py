@@ -511,6 +511,23 @@ def _print_artefacts(settings: Settings) -> None:
           + ("" if settings.delivery.transport == "outbox" else " (alerts only: reports go by "
              f"SMTP to {settings.delivery.smtp.host})"))
     print(f"  Archive:         {settings.output_path / 'archive'} (delivered PDFs by SHA-256)")
+    _print_actions(settings)
+
+
+def _print_actions(settings: Settings) -> None:
+    """How many corrective actions the night left, and how to work them."""
+    from servicepulse.actions import store
+    from servicepulse.warehouse import connected
+
+    with connected(settings, read_only=True) as warehouse:
+        if not warehouse.table_exists(store.schema(settings), store.ACTIONS):
+            return
+        rows = store.actions(settings, warehouse)
+    counts = {status: sum(1 for row in rows if row["status"] == status)
+              for status in store.STATUSES}
+    shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "none"
+    print(f"  Corrective actions: {shown} (servicepulse actions list; to work them: "
+          "servicepulse actions set-password quality, then servicepulse actions serve)")
 
 
 def build_parser() -> argparse.ArgumentParser:

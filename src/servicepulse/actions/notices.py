@@ -40,7 +40,7 @@ def _envelope(settings: Settings, owner: ActionUser, action: dict[str, Any], kin
         (t["notice_item"], item),
         (t["standard"], action["standard"] or "–"),
         (t["notice_result"], t["notice_result_failed"]),
-        (t["problem"], action["problem"]),
+        (t["problem"], store.problem_in(action, owner.locale)),
         (t["department"], action["department"]),
         (t["owner"], owner.name),
         (t["measure"], action["measure"] or t["notice_measure_pending"]),

@@ -24,7 +24,7 @@ import pandas as pd
 
 from servicepulse.errors import UserError
 from servicepulse.settings import Settings
-from servicepulse.warehouse import Warehouse
+from servicepulse.warehouse import Warehouse, add_missing_columns
 
 OPEN, DONE, VERIFIED, REOPENED = "open", "done", "verified", "reopened"
 STATUSES = (OPEN, DONE, VERIFIED, REOPENED)
@@ -53,6 +53,7 @@ DDL = {  # table -> its columns (CREATE TABLE body)
         department VARCHAR NOT NULL,
         owner VARCHAR,
         problem VARCHAR NOT NULL,
+        problem_zh VARCHAR,
         standard VARCHAR,
         opened_at TIMESTAMPTZ NOT NULL,
         opened_on DATE NOT NULL,
@@ -82,6 +83,7 @@ DDL = {  # table -> its columns (CREATE TABLE body)
         value DOUBLE PRECISION,
         target DOUBLE PRECISION,
         detail VARCHAR NOT NULL,
+        detail_zh VARCHAR,
         recorded_at TIMESTAMPTZ NOT NULL
     """,
     HISTORY: """
@@ -99,6 +101,10 @@ DDL = {  # table -> its columns (CREATE TABLE body)
         updated_at TIMESTAMPTZ NOT NULL
     """,
 }
+
+
+# Columns added after a table's first version: an older table gets them on first use.
+ADDED_COLUMNS = {ACTIONS: [("problem_zh", "VARCHAR")], FINDINGS: [("detail_zh", "VARCHAR")]}
 
 
 class ActionNotFound(UserError):
@@ -128,6 +134,12 @@ class NewAction:
     complaint_id: str | None = None
     audit_id: str | None = None
     step: str | None = None
+    problem_zh: str | None = None
+
+
+def problem_in(row: dict[str, Any], locale: str, key: str = "problem") -> str:
+    """A finding's or an action's problem in the reader's language."""
+    return (row.get(f"{key}_zh") if locale == "zh-CN" else None) or row[key]
 
 
 def schema(settings: Settings) -> str:
@@ -142,6 +154,7 @@ def ensure_tables(settings: Settings, warehouse: Warehouse) -> None:
     name = schema(settings)
     for table_name, columns in DDL.items():
         if warehouse.table_exists(name, table_name):
+            add_missing_columns(warehouse, name, table_name, ADDED_COLUMNS.get(table_name, []))
             continue
         for attempt in range(5):
             try:
@@ -282,12 +295,13 @@ def open_action(settings: Settings, warehouse: Warehouse, new: NewAction) -> Non
         warehouse.execute(
             f"insert into {table(settings, ACTIONS)} (action_id, subject_key, finding_kind, "
             "kpi_id, complaint_id, audit_id, step, dimension, dimension_value, grain, "
-            "department, owner, problem, standard, opened_at, opened_on, due_on, status, "
-            "reopened_count, updated_at) values "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "department, owner, problem, problem_zh, standard, opened_at, opened_on, due_on, "
+            "status, reopened_count, updated_at) values "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
             [new.action_id, new.subject_key, new.finding_kind, new.kpi_id, new.complaint_id,
              new.audit_id, new.step, new.dimension, new.dimension_value, new.grain,
-             new.department, new.owner, new.problem, new.standard, new.opened_at,
+             new.department, new.owner, new.problem, new.problem_zh, new.standard,
+             new.opened_at,
              new.opened_at.date(), new.due_on, OPEN, new.opened_at])
         _append_history(settings, warehouse, new.action_id, new.opened_at, SYSTEM_ACTOR,
                         "opened", {"problem": new.problem, "department": new.department,
@@ -299,13 +313,13 @@ def record_finding(settings: Settings, warehouse: Warehouse, finding: dict[str, 
     warehouse.execute(
         f"insert into {table(settings, FINDINGS)} (finding_key, subject_key, action_id, "
         "finding_kind, kpi_id, dimension, dimension_value, department, period_start, "
-        "period_end, found_on, value, target, detail, recorded_at) values "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "period_end, found_on, value, target, detail, detail_zh, recorded_at) values "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [finding["finding_key"], finding["subject_key"], action_id, finding["finding_kind"],
          finding.get("kpi_id"), finding["dimension"], finding["dimension_value"],
          finding["department"], finding.get("period_start"), finding.get("period_end"),
          finding["found_on"], finding.get("value"), finding.get("target"),
-         finding["problem"], recorded_at])
+         finding["problem"], finding.get("problem_zh"), recorded_at])
 
 
 def _change(settings: Settings, warehouse: Warehouse, action_id: str, actor: str,

@@ -143,7 +143,8 @@ def track(settings: Settings, warehouse: Warehouse, as_of: date) -> TrackResult:
                 dimension_value=finding["dimension_value"], grain=finding["grain"],
                 department=finding["department"],
                 owner=rules.owner_of(finding["department"]),
-                problem=finding["problem"], standard=finding.get("standard"),
+                problem=finding["problem"], problem_zh=finding.get("problem_zh"),
+                standard=finding.get("standard"),
                 opened_at=found_at,
                 due_on=add_working_days(settings, warehouse, finding["found_on"],
                                         rules.due_working_days),
@@ -230,8 +231,36 @@ def _kpi_findings(settings: Settings, series: _Series,
                     "problem": (f"{kpi_id} red in {slice_words} for {streak} "
                                 f"{GRAIN_WORDS[rule.grain]} in a row: "
                                 f"{format_value(_number(row.value), definition['unit'])} in the "
-                                f"{rule.grain} of {row.period_start.isoformat()}")})
+                                f"{rule.grain} of {row.period_start.isoformat()}"),
+                    "problem_zh": (
+                        f"{definition['name_zh']}（{kpi_id}）在"
+                        f"{'全公司' if dimension == 'organisation' else '部门 ' + value + ' '}"
+                        f"连续 {streak} {'周' if rule.grain == 'week' else '个月'}未达标："
+                        f"{row.period_start.isoformat()} 起的"
+                        f"{'一周' if rule.grain == 'week' else '一个月'}为 "
+                        f"{format_value(_number(row.value), definition['unit'])}")})
     return findings
+
+
+_ZH = {
+    ("severity", "urgent"): "紧急", ("severity", "general"): "一般",
+    ("audit", "process_audit"): "流程审核", ("audit", "mystery_shopper"): "神秘顾客",
+}
+
+
+def zh(kind: str, code: str | None) -> str:
+    """The Chinese word for a code in a finding's text (the reports' catalogue for
+    steps and complaint categories)."""
+    from servicepulse.reports.i18n import Messages
+
+    if (kind, code) in _ZH:
+        return _ZH[(kind, code)]
+    words = Messages("zh-CN")
+    if kind == "category":
+        return words.category(code)
+    if kind == "step":
+        return words(f"step_{code}").split("（")[0]
+    return code or ""
 
 
 def _number(value: Any) -> float | None:
@@ -265,8 +294,10 @@ def _breach_findings(settings: Settings, warehouse: Warehouse,
         if late <= timedelta(0) or late < threshold:
             continue
         subject = f"breach:{row.complaint_id}:{row.step}"
-        done_words = f"done {late.total_seconds() / 60:.0f} min late" if done and \
-            done <= as_of_moment else "not done"
+        finished = done is not None and done <= as_of_moment
+        minutes = f"{late.total_seconds() / 60:.0f}"
+        done_words = f"done {minutes} min late" if finished else "not done"
+        done_words_zh = f"超时 {minutes} 分钟完成" if finished else "尚未完成"
         findings.append({
             "finding_key": subject, "subject_key": subject,
             "finding_kind": "complaint_step_breach", "kpi_id": row.kpi_id,
@@ -279,7 +310,11 @@ def _breach_findings(settings: Settings, warehouse: Warehouse,
             "standard": f"{row.step} step on time ({row.kpi_id})",
             "problem": (f"complaint {row.complaint_id} ({row.severity}, "
                         f"{row.complaint_category}): {row.step} step due "
-                        f"{due:%Y-%m-%d %H:%M}, {done_words}")})
+                        f"{due:%Y-%m-%d %H:%M}, {done_words}"),
+            "problem_zh": (f"投诉 {row.complaint_id}（{zh('severity', row.severity)}，"
+                           f"{zh('category', row.complaint_category)}）："
+                           f"{zh('step', row.step)}环节应于 {due:%Y-%m-%d %H:%M} 前完成，"
+                           f"{done_words_zh}")})
     return findings
 
 
@@ -309,7 +344,11 @@ def _audit_findings(settings: Settings, warehouse: Warehouse,
             "standard": f"{row.kpi_id} ≥ {format_value(_number(row.pass_score), 'score')}",
             "problem": (f"{kind} {row.audit_id} of agent {row.agent_id} on "
                         f"{audited:%Y-%m-%d}: {format_value(_number(row.total_score), 'score')}"
-                        f" of 30, below {format_value(_number(row.pass_score), 'score')}")})
+                        f" of 30, below {format_value(_number(row.pass_score), 'score')}"),
+            "problem_zh": (f"{zh('audit', row.audit_kind)} {row.audit_id}（坐席 {row.agent_id}，"
+                           f"{audited:%Y-%m-%d}）：得分 "
+                           f"{format_value(_number(row.total_score), 'score')}/30，低于 "
+                           f"{format_value(_number(row.pass_score), 'score')}")})
     return findings
 
 

@@ -10,7 +10,8 @@ Security:
 - every form carries the session's CSRF token and a post without it is refused (the
   sign-in form too);
 - sign-in says the same, after the same work, for an unknown name as for a wrong
-  password;
+  password; after five failures within 15 minutes a name is refused until they age
+  out (the same for names that exist and names that do not);
 - everything a person typed is shown as text (Jinja2 autoescaping), and the pages
   forbid scripts and framing (Content-Security-Policy);
 - a department head asking for another department's action by URL gets 403.
@@ -24,6 +25,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -45,6 +47,10 @@ from servicepulse.warehouse import Warehouse, connected
 log = logging.getLogger(__name__)
 
 COOKIE = "servicepulse_actions"
+# Failed sign-ins per name within the window before the name is refused for the rest of
+# it: the same for names that exist and names that do not.
+MAX_FAILED_SIGN_INS = 5
+FAILED_SIGN_IN_WINDOW_SECONDS = 15 * 60
 LIST_FILTERS = ("open", "overdue", "done", "verified", "reopened")
 
 
@@ -103,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     # One request at a time reaches the warehouse: a DuckDB file has one writer, and the
     # app's traffic (a few people) does not need more.
     warehouse_lock = threading.Lock()
+    failed_sign_ins: dict[str, list[float]] = {}
 
     @contextmanager
     def warehouse() -> Iterator[Warehouse]:
@@ -203,10 +210,22 @@ def create_app(settings: Settings) -> FastAPI:
         locale = session.get("l") or "zh-CN"
         if form is None:
             return error(request, {"l": locale}, 400, "bad_request")
+        name = form.get("username", "").strip().lower()[:64]
+        now = time.monotonic()
+        recent = [moment for moment in failed_sign_ins.get(name, [])
+                  if now - moment < FAILED_SIGN_IN_WINDOW_SECONDS]
+        failed_sign_ins[name] = recent
+        if len(failed_sign_ins) > 10_000:  # names tried long ago are forgotten
+            for stale in [key for key, moments in failed_sign_ins.items()
+                          if not moments or now - moments[-1] >= FAILED_SIGN_IN_WINDOW_SECONDS]:
+                del failed_sign_ins[stale]
+        if len(recent) >= MAX_FAILED_SIGN_INS:
+            return page(request, session, "login.html.j2", status_code=429,
+                        message=messages()[locale]["too_many_sign_ins"], message_kind="error")
         with warehouse() as opened:
-            user = people.authenticate(settings, opened, form.get("username", ""),
-                                       form.get("password", ""))
+            user = people.authenticate(settings, opened, name, form.get("password", ""))
         if user is None:
+            recent.append(now)
             return page(request, session, "login.html.j2", status_code=401,
                         message=messages()[locale]["sign_in_failed"], message_kind="error")
         # A new session (new token) at sign-in: a token seen before it is worth nothing.
@@ -247,6 +266,9 @@ def create_app(settings: Settings) -> FastAPI:
             rows = store.actions(settings, opened, chosen)
         today = settings.today()
         rows = filter_rows(rows, status if status in LIST_FILTERS else None, today)
+        locale = session.get("l") or user.locale
+        for row in rows:
+            row["problem_shown"] = store.problem_in(row, locale)
         return page(request, session, "list.html.j2", rows=rows, filters=LIST_FILTERS,
                     status=status if status in LIST_FILTERS else "", departments=visible)
 
@@ -279,6 +301,9 @@ def create_app(settings: Settings) -> FastAPI:
         kpi_name = (definition["name_zh"] if locale == "zh-CN" else definition["name_en"]) \
             if definition else None
         shown = with_overdue(row, settings.today())
+        shown["problem_shown"] = store.problem_in(row, locale)
+        for finding in findings:
+            finding["detail_shown"] = store.problem_in(finding, locale, "detail")
         shown["done_at_text"] = _local_text(settings, row["done_at"])
         shown["verified_at_text"] = _local_text(settings, row["verified_at"])
         for event in events:

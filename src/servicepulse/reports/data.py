@@ -133,7 +133,7 @@ def corrective_actions(settings: Settings, warehouse: Warehouse, period: Period,
         return {"rows": [], "closure": []}
     rows = plain_records(warehouse.fetch_frame(
         f"select action_id, finding_kind, kpi_id, complaint_id, audit_id, step, department, "
-        f"owner, problem, opened_on, due_on, status, cause_group, measure, done_on, "
+        f"owner, problem, problem_zh, opened_on, due_on, status, cause_group, measure, done_on, "
         f"verified_on, first_done_on, last_reopened_on, reopened_count "
         f'from "{marts}"."fct_corrective_actions" '
         f"where (? is null or department = ?) order by due_on, action_id",

@@ -758,7 +758,9 @@ def corrective_actions(t: Messages, actions: dict[str, Any] | None, period: Peri
         late = (today - due).days if row["status"] in ("open", "reopened") and due < today \
             else 0
         return {"action": row["action_id"], "department": t.department(row["department"]),
-                "owner": row["owner"] or "–", "problem": row["problem"],
+                "owner": row["owner"] or "–",
+                "problem": (row.get("problem_zh") if t.locale == "zh-CN" else None)
+                or row["problem"],
                 "opened": t.date(_day(row["opened_on"])), "due": t.date(due),
                 "status": t(f"action_status_{row['status']}"),
                 "late": t("action_days_late", days=late) if late else ""}

@@ -26,6 +26,7 @@ select
     actions.department,
     actions.owner,
     actions.problem,
+    actions.problem_zh,
     actions.opened_at,
     actions.opened_on,
     actions.due_on,

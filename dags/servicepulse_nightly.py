@@ -1,7 +1,8 @@
 """ServicePulse nightly pipeline (Airflow 3).
 
 load each source for yesterday (local time) -> raw data checks -> dbt build ->
-mart checks -> corrective actions (findings open them, the data verifies them). Once the
+mart checks -> corrective actions (findings open them, the data verifies them) ->
+owners' notices. Once the
 marts passed their checks and the actions are tracked, the Asset the report DAGs are
 scheduled on is updated (servicepulse_weekly_report): reports go out only after their
 data passed.
@@ -90,18 +91,26 @@ def servicepulse_nightly():
     # The report DAGs start when this is done: their corrective-actions sections read
     # the night's findings, verifications and reopenings.
     @task(outlets=[CHECKED_MARTS])
-    def track_actions(run_id=None, data_interval_start=None, data_interval_end=None):
+    def track_actions(data_interval_start=None, data_interval_end=None):
         from servicepulse import pipeline
         from servicepulse.airflow_support import run_step
 
-        return run_step(pipeline.track_actions, data_interval_start, data_interval_end,
-                        run_id=run_id)
+        return run_step(pipeline.track_actions, data_interval_start, data_interval_end)
+
+    # After the reports were released: a refused mail to one owner holds back nothing.
+    @task
+    def send_action_notices(run_id=None, data_interval_start=None, data_interval_end=None):
+        from servicepulse import pipeline
+        from servicepulse.airflow_support import run_step
+
+        return run_step(pipeline.send_action_notices, data_interval_start,
+                        data_interval_end, run_id=run_id)
 
     loads = [load_source.override(task_id=f"load_{source}", outlets=[RAW_ASSETS[source]])(source)
              for source in SOURCES]
     raw_checked = check_raw_data()
     built = dbt_build()
-    loads >> raw_checked >> built >> check_marts() >> track_actions()
+    loads >> raw_checked >> built >> check_marts() >> track_actions() >> send_action_notices()
 
 
 servicepulse_nightly()

@@ -146,6 +146,10 @@ def test_a_person_cannot_skip_the_analysis_or_redo_a_verified_action(tracked):
         with pytest.raises(store.ActionChangeRefused, match="verified"):
             store.record_work(tracked, warehouse, verified["action_id"], "head.x", "people",
                               "x", "y")
+        # A department head's change is refused once the action is another department's.
+        with pytest.raises(store.ActionChangeRefused, match="another department"):
+            store.record_work(tracked, warehouse, actions["audit:AU1"]["action_id"],
+                              "head.y", "people", "x", "y", departments=["d_y"])
         with pytest.raises(store.ActionChangeRefused, match="not one of"):
             store.record_work(tracked, warehouse, actions["audit:AU1"]["action_id"],
                               "head.x", "luck", "x", "y")
@@ -296,21 +300,24 @@ def test_owners_get_a_notice_and_a_reminder_once(tracked):
     on the 21st (notice to head.x, in Chinese); d_y's was reopened on the 14th (a new
     notice to head.y, in English) and is due on the 20th (a reminder). The breach and
     the audit fell due in August, before the night's 7 days: no mail about them."""
-    from servicepulse.pipeline import track_actions
+    from servicepulse.pipeline import send_action_notices, track_actions
 
     def night(day: date) -> dict:
         start = datetime.combine(day, datetime.min.time(), SHANGHAI)
-        return track_actions(start, start + timedelta(days=1), tracked)
+        track_actions(start, start + timedelta(days=1), tracked)
+        return send_action_notices(start, start + timedelta(days=1), tracked)
 
-    assert night(date(2026, 9, 20))["notices"] == {"sent": 3}
+    assert night(date(2026, 9, 20)) == {"sent": 3}
     with connected(tracked) as warehouse:
         x = store.unclosed_action_of(tracked, warehouse, X_SUBJECT)
         y = store.unclosed_action_of(tracked, warehouse, Y_SUBJECT)
     sent = _outbox(tracked)
-    assert set(sent) == {f"action_notice/{x}/head.x@example.com",
-                         f"action_notice/{y}-reopened-1/head.y@example.com",
+    # Each notice is keyed by the event it announces: x's opening (its history's event 1),
+    # y's reopening (event 4, after opened, analysed, done).
+    assert set(sent) == {f"action_notice/{x}.event-1/head.x@example.com",
+                         f"action_notice/{y}.event-4/head.y@example.com",
                          f"action_reminder/{y}@2026-09-20/head.y@example.com"}
-    notice = sent[f"action_notice/{x}/head.x@example.com"]
+    notice = sent[f"action_notice/{x}.event-1/head.x@example.com"]
     assert notice["Subject"] == f"整改通知书 {x}：指标未达标 · 响应及时率，整改期限 2026-09-29"
     body = notice.get_body(("plain",)).get_content().splitlines()
     for line in ("检查日期: 2026-09-21", "检查标准: RESP_SLA ≥ 98.0 %", "检查结果: 不达标",
@@ -318,14 +325,25 @@ def test_owners_get_a_notice_and_a_reminder_once(tracked):
                  f"打开整改项： https://quality.example.com/actions/{x}"):
         assert line in body, line
     # A reopened action's notice is dated by the reopening (the check that failed).
-    again = sent[f"action_notice/{y}-reopened-1/head.y@example.com"]
+    again = sent[f"action_notice/{y}.event-4/head.y@example.com"]
     assert "Date: 2026-09-14" in again.get_body(("plain",)).get_content().splitlines()
     reminder = sent[f"action_reminder/{y}@2026-09-20/head.y@example.com"]
     assert reminder["Subject"].startswith(f"Due today or overdue: {y}")
 
-    # Again: nothing new (the send ledger); an extended deadline gets its own reminder.
-    assert night(date(2026, 9, 20))["notices"] == {"already_sent": 3}
+    # Again: nothing new (the send ledger); an extended deadline gets its own reminder;
+    # a sent notice does not change when its action does (no "report changed" alert).
+    assert night(date(2026, 9, 20)) == {"already_sent": 3}
     with connected(tracked) as warehouse:
         store.extend(tracked, warehouse, y, "quality", date(2026, 9, 24), "rota change")
-    assert night(date(2026, 9, 23))["notices"] == {"sent": 1, "already_sent": 1}
+        store.extend(tracked, warehouse, x, "quality", date(2026, 10, 9), "holiday")
+        store.record_work(tracked, warehouse, x, "head.x", "method", "排班", "调整排班")
+    assert night(date(2026, 9, 23)) == {"sent": 1, "already_sent": 1}
     assert f"action_reminder/{y}@2026-09-24/head.y@example.com" in _outbox(tracked)
+    # Reassigned to d_y: the new owner gets a notice of the reassignment.
+    with connected(tracked) as warehouse:
+        store.reassign(tracked, warehouse, x, "quality", "d_y", "head.y", "workload",
+                       at=datetime(2026, 9, 22, 15, tzinfo=SHANGHAI))
+    assert night(date(2026, 9, 23)) == {"sent": 1, "already_sent": 1}
+    moved = [key for key in _outbox(tracked) if key.startswith(f"action_notice/{x}.event-")
+             and key.endswith("head.y@example.com")]
+    assert len(moved) == 1

@@ -76,10 +76,11 @@ def test_every_form_refuses_a_post_without_its_csrf_token(app_settings):
         before = store.action(app_settings, warehouse, action_id)
     fields = {"cause_group": "people", "cause": "c", "measure": "m", "department": "d_y",
               "reason": "r", "due_on": "2027-01-01", "locale": "en"}
+    refusal = "表单无法提交，请刷新页面后重试。"  # the CSRF refusal, not a state's
     for form in FORMS:
         for sent in ({}, {"csrf_token": "forged"}):
             answer = client.post(f"/actions/{action_id}/{form}", data={**fields, **sent})
-            assert answer.status_code == 400, form
+            assert answer.status_code == 400 and refusal in answer.text, form
     for path in ("/logout", "/language"):
         assert client.post(path, data={"csrf_token": "forged"}).status_code == 400
     anonymous = TestClient(create_app(app_settings), follow_redirects=False)
@@ -113,6 +114,42 @@ def test_a_session_ends_after_its_time(app_settings, tmp_path):
     time.sleep(2.2)
     ended = client.get("/")
     assert ended.status_code == 303 and ended.headers["location"] == "/login?expired=1"
+
+
+def test_signing_out_or_a_new_password_ends_every_session(app_settings):
+    laptop, phone = signed_in(app_settings, "head.x"), signed_in(app_settings, "head.x")
+    time.sleep(0.01)
+    csrf = token(laptop.get("/").text)
+    assert laptop.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    # The phone's cookie is still signed, but the session is over.
+    assert phone.get("/").headers["location"].startswith("/login")
+    again = signed_in(app_settings, "head.x")
+    time.sleep(0.01)
+    with connected(app_settings) as warehouse:
+        people.set_password(app_settings, warehouse, "head.x", PASSWORD + " new")
+    assert again.get("/").status_code == 303
+    # And no session outlives session_max_hours, used or not.
+    short = load_settings(app_settings.config_file, environ={
+        "SERVICEPULSE__ACTIONS__SESSION_MAX_HOURS": "0.0005"})  # 1.8 s
+    client = signed_in(short, "head.y")
+    for _ in range(3):
+        assert client.get("/").status_code == 200
+        time.sleep(0.5)
+    time.sleep(0.5)
+    assert client.get("/").headers["location"] == "/login?expired=1"
+
+
+def test_a_head_cannot_change_an_action_moved_to_another_department(app_settings):
+    head = signed_in(app_settings, "head.x")
+    audit = ids(app_settings)["audit:AU1"]
+    csrf = token(head.get(f"/actions/{audit}").text)   # the page, while it was theirs
+    with connected(app_settings) as warehouse:
+        store.reassign(app_settings, warehouse, audit, "quality", "d_y", "head.y", "moved")
+    posted = head.post(f"/actions/{audit}/analysis", data={
+        "csrf_token": csrf, "cause_group": "people", "cause": "x", "measure": "y"})
+    assert posted.status_code == 403
+    with connected(app_settings) as warehouse:
+        assert store.action(app_settings, warehouse, audit)["cause"] is None
 
 
 def test_free_text_is_shown_as_text_and_the_pages_forbid_scripts(app_settings):

@@ -149,7 +149,8 @@ def test_run_triggers_the_scheduler_and_follows_the_run(airflow, monkeypatch, ca
         "load_crm_customers": "success", "load_crm_tickets": "success",
         "load_complaints": "success", "load_survey_responses": "success",
         "load_audits": "success", "check_raw_data": "success", "dbt_build": "success",
-        "check_marts": "success", "track_actions": "success"}
+        "check_marts": "success", "track_actions": "success",
+        "send_action_notices": "success"}
     assert main(["kpis", "--period", "2026-W47", "--format", "json", *config]) == 0
     assert json.loads(capsys.readouterr().out)["kpis"]["TICKETS"]["value"] > 0
 

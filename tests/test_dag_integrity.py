@@ -49,6 +49,8 @@ def test_nightly_structure(dagbag):
     assert dag.get_task("check_marts").upstream_task_ids == {"dbt_build"}
     # A failed critical check stops the night before any action is opened or verified.
     assert dag.get_task("track_actions").upstream_task_ids == {"check_marts"}
+    # Owners' mail after the reports' Asset: a refused notice holds back no report.
+    assert dag.get_task("send_action_notices").upstream_task_ids == {"track_actions"}
     assert all(dag.get_task(t).outlets for t in loads)
     assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
 

@@ -421,6 +421,8 @@ def cmd_actions(args: argparse.Namespace) -> int:
             raise ConfigError("track needs --date (the local day the night ran for)")
         start = datetime.combine(args.date, time(), tzinfo=settings.tz)
         summary = pipeline.track_actions(start, start + timedelta(days=1), settings)
+        summary["notices"] = pipeline.send_action_notices(start, start + timedelta(days=1),
+                                                          settings)
         print(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0
     from servicepulse.actions.web import filter_rows

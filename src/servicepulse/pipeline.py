@@ -105,27 +105,38 @@ def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None
     return report.summary()
 
 
-def track_actions(start: datetime, end: datetime, settings: Settings | None = None,
-                  run_id: str | None = None) -> dict[str, Any]:
+def track_actions(start: datetime, end: datetime,
+                  settings: Settings | None = None) -> dict[str, Any]:
     """The rectification loop's night, after the marts passed their checks: findings
-    open corrective actions, done actions are verified or reopened, and owners get
-    their notices and due reminders, each once (docs/actions.md)."""
-    from servicepulse.actions.notices import send_notices
+    open corrective actions, done actions are verified or reopened (docs/actions.md)."""
     from servicepulse.actions.tracking import track
     from servicepulse.warehouse import connected
 
     settings = settings or load_settings()
     _, local_end = local_day_interval(settings, start, end)
     with connected(settings) as warehouse:
-        result = track(settings, warehouse, local_end.date())
-        summary = result.summary()
-        log.info("corrective actions as of %s: %d new findings, opened %s, verified %s, "
-                 "reopened %s", summary["as_of"], summary["new_findings"],
-                 summary["opened"] or "none", summary["verified"] or "none",
-                 summary["reopened"] or "none")
-        summary["notices"] = send_notices(settings, warehouse, local_end.date(), run_id)
-    log.info("rectification notices and reminders: %s", summary["notices"] or "none due")
+        summary = track(settings, warehouse, local_end.date()).summary()
+    log.info("corrective actions as of %s: %d new findings, opened %s, verified %s, "
+             "reopened %s", summary["as_of"], summary["new_findings"],
+             summary["opened"] or "none", summary["verified"] or "none",
+             summary["reopened"] or "none")
     return summary
+
+
+def send_action_notices(start: datetime, end: datetime, settings: Settings | None = None,
+                        run_id: str | None = None) -> dict[str, int]:
+    """Owners' rectification notices and due reminders for the night, each once. Its
+    own step: a mail server that refuses one owner holds back neither the others nor
+    the reports."""
+    from servicepulse.actions.notices import send_notices
+    from servicepulse.warehouse import connected
+
+    settings = settings or load_settings()
+    _, local_end = local_day_interval(settings, start, end)
+    with connected(settings) as warehouse:
+        counts = send_notices(settings, warehouse, local_end.date(), run_id)
+    log.info("rectification notices and reminders: %s", counts or "none due")
+    return counts
 
 class ReportNotReady(PermanentError):
     """The period's data has not passed the quality gate: nothing was sent to readers."""

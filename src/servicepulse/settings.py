@@ -480,8 +480,8 @@ class KpiTarget(_Section):
     judged against the target in force on its first day, so a target changed today
     never recolours a past period (docs/kpis.md, `servicepulse targets`)."""
     kpi: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
-    target: float
-    amber_band: float | None = Field(None, ge=0)  # None: the catalogue's band
+    target: float = Field(allow_inf_nan=False)
+    amber_band: float | None = Field(None, ge=0, allow_inf_nan=False)  # None: the catalogue's
     department: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\- ]+$")
     effective_from: date
     reason: str | None = None
@@ -574,8 +574,13 @@ class ActionsSettings(_Section):
     # Where people reach the app (e.g. https://quality.example.com): notices link to
     # the action there. None: notices carry no link.
     app_url: str | None = None
-    # A session ends after this long without a page; then the app asks to sign in again.
+    # A session ends after this long without a page, and after session_max_hours in any
+    # case; then the app asks to sign in again. Signing out ends every session of the user.
     session_minutes: float = Field(480, gt=0)
+    session_max_hours: float = Field(12, gt=0)
+    # Mark the session cookie Secure even when the app sees plain HTTP (it is behind a
+    # TLS-terminating proxy on another host).
+    https_only: bool = False
     # The environment variable holding the key that signs session cookies. Without
     # it the app makes a random key at start (everyone signs in again after a restart).
     session_key_env: str = "SERVICEPULSE_ACTIONS_SESSION_KEY"

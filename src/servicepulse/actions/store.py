@@ -98,13 +98,15 @@ DDL = {  # table -> its columns (CREATE TABLE body)
     CREDENTIALS: """
         username VARCHAR NOT NULL PRIMARY KEY,
         password_hash VARCHAR NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL
+        updated_at TIMESTAMPTZ NOT NULL,
+        sessions_valid_after TIMESTAMPTZ
     """,
 }
 
 
 # Columns added after a table's first version: an older table gets them on first use.
-ADDED_COLUMNS = {ACTIONS: [("problem_zh", "VARCHAR")], FINDINGS: [("detail_zh", "VARCHAR")]}
+ADDED_COLUMNS = {ACTIONS: [("problem_zh", "VARCHAR")], FINDINGS: [("detail_zh", "VARCHAR")],
+                 CREDENTIALS: [("sessions_valid_after", "TIMESTAMPTZ")]}
 
 
 class ActionNotFound(UserError):
@@ -324,9 +326,14 @@ def record_finding(settings: Settings, warehouse: Warehouse, finding: dict[str, 
 
 def _change(settings: Settings, warehouse: Warehouse, action_id: str, actor: str,
             event: str, at: datetime, columns: dict[str, Any], detail: dict[str, Any],
-            allowed_from: tuple[str, ...]) -> dict[str, Any]:
+            allowed_from: tuple[str, ...],
+            departments: list[str] | None = None) -> dict[str, Any]:
+    """Change an action in one transaction, if its state allows it and, with
+    ``departments`` (a department head's), if it still belongs to one of them."""
     with warehouse.transaction():
         current = action(settings, warehouse, action_id)
+        if departments is not None and current["department"] not in departments:
+            raise ActionChangeRefused(f"action {action_id} belongs to another department")
         if current["status"] not in allowed_from:
             raise ActionChangeRefused(
                 f"action {action_id} is {current['status']}: it cannot be {event} "
@@ -340,8 +347,8 @@ def _change(settings: Settings, warehouse: Warehouse, action_id: str, actor: str
 
 
 def record_work(settings: Settings, warehouse: Warehouse, action_id: str, actor: str,
-                cause_group: str, cause: str, measure: str,
-                at: datetime | None = None) -> dict[str, Any]:
+                cause_group: str, cause: str, measure: str, at: datetime | None = None,
+                departments: list[str] | None = None) -> dict[str, Any]:
     """The department's analysis: the cause (one of the six groups, and its words) and
     the corrective measure."""
     if cause_group not in CAUSE_GROUPS:
@@ -351,11 +358,12 @@ def record_work(settings: Settings, warehouse: Warehouse, action_id: str, actor:
     return _change(settings, warehouse, action_id, actor, "analysed", at or now(),
                    {"cause_group": cause_group, "cause": cause, "measure": measure},
                    {"cause_group": cause_group, "cause": cause, "measure": measure},
-                   TO_WORK)
+                   TO_WORK, departments)
 
 
 def mark_done(settings: Settings, warehouse: Warehouse, action_id: str, actor: str,
-              at: datetime | None = None) -> dict[str, Any]:
+              at: datetime | None = None,
+              departments: list[str] | None = None) -> dict[str, Any]:
     """The measure is in place; the data verifies it in the periods that follow."""
     current = action(settings, warehouse, action_id)
     if current["status"] in TO_WORK and not (current["cause_group"] and current["measure"]):
@@ -363,7 +371,8 @@ def mark_done(settings: Settings, warehouse: Warehouse, action_id: str, actor: s
                                   "before marking it done")
     at = at or now()
     return _change(settings, warehouse, action_id, actor, "done", at,
-                   {"status": DONE, "done_at": at, "done_by": actor}, {}, TO_WORK)
+                   {"status": DONE, "done_at": at, "done_by": actor}, {}, TO_WORK,
+                   departments)
 
 
 def reassign(settings: Settings, warehouse: Warehouse, action_id: str, actor: str,
@@ -373,7 +382,8 @@ def reassign(settings: Settings, warehouse: Warehouse, action_id: str, actor: st
     return _change(settings, warehouse, action_id, actor, "reassigned", at or now(),
                    {"department": department, "owner": owner},
                    {"from_department": current["department"], "from_owner": current["owner"],
-                    "department": department, "owner": owner, "reason": reason.strip()},
+                    "department": department, "owner": owner, "reason": reason.strip(),
+                    "due_on": current["due_on"].isoformat()},
                    UNCLOSED)
 
 
@@ -403,6 +413,7 @@ def reopen(settings: Settings, warehouse: Warehouse, action_id: str, actor: str,
                    {"status": REOPENED, "due_on": due_on, "verified_at": None,
                     "reopened_count": int(current["reopened_count"]) + 1},
                    {"reason": reason.strip(), "due_on": due_on.isoformat(),
+                    "department": current["department"], "owner": current["owner"],
                     **(evidence or {})}, (DONE, VERIFIED))
 
 
@@ -414,12 +425,32 @@ def verify(settings: Settings, warehouse: Warehouse, action_id: str, at: datetim
 
 def set_password_hash(settings: Settings, warehouse: Warehouse, username: str,
                       password_hash: str) -> None:
+    """A new password also ends every session signed in with the old one."""
+    changed = now()
     with warehouse.transaction():
         warehouse.execute(f"delete from {table(settings, CREDENTIALS)} where username = ?",
                           [username])
         warehouse.execute(f"insert into {table(settings, CREDENTIALS)} (username, "
-                          "password_hash, updated_at) values (?, ?, ?)",
-                          [username, password_hash, now()])
+                          "password_hash, updated_at, sessions_valid_after) values (?, ?, ?, ?)",
+                          [username, password_hash, changed, changed])
+
+
+def end_sessions(settings: Settings, warehouse: Warehouse, username: str) -> None:
+    """Signing out ends every session of the user (on every device)."""
+    warehouse.execute(f"update {table(settings, CREDENTIALS)} set sessions_valid_after = ? "
+                      "where username = ?", [now(), username])
+
+
+def sessions_valid_after(settings: Settings, warehouse: Warehouse,
+                         username: str) -> datetime | None:
+    """Sessions signed in before this moment are over; None: the user has no password."""
+    frame = warehouse.fetch_frame(f"select sessions_valid_after, updated_at "
+                                  f"from {table(settings, CREDENTIALS)} where username = ?",
+                                  [username])
+    if frame.empty:
+        return None
+    row = _records(frame)[0]
+    return row["sessions_valid_after"] or row["updated_at"]
 
 
 def password_hash_of(settings: Settings, warehouse: Warehouse, username: str) -> str | None:

@@ -19,7 +19,9 @@ that end before it are complete). It
    not evidence either way.
 
 Every date it writes comes from the data (a period's end, a breach's deadline), never
-from the clock: re-running any night, in any order, changes nothing it already wrote.
+from the clock, and every finding has a key: re-running nights, in any order, changes
+nothing already written. Nights are meant to run in date order (a backfill does): a
+finding joins the subject's action that is unclosed when it is recorded.
 """
 
 from __future__ import annotations
@@ -124,8 +126,10 @@ def track(settings: Settings, warehouse: Warehouse, as_of: date) -> TrackResult:
     found = [*_kpi_findings(settings, series, definitions),
              *_breach_findings(settings, warehouse, as_of),
              *_audit_findings(settings, warehouse, as_of)]
-    found = sorted((f for f in found if earliest <= f["found_on"] <= as_of),
-                   key=lambda f: (f["found_on"], f["finding_key"]))
+    # Two rules may find the same thing (a KPI slice in both): it is one finding.
+    unique = {f["finding_key"]: f for f in reversed(found)
+              if earliest <= f["found_on"] <= as_of}
+    found = sorted(unique.values(), key=lambda f: (f["found_on"], f["finding_key"]))
     known = store.known_finding_keys(settings, warehouse, [f["finding_key"] for f in found])
     # A KPI period is found at the midnight after it ends, a breach when it became late
     # enough, an audit when it took place: the data's moments, never the clock's.
@@ -289,15 +293,17 @@ def _breach_findings(settings: Settings, warehouse: Warehouse,
         due = pd.Timestamp(row.due_at_local).to_pydatetime()
         done = None if pd.isna(row.done_at_local) else \
             pd.Timestamp(row.done_at_local).to_pydatetime()
-        # As late as the night could see: done by then, or still undone at its end.
-        late = (min(done, as_of_moment) if done else as_of_moment) - due
-        if late <= timedelta(0) or late < threshold:
+        # Late by at least the threshold by the night's end (a step done later was still
+        # undone then); what the finding says comes from the data alone, whichever
+        # night records it: done N minutes late, or not done.
+        late_by_then = (min(done, as_of_moment) if done else as_of_moment) - due
+        if late_by_then <= timedelta(0) or late_by_then < threshold:
             continue
+        late = (done - due) if done else None
         subject = f"breach:{row.complaint_id}:{row.step}"
-        finished = done is not None and done <= as_of_moment
-        minutes = f"{late.total_seconds() / 60:.0f}"
-        done_words = f"done {minutes} min late" if finished else "not done"
-        done_words_zh = f"超时 {minutes} 分钟完成" if finished else "尚未完成"
+        minutes = f"{late.total_seconds() / 60:.0f}" if late is not None else ""
+        done_words = f"done {minutes} min late" if late is not None else "not done"
+        done_words_zh = f"超时 {minutes} 分钟完成" if late is not None else "尚未完成"
         findings.append({
             "finding_key": subject, "subject_key": subject,
             "finding_kind": "complaint_step_breach", "kpi_id": row.kpi_id,
@@ -306,7 +312,8 @@ def _breach_findings(settings: Settings, warehouse: Warehouse,
             "department": row.department, "grain": settings.actions.verify_grain,
             "found_on": (due + threshold).date(),
             "found_at": (due + threshold).replace(tzinfo=settings.tz),
-            "value": round(late.total_seconds() / 60, 1), "target": None,
+            "value": round(late.total_seconds() / 60, 1) if late is not None else None,
+            "target": None,
             "standard": f"{row.step} step on time ({row.kpi_id})",
             "problem": (f"complaint {row.complaint_id} ({row.severity}, "
                         f"{row.complaint_category}): {row.step} step due "

@@ -5,13 +5,16 @@ quality team sees every department and reassigns, extends and reopens. No script
 front-end build: HTML forms and one stylesheet.
 
 Security:
-- the session is a signed cookie (HttpOnly, SameSite=Strict; Secure over HTTPS) that
-  ends after ``actions.session_minutes`` without a page; signing in starts a new session;
+- the session is a signed cookie (HttpOnly, SameSite=Strict; Secure over HTTPS or with
+  ``actions.https_only``) that ends after ``actions.session_minutes`` without a page and
+  ``actions.session_max_hours`` after sign-in; signing out or a new password ends every
+  session of the user; signing in starts a new session;
 - every form carries the session's CSRF token and a post without it is refused (the
   sign-in form too);
 - sign-in says the same, after the same work, for an unknown name as for a wrong
   password; after five failures within 15 minutes a name is refused until they age
-  out (the same for names that exist and names that do not);
+  out (the same for names that exist and names that do not), after 30 an address;
+  password checks run in worker threads, never on the event loop;
 - everything a person typed is shown as text (Jinja2 autoescaping), and the pages
   forbid scripts and framing (Content-Security-Policy);
 - a department head asking for another department's action by URL gets 403.
@@ -36,6 +39,7 @@ from urllib.parse import quote
 import jinja2
 import yaml
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -50,6 +54,7 @@ COOKIE = "servicepulse_actions"
 # Failed sign-ins per name within the window before the name is refused for the rest of
 # it: the same for names that exist and names that do not.
 MAX_FAILED_SIGN_INS = 5
+MAX_FAILED_SIGN_INS_PER_ADDRESS = 30
 FAILED_SIGN_IN_WINDOW_SECONDS = 15 * 60
 LIST_FILTERS = ("open", "overdue", "done", "verified", "reopened")
 
@@ -134,12 +139,30 @@ def create_app(settings: Settings) -> FastAPI:
         # A browser-session cookie: the signature's age decides when the session ends,
         # so that an ended one is told apart from none ("please sign in again").
         response.set_cookie(COOKIE, signer.dumps(session), httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", path="/")
+                            secure=settings.actions.https_only or request.url.scheme == "https",
+                            path="/")
         return response
 
     def current_user(session: dict[str, Any]) -> ActionUser | None:
         username = session.get("u")
         return settings.actions.user(username) if username else None
+
+    def signed_in(session: dict[str, Any], expired: bool) -> tuple[ActionUser | None, bool]:
+        """The session's user, if the session still holds: younger than
+        session_max_hours since sign-in, and signed in after the user last signed out or
+        changed their password. Else None, and whether to say it ended."""
+        user = current_user(session)
+        if user is None:
+            return None, expired
+        issued = session.get("i")
+        if not isinstance(issued, (int, float)) or \
+                time.time() - issued > settings.actions.session_max_hours * 3600:
+            return None, True
+        with warehouse() as opened:
+            valid_after = store.sessions_valid_after(settings, opened, user.username)
+        if valid_after is None or issued < valid_after.timestamp():
+            return None, True
+        return user, False
 
     def page(request: Request, session: dict[str, Any], template: str, status_code: int = 200,
              **context: Any) -> Response:
@@ -211,25 +234,35 @@ def create_app(settings: Settings) -> FastAPI:
         if form is None:
             return error(request, {"l": locale}, 400, "bad_request")
         name = form.get("username", "").strip().lower()[:64]
+        address = f"address:{request.client.host if request.client else '?'}"
         now = time.monotonic()
-        recent = [moment for moment in failed_sign_ins.get(name, [])
-                  if now - moment < FAILED_SIGN_IN_WINDOW_SECONDS]
-        failed_sign_ins[name] = recent
+        recent = {key: [moment for moment in failed_sign_ins.get(key, [])
+                        if now - moment < FAILED_SIGN_IN_WINDOW_SECONDS]
+                  for key in (name, address)}
+        failed_sign_ins.update(recent)
         if len(failed_sign_ins) > 10_000:  # names tried long ago are forgotten
             for stale in [key for key, moments in failed_sign_ins.items()
                           if not moments or now - moments[-1] >= FAILED_SIGN_IN_WINDOW_SECONDS]:
                 del failed_sign_ins[stale]
-        if len(recent) >= MAX_FAILED_SIGN_INS:
+        if len(recent[name]) >= MAX_FAILED_SIGN_INS or \
+                len(recent[address]) >= MAX_FAILED_SIGN_INS_PER_ADDRESS:
             return page(request, session, "login.html.j2", status_code=429,
                         message=messages()[locale]["too_many_sign_ins"], message_kind="error")
-        with warehouse() as opened:
-            user = people.authenticate(settings, opened, name, form.get("password", ""))
+
+        def check() -> ActionUser | None:
+            # A password check costs 0.1 s of CPU: in a worker thread, not on the loop.
+            with warehouse() as opened:
+                return people.authenticate(settings, opened, name, form.get("password", ""))
+
+        user = await run_in_threadpool(check)
         if user is None:
-            recent.append(now)
+            recent[name].append(now)
+            recent[address].append(now)
             return page(request, session, "login.html.j2", status_code=401,
                         message=messages()[locale]["sign_in_failed"], message_kind="error")
         # A new session (new token) at sign-in: a token seen before it is worth nothing.
-        fresh = {"u": user.username, "c": secrets.token_urlsafe(32), "l": user.locale}
+        fresh = {"u": user.username, "c": secrets.token_urlsafe(32), "l": user.locale,
+                 "i": time.time()}
         return respond(request, RedirectResponse("/", status_code=303), fresh)
 
     @app.post("/logout")
@@ -237,6 +270,12 @@ def create_app(settings: Settings) -> FastAPI:
         session, _ = read_session(request)
         if await form_of(request, session) is None:
             return error(request, session, 400, "bad_request")
+        user = current_user(session)
+        if user is not None:
+            def end() -> None:
+                with warehouse() as opened:
+                    store.end_sessions(settings, opened, user.username)
+            await run_in_threadpool(end)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -256,7 +295,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/")
     def action_list(request: Request, status: str = "", department: str = "") -> Response:
         session, expired = read_session(request)
-        user = current_user(session)
+        user, expired = signed_in(session, expired)
         if user is None:
             return to_sign_in(request, expired)
         visible = people.visible_departments(user)
@@ -274,7 +313,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     def _load_for(request: Request, action_id: str) -> tuple[Any, ...]:
         session, expired = read_session(request)
-        user = current_user(session)
+        user, expired = signed_in(session, expired)
         if user is None:
             return session, None, None, to_sign_in(request, expired)
         with warehouse() as opened:
@@ -324,20 +363,31 @@ def create_app(settings: Settings) -> FastAPI:
                            message=messages()[locale]["saved"] if saved else None)
 
     async def change(request: Request, action_id: str, allowed, apply) -> Response:
-        session, user, row, refused = _load_for(request, action_id)
-        if refused is not None:
-            return refused
+        """A form post on an action: the form is read first, then who may do it is
+        decided on the action as it is now, and the change itself checks again inside
+        its transaction (store: the action may have moved to another department)."""
+        session, _ = read_session(request)
         form = await form_of(request, session)
         if form is None:
             return error(request, session, 400, "bad_request")
+        session, user, row, refused = await run_in_threadpool(_load_for, request, action_id)
+        if refused is not None:
+            return refused
         if not allowed(user, row):
             return error(request, session, 403, "forbidden")
-        try:
-            with warehouse() as opened:
-                apply(opened, user, form, row)
-        except (UserError, ValueError) as exc:
-            return detail_page(request, session, user, row, status_code=400,
-                               message=str(exc), message_kind="error")
+
+        def apply_it() -> Response | None:
+            try:
+                with warehouse() as opened:
+                    apply(opened, user, form, row)
+            except (UserError, ValueError) as exc:
+                return detail_page(request, session, user, row, status_code=400,
+                                   message=str(exc), message_kind="error")
+            return None
+
+        failed = await run_in_threadpool(apply_it)
+        if failed is not None:
+            return failed
         return RedirectResponse(f"/actions/{quote(action_id)}?saved=1", status_code=303)
 
     @app.post("/actions/{action_id}/analysis")
@@ -346,12 +396,14 @@ def create_app(settings: Settings) -> FastAPI:
                             store.record_work(settings, w, action_id, user.username,
                                               form.get("cause_group", ""),
                                               form.get("cause", "")[:4000],
-                                              form.get("measure", "")[:4000]))
+                                              form.get("measure", "")[:4000],
+                                              departments=people.visible_departments(user)))
 
     @app.post("/actions/{action_id}/done")
     async def done(request: Request, action_id: str) -> Response:
         return await change(request, action_id, people.may_work, lambda w, user, form, row:
-                            store.mark_done(settings, w, action_id, user.username))
+                            store.mark_done(settings, w, action_id, user.username,
+                                            departments=people.visible_departments(user)))
 
     @app.post("/actions/{action_id}/reassign")
     async def reassign(request: Request, action_id: str) -> Response:

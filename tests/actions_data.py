@@ -139,3 +139,23 @@ def tracked_copy(built: Settings, folder: Path) -> Settings:
     settings = settings_for(folder, folder / "sources", **OVERRIDES)
     run_nights(settings, FIRST_MONDAY, LAST_DAY)
     return settings
+
+
+PASSWORD = "a long enough pass phrase"
+
+
+def with_passwords(settings: Settings) -> Settings:
+    """Every configured user of the app gets PASSWORD."""
+    from servicepulse.actions import people
+
+    with connected(settings) as warehouse:
+        for user in settings.actions.users:
+            people.set_password(settings, warehouse, user.username, PASSWORD)
+    return settings
+
+
+def unclosed_ids(settings: Settings) -> dict[str, str]:
+    """Subject key -> id of its action that is not yet verified."""
+    with connected(settings) as warehouse:
+        return {row["subject_key"]: row["action_id"]
+                for row in store.actions(settings, warehouse, statuses=store.UNCLOSED)}

@@ -14,25 +14,24 @@ from servicepulse.actions import people, store
 from servicepulse.actions.web import create_app
 from servicepulse.settings import load_settings
 from servicepulse.warehouse import connected
-from tests.actions_data import X_SUBJECT, Y_SUBJECT, tracked_copy
+from tests.actions_data import (
+    PASSWORD,
+    X_SUBJECT,
+    Y_SUBJECT,
+    tracked_copy,
+    unclosed_ids,
+    with_passwords,
+)
 
-PASSWORD = "a long enough pass phrase"
 FORMS = ("analysis", "done", "reassign", "extend", "reopen")
 
 
 @pytest.fixture
 def app_settings(actions_built, tmp_path):
-    settings = tracked_copy(actions_built, tmp_path)
-    with connected(settings) as warehouse:
-        for user in settings.actions.users:
-            people.set_password(settings, warehouse, user.username, PASSWORD)
-    return settings
+    return with_passwords(tracked_copy(actions_built, tmp_path))
 
 
-def ids(settings) -> dict[str, str]:
-    with connected(settings) as warehouse:
-        return {row["subject_key"]: row["action_id"]
-                for row in store.actions(settings, warehouse, statuses=store.UNCLOSED)}
+ids = unclosed_ids
 
 
 def token(page_html: str) -> str:

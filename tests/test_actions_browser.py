@@ -11,13 +11,19 @@ import time
 
 import pytest
 
-from servicepulse.actions import people, store
+from servicepulse.actions import store
 from servicepulse.actions.web import create_app
 from servicepulse.paths import PROJECT_ROOT
 from servicepulse.warehouse import connected
-from tests.actions_data import X_SUBJECT, Y_SUBJECT, tracked_copy
+from tests.actions_data import (
+    PASSWORD,
+    X_SUBJECT,
+    Y_SUBJECT,
+    tracked_copy,
+    unclosed_ids,
+    with_passwords,
+)
 
-PASSWORD = "a long enough pass phrase"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTEFACTS = PROJECT_ROOT / "output" / "test-artefacts" / "actions"
 
@@ -27,10 +33,7 @@ def served(actions_built, tmp_path):
     """The app on a free local port, over a tracked copy of the hand-made data."""
     import uvicorn
 
-    settings = tracked_copy(actions_built, tmp_path)
-    with connected(settings) as warehouse:
-        for user in settings.actions.users:
-            people.set_password(settings, warehouse, user.username, PASSWORD)
+    settings = with_passwords(tracked_copy(actions_built, tmp_path))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -71,10 +74,7 @@ def sign_in(browser, base: str, username: str, width: int = 1280):
     return page
 
 
-def ids(settings) -> dict[str, str]:
-    with connected(settings) as warehouse:
-        return {row["subject_key"]: row["action_id"]
-                for row in store.actions(settings, warehouse, statuses=store.UNCLOSED)}
+ids = unclosed_ids
 
 
 def test_a_department_head_works_an_action_and_the_quality_team_governs(served, browser):

@@ -425,13 +425,11 @@ def cmd_actions(args: argparse.Namespace) -> int:
                                                           settings)
         print(json.dumps(summary, ensure_ascii=False, indent=2))
         return 0
-    from servicepulse.actions.web import filter_rows
-
     with connected(settings) as warehouse:
         store.ensure_tables(settings, warehouse)
         rows = store.actions(settings, warehouse,
                              [args.department] if args.department else None)
-    rows = filter_rows(rows, args.status, settings.today())
+    rows = store.filter_rows(rows, args.status, settings.today())
     if args.format == "json":
         shown = [{key: row.get(key) for key in ACTION_JSON_FIELDS} for row in rows]
         print(json.dumps(shown, ensure_ascii=False, indent=2, default=str))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -236,6 +237,23 @@ def add_missing_columns(warehouse, schema: str, table: str,
     for name, sql_type in ddl_columns:
         if name not in have:
             warehouse.execute(f'ALTER TABLE "{schema}"."{table}" ADD COLUMN "{name}" {sql_type}')
+
+
+def create_table_once(warehouse, schema: str, table: str, body: str) -> None:
+    """CREATE TABLE IF NOT EXISTS where other workers may create the same table at the
+    same moment (DuckDB then reports a catalog conflict): tried again briefly."""
+    for attempt in range(5):
+        try:
+            warehouse.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            warehouse.execute(f'CREATE TABLE IF NOT EXISTS "{schema}"."{table}" ({body})')
+            return
+        except Exception as exc:
+            if "conflict" not in str(exc).lower() and "already exists" not in str(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+            if warehouse.table_exists(schema, table):
+                return
+    raise RuntimeError(f'could not create "{schema}"."{table}": kept conflicting')
 
 
 def _create_table_sql(schema: str, table: str, ddl_columns: list[tuple[str, str]]) -> str:

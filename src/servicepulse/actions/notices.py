@@ -34,7 +34,7 @@ def _envelope(settings: Settings, owner: ActionUser, action: dict[str, Any], kin
     reminder. Only what cannot change after sending is in it (the measure, a later
     reassignment or extension are not), so the send ledger never sees a sent message
     change: a new event is a new notice, a new deadline a new reminder."""
-    from servicepulse.actions.web import messages, templates
+    from servicepulse.actions.texts import messages, templates
     from servicepulse.delivery.deliver import Envelope
 
     t = messages()[owner.locale]
@@ -63,14 +63,13 @@ def _envelope(settings: Settings, owner: ActionUser, action: dict[str, Any], kin
         locale=owner.locale, department=action["department"], role="action owner")
 
 
-def _item(settings: Settings, warehouse: Warehouse, action: dict[str, Any],
+def _item(definitions: dict[str, dict[str, Any]], action: dict[str, Any],
           locale: str) -> str:
-    from servicepulse.actions.tracking import kpi_definitions
-    from servicepulse.actions.web import messages
+    from servicepulse.actions.texts import messages
 
     t = messages()[locale]
     kind = t[f"kind_{action['finding_kind']}"]
-    definition = kpi_definitions(settings, warehouse).get(action["kpi_id"] or "")
+    definition = definitions.get(action["kpi_id"] or "")
     if not definition:
         return kind
     return f"{kind} · {definition['name_zh'] if locale == 'zh-CN' else definition['name_en']}"
@@ -85,7 +84,10 @@ def due_messages(settings: Settings, warehouse: Warehouse,
     ending at ``as_of`` makes current, for owners with an e-mail address: a notice of the
     action's latest opening, reopening or reassignment (period ``<action_id>.event-<its number
     in the history>``), a reminder of the deadline in force (``<action_id>@<date>``)."""
+    from servicepulse.actions.tracking import kpi_definitions
+
     earliest = as_of - timedelta(days=settings.actions.lookback_days)
+    definitions = kpi_definitions(settings, warehouse)
     wanted = []
     for action in store.actions(settings, warehouse, statuses=store.TO_WORK):
         owner = settings.actions.user(action["owner"]) if action["owner"] else None
@@ -93,7 +95,7 @@ def due_messages(settings: Settings, warehouse: Warehouse,
             log.info("corrective action %s: no owner with an e-mail address (actions.owners, "
                      "actions.users), no notice sent", action["action_id"])
             continue
-        item = _item(settings, warehouse, action, owner.locale)
+        item = _item(definitions, action, owner.locale)
         events = [row for row in store.history(settings, warehouse, action["action_id"])
                   if row["event"] in ANNOUNCED]
         if events:

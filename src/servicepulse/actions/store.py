@@ -15,7 +15,6 @@ is not a state: an open or reopened action past its due date is overdue.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from servicepulse.errors import UserError
+from servicepulse.kpis import plain_records
 from servicepulse.settings import Settings
-from servicepulse.warehouse import Warehouse, add_missing_columns
+from servicepulse.warehouse import Warehouse, add_missing_columns, create_table_once
 
 OPEN, DONE, VERIFIED, REOPENED = "open", "done", "verified", "reopened"
 STATUSES = (OPEN, DONE, VERIFIED, REOPENED)
@@ -144,6 +144,29 @@ def problem_in(row: dict[str, Any], locale: str, key: str = "problem") -> str:
     return (row.get(f"{key}_zh") if locale == "zh-CN" else None) or row[key]
 
 
+def days_overdue(status: str, due_on: date, today: date) -> int:
+    """How many days an open or reopened action is past its due date on ``today``; 0 when
+    it is not overdue (done and verified actions never are)."""
+    return (today - due_on).days if status in TO_WORK and due_on < today else 0
+
+
+def with_overdue(row: dict[str, Any], today: date) -> dict[str, Any]:
+    late = days_overdue(row["status"], row["due_on"], today)
+    return {**row, "overdue": late > 0, "days_overdue": late}
+
+
+def filter_rows(rows: list[dict[str, Any]], status: str | None,
+                today: date) -> list[dict[str, Any]]:
+    """The rows with their overdue days, of one status or overdue (most overdue first)."""
+    rows = [with_overdue(row, today) for row in rows]
+    if status == "overdue":
+        rows = sorted((row for row in rows if row["overdue"]),
+                      key=lambda row: (-row["days_overdue"], row["action_id"]))
+    elif status:
+        rows = [row for row in rows if row["status"] == status]
+    return rows
+
+
 def schema(settings: Settings) -> str:
     return settings.warehouse.schema("actions")
 
@@ -158,19 +181,7 @@ def ensure_tables(settings: Settings, warehouse: Warehouse) -> None:
         if warehouse.table_exists(name, table_name):
             add_missing_columns(warehouse, name, table_name, ADDED_COLUMNS.get(table_name, []))
             continue
-        for attempt in range(5):
-            try:
-                warehouse.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
-                warehouse.execute(f'CREATE TABLE IF NOT EXISTS "{name}"."{table_name}" '
-                                  f"({columns})")
-                break
-            except Exception as exc:
-                # Another process creates it at the same moment (DuckDB: a catalog conflict).
-                if "conflict" not in str(exc).lower() and "already exists" not in str(exc):
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-                if warehouse.table_exists(name, table_name):
-                    break
+        create_table_once(warehouse, name, table_name, columns)
 
 
 def now() -> datetime:
@@ -178,19 +189,26 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
-    for record in frame.astype(object).where(frame.notna(), None).to_dict("records"):
-        rows.append({key: _plain(value) for key, value in record.items()})
+def _rows(frame: pd.DataFrame, dates: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A query's rows as plain Python (kpis.plain_records), ``dates`` as calendar dates
+    (DuckDB returns a date as a midnight timestamp)."""
+    rows = plain_records(frame)
+    for row in rows:
+        for key in dates:
+            if isinstance(row.get(key), datetime):
+                row[key] = row[key].date()
     return rows
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
+def _select_actions(settings: Settings, warehouse: Warehouse, where: list[str],
+                    params: list[Any]) -> list[dict[str, Any]]:
+    frame = warehouse.fetch_frame(
+        f"select a.*, (select count(*) from {table(settings, HISTORY)} h "
+        f"where h.action_id = a.action_id) as history_count "
+        f"from {table(settings, ACTIONS)} a "
+        + (f"where {' and '.join(where)} " if where else "")
+        + "order by a.opened_at desc, a.action_id", params)
+    return _rows(frame, ("opened_on", "due_on"))
 
 
 def actions(settings: Settings, warehouse: Warehouse, departments: list[str] | None = None,
@@ -206,37 +224,21 @@ def actions(settings: Settings, warehouse: Warehouse, departments: list[str] | N
     if statuses:
         where.append(f"a.status in ({', '.join('?' for _ in statuses)})")
         params += list(statuses)
-    frame = warehouse.fetch_frame(
-        f"select a.*, (select count(*) from {table(settings, HISTORY)} h "
-        f"where h.action_id = a.action_id) as history_count "
-        f"from {table(settings, ACTIONS)} a "
-        + (f"where {' and '.join(where)} " if where else "")
-        + "order by a.opened_at desc, a.action_id", params)
-    return [_dated(row) for row in _records(frame)]
-
-
-def _dated(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("opened_on", "due_on"):
-        if isinstance(row.get(key), datetime):
-            row[key] = row[key].date()
-    return row
+    return _select_actions(settings, warehouse, where, params)
 
 
 def action(settings: Settings, warehouse: Warehouse, action_id: str) -> dict[str, Any]:
-    frame = warehouse.fetch_frame(
-        f"select a.*, (select count(*) from {table(settings, HISTORY)} h "
-        f"where h.action_id = a.action_id) as history_count "
-        f"from {table(settings, ACTIONS)} a where a.action_id = ?", [action_id])
-    if frame.empty:
+    found = _select_actions(settings, warehouse, ["a.action_id = ?"], [action_id])
+    if not found:
         raise ActionNotFound(f"no corrective action {action_id!r}")
-    return _dated(_records(frame)[0])
+    return found[0]
 
 
 def history(settings: Settings, warehouse: Warehouse, action_id: str) -> list[dict[str, Any]]:
     frame = warehouse.fetch_frame(
         f"select * from {table(settings, HISTORY)} where action_id = ? order by seq",
         [action_id])
-    rows = _records(frame)
+    rows = _rows(frame)
     for row in rows:
         row["detail"] = json.loads(row["detail"])
     return rows
@@ -247,14 +249,7 @@ def findings_of(settings: Settings, warehouse: Warehouse,
     frame = warehouse.fetch_frame(
         f"select * from {table(settings, FINDINGS)} where action_id = ? "
         "order by found_on, finding_key", [action_id])
-    return [_dated_finding(row) for row in _records(frame)]
-
-
-def _dated_finding(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("period_start", "period_end", "found_on"):
-        if isinstance(row.get(key), datetime):
-            row[key] = row[key].date()
-    return row
+    return _rows(frame, ("period_start", "period_end", "found_on"))
 
 
 def known_finding_keys(settings: Settings, warehouse: Warehouse,
@@ -449,7 +444,7 @@ def sessions_valid_after(settings: Settings, warehouse: Warehouse,
                                   [username])
     if frame.empty:
         return None
-    row = _records(frame)[0]
+    row = _rows(frame)[0]
     return row["sessions_valid_after"] or row["updated_at"]
 
 

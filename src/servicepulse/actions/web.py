@@ -32,18 +32,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
-import yaml
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from servicepulse.actions import people, store
+from servicepulse.actions.store import filter_rows, with_overdue
+from servicepulse.actions.texts import messages, templates
 from servicepulse.errors import UserError
 from servicepulse.settings import LOCALES, ActionUser, Settings
 from servicepulse.warehouse import Warehouse, connected
@@ -59,23 +58,6 @@ FAILED_SIGN_IN_WINDOW_SECONDS = 15 * 60
 LIST_FILTERS = ("open", "overdue", "done", "verified", "reopened")
 
 
-@lru_cache(maxsize=1)
-def messages() -> dict[str, dict[str, str]]:
-    text = importlib.resources.files("servicepulse.actions").joinpath(
-        "messages.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-@lru_cache(maxsize=1)
-def templates() -> jinja2.Environment:
-    folder = importlib.resources.files("servicepulse.actions").joinpath("templates")
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
-        # Pages and HTML mail escape everything; the plain-text mail escapes nothing.
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def _stylesheet() -> str:
     return importlib.resources.files("servicepulse.actions").joinpath(
         "static/app.css").read_text(encoding="utf-8")
@@ -88,22 +70,6 @@ def session_key(settings: Settings) -> str:
     log.warning("%s is not set: sessions are signed with a random key and end when the app "
                 "restarts", settings.actions.session_key_env)
     return secrets.token_urlsafe(32)
-
-
-def with_overdue(row: dict[str, Any], today: date) -> dict[str, Any]:
-    late = row["status"] in store.TO_WORK and row["due_on"] < today
-    return {**row, "overdue": late, "days_overdue": (today - row["due_on"]).days if late else 0}
-
-
-def filter_rows(rows: list[dict[str, Any]], status: str | None,
-                today: date) -> list[dict[str, Any]]:
-    rows = [with_overdue(row, today) for row in rows]
-    if status == "overdue":
-        rows = sorted((row for row in rows if row["overdue"]),
-                      key=lambda row: (-row["days_overdue"], row["action_id"]))
-    elif status:
-        rows = [row for row in rows if row["status"] == status]
-    return rows
 
 
 def create_app(settings: Settings) -> FastAPI:

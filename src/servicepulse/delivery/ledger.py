@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +43,7 @@ import pandas as pd
 
 from servicepulse.errors import UserError
 from servicepulse.settings import Settings
-from servicepulse.warehouse import Warehouse, add_missing_columns
+from servicepulse.warehouse import Warehouse, add_missing_columns, create_table_once
 
 TABLE = "send_ledger"
 COLUMNS = """
@@ -116,19 +115,7 @@ def ensure_ledger(settings: Settings, warehouse: Warehouse) -> None:
     if warehouse.table_exists(schema, TABLE):
         add_missing_columns(warehouse, schema, TABLE, list(ADDED_COLUMNS))
         return
-    for attempt in range(5):
-        try:
-            warehouse.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            warehouse.execute(f"CREATE TABLE IF NOT EXISTS {table_name(settings)} ({COLUMNS})")
-            return
-        except Exception as exc:
-            # Another worker creates it at the same moment (DuckDB: a catalog conflict).
-            if "conflict" not in str(exc).lower() and "already exists" not in str(exc):
-                raise
-            time.sleep(0.05 * (attempt + 1))
-            if warehouse.table_exists(schema, TABLE):
-                return
-    raise RuntimeError(f"could not create {table_name(settings)}: kept conflicting")
+    create_table_once(warehouse, schema, TABLE, COLUMNS)
 
 
 def _now() -> datetime:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from servicepulse.actions.store import days_overdue, problem_in
 from servicepulse.kpis import Period
 from servicepulse.reports.charts import bar_svg, matrix_svg, trend_svg
 from servicepulse.reports.i18n import Messages
@@ -753,20 +754,18 @@ def corrective_actions(t: Messages, actions: dict[str, Any] | None, period: Peri
         day = _day(value)
         return day is not None and period.start <= day <= period.end
 
+    def late(row: dict[str, Any]) -> int:
+        return days_overdue(row["status"], _day(row["due_on"]), today)
+
     def line(row: dict[str, Any]) -> dict[str, Any]:
         due = _day(row["due_on"])
-        late = (today - due).days if row["status"] in ("open", "reopened") and due < today \
-            else 0
         return {"action": row["action_id"], "department": t.department(row["department"]),
-                "owner": row["owner"] or "–",
-                "problem": (row.get("problem_zh") if t.locale == "zh-CN" else None)
-                or row["problem"],
+                "owner": row["owner"] or "–", "problem": problem_in(row, t.locale),
                 "opened": t.date(_day(row["opened_on"])), "due": t.date(due),
                 "status": t(f"action_status_{row['status']}"),
-                "late": t("action_days_late", days=late) if late else ""}
+                "late": t("action_days_late", days=late(row)) if late(row) else ""}
 
-    overdue = sorted((r for r in rows if r["status"] in ("open", "reopened")
-                      and _day(r["due_on"]) < today),
+    overdue = sorted((r for r in rows if late(r)),
                      key=lambda r: (_day(r["due_on"]), r["action_id"]))
     groups = [
         ("opened", [r for r in rows if in_period(r["opened_on"])]),
@@ -800,7 +799,7 @@ def closure(t: Messages, actions: dict[str, Any] | None, department: str | None,
     today = data_as_of.date()
     overdue: dict[str, int] = {}
     for action in actions.get("rows", []):
-        if action["status"] in ("open", "reopened") and _day(action["due_on"]) < today:
+        if days_overdue(action["status"], _day(action["due_on"]), today):
             overdue[action["department"]] = overdue.get(action["department"], 0) + 1
     most = sorted(overdue.items(), key=lambda item: (-item[1], item[0]))[:top_n]
     return {

@@ -104,18 +104,17 @@ def test_sign_in_does_not_tell_which_names_exist(app_settings):
     assert "nobody.here" not in unknown[1]
 
 
-def test_a_session_ends_after_its_time(app_settings, tmp_path):
-    short = load_settings(app_settings.config_file, environ={
-        "SERVICEPULSE__ACTIONS__SESSION_MINUTES": "0.02",  # 1.2 s
-        "SERVICEPULSE_ACTIONS_SESSION_KEY": "a fixed key for this test"})
-    client = signed_in(short, "head.x")
+def test_a_session_ends_after_its_time(app_settings, monkeypatch):
+    # session_minutes is 480 by default; the clock is moved, not waited for.
+    client = signed_in(app_settings, "head.x")
     assert client.get("/").status_code == 200
-    time.sleep(2.2)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 481 * 60)
     ended = client.get("/")
     assert ended.status_code == 303 and ended.headers["location"] == "/login?expired=1"
 
 
-def test_signing_out_or_a_new_password_ends_every_session(app_settings):
+def test_signing_out_or_a_new_password_ends_every_session(app_settings, monkeypatch):
     laptop, phone = signed_in(app_settings, "head.x"), signed_in(app_settings, "head.x")
     time.sleep(0.01)
     csrf = token(laptop.get("/").text)
@@ -127,14 +126,15 @@ def test_signing_out_or_a_new_password_ends_every_session(app_settings):
     with connected(app_settings) as warehouse:
         people.set_password(app_settings, warehouse, "head.x", PASSWORD + " new")
     assert again.get("/").status_code == 303
-    # And no session outlives session_max_hours, used or not.
-    short = load_settings(app_settings.config_file, environ={
-        "SERVICEPULSE__ACTIONS__SESSION_MAX_HOURS": "0.0005"})  # 1.8 s
-    client = signed_in(short, "head.y")
-    for _ in range(3):
+    # And no session outlives session_max_hours (12 by default), used or not: the clock
+    # is moved, not waited for, so a slow machine cannot end the session early.
+    client = signed_in(app_settings, "head.y")
+    real_time, shift = time.time, {"hours": 0.0}
+    monkeypatch.setattr(time, "time", lambda: real_time() + shift["hours"] * 3600)
+    for hours in (7, 11.9):   # each page within session_minutes (8 h) of the last
+        shift["hours"] = hours
         assert client.get("/").status_code == 200
-        time.sleep(0.5)
-    time.sleep(0.5)
+    shift["hours"] = 12.1
     assert client.get("/").headers["location"] == "/login?expired=1"
 
 

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from servicepulse.actions import people, store
 from servicepulse.actions.web import create_app
-from servicepulse.settings import load_settings
 from servicepulse.warehouse import connected
 from tests.actions_data import (
     PASSWORD,

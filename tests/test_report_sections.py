@@ -20,6 +20,14 @@ def _row(kpi_id, value, previous, target=0.9, status="red", unit="fraction",
             "display_order": 1, **extra}
 
 
+def _history(kpi_id, values, unit="fraction", status="green"):
+    """Rows of ``kpi_id`` for the weeks before WEEK, oldest first, the last one the week
+    just before."""
+    weeks = [WEEK.previous(len(values) - i) for i in range(len(values))]
+    return [{**_row(kpi_id, value, None, unit=unit, status=status),
+             "period_start": week.start} for week, value in zip(weeks, values)]
+
+
 def _department(code, kpi_id, value, previous, unit="fraction"):
     return {"dimension_value": code, "kpi_id": kpi_id, "value": value,
             "previous_value": previous, "unit": unit}
@@ -43,10 +51,15 @@ def test_summary_names_the_mover_its_target_the_department_and_the_top_category(
     categories = {"rows": [{"category": "Billing", "complaints": "7", "share": "70.0%"}]}
     breaches = {"total": 3, "by_step": [{"step": "Dispatch (1 h)", "count": 2},
                                         {"step": "Classify (30 min)", "count": 1}]}
-    lines = sections.summary(EN, "en", "week", rows, departments, categories, breaches)
+    # Each moved by a quarter of a point in each of the four weeks before.
+    history = _history("CSAT", [0.9225, 0.92, 0.9225, 0.92, 0.92]) + \
+        _history("RESP_SLA", [0.9775, 0.975, 0.9775, 0.975, 0.975])
+    lines = sections.summary(EN, "en", "week", rows, departments, categories, breaches,
+                             rows + history)
     assert lines[0] == "None of the 2 indicators with a target is on target this week."
-    assert lines[1] == ("CSAT moved most against last week: −12.0 pp to 80.0% "
-                        "(target 90.0%).")
+    # CSAT: 12 pp against a usual 0.25 pp (48 times); RESP_SLA: 0.5 pp (2 times).
+    assert lines[1] == ("CSAT moved most for how much it usually moves from week to week: "
+                        "−12.0 pp to 80.0% (target 90.0%), 48.0 times its usual move of 0.2 pp.")
     # d_a fell 25 pp; d_b rose, so it is not where CSAT's fall came from.
     assert lines[2] == "Of the departments, d_a moved furthest that way: −25.0 pp."
     assert "the weakest department is d_a at 70.0%" in lines[3]
@@ -83,3 +96,125 @@ def test_trend_window_is_twelve_weeks_or_thirteen_months():
     assert sections.trend_window(WEEK) == (date(2026, 8, 31), date(2026, 11, 16))
     assert sections.trend_window(Period.parse("2026-11")) == (date(2025, 11, 1),
                                                               date(2026, 11, 1))
+
+
+NO_CATEGORIES = {"rows": []}
+NO_BREACHES = {"total": 0, "by_step": []}
+
+
+def _movers(rows, history):
+    return sections.summary(EN, "en", "week", rows, [], NO_CATEGORIES, NO_BREACHES,
+                            rows + history)[1:]
+
+
+def test_moved_most_is_judged_against_each_kpis_usual_move_not_its_target():
+    # The complaint rate usually moves 0.1 pp a week and moved 0.4 pp: 4 times its usual.
+    # First response usually moves 8 min and moved 7 min: less than usual. Divided by
+    # their targets (0.4 / 2 = 0.2 against 7 / 30 = 0.23) the response time would win.
+    rows = [_row("CMP_RATE", 0.024, 0.020, target=0.02, direction="lower"),
+            _row("FRT", 37.0, 30.0, target=30.0, unit="minutes", direction="lower")]
+    history = _history("CMP_RATE", [0.020, 0.021, 0.020, 0.021, 0.020]) + \
+        _history("FRT", [30.0, 38.0, 30.0, 38.0, 30.0], unit="minutes")
+    assert _movers(rows, history) == [
+        ("CMP_RATE moved most for how much it usually moves from week to week: +0.4 pp to "
+        "2.4% (target 2.0%), 4.0 times its usual move of 0.1 pp.")]
+    assert sections.usual_move(history, "FRT", WEEK.start, "week") == 8.0
+
+
+def test_no_kpi_is_named_when_none_moved_more_than_usual():
+    rows = [_row("FRT", 33.0, 30.0, target=30.0, unit="minutes", direction="lower")]
+    history = _history("FRT", [30.0, 38.0, 30.0, 38.0, 30.0], unit="minutes")
+    assert _movers(rows, history) == [
+        "No indicator moved more than it usually does from one week to the next."]
+
+
+def test_without_enough_history_the_mover_is_the_kpi_whose_status_moved_furthest():
+    # Two earlier changes, fewer than USUAL_MOVE_MIN_CHANGES: status decides. RESP_SLA
+    # went from on target to off target (two steps); CSAT moved further in points but
+    # was off target before and after.
+    rows = [_row("CSAT", 0.60, 0.80, status="red"),
+            _row("RESP_SLA", 0.95, 0.985, target=0.98, status="red")]
+    history = _history("CSAT", [0.85, 0.80, 0.80], status="red") + \
+        _history("RESP_SLA", [0.99, 0.985, 0.985], status="green")
+    assert _movers(rows, history) == [
+        ("RESP_SLA changed status most since last week, from On target to Off target: "
+        "−3.5 pp to 95.0% (target 98.0%).")]
+    # Nothing changed status: no sentence rather than a guess.
+    history = _history("CSAT", [0.85, 0.80, 0.80], status="red") + \
+        _history("RESP_SLA", [0.99, 0.985, 0.985], status="red")
+    assert _movers(rows, history) == []
+
+
+def test_a_figure_on_few_cases_shows_its_n_and_is_not_ranked():
+    csat = _row("CSAT", 0.5, 0.9, sample_size=4, few_cases=True)
+    # Four surveys: shown with n, but neither the week's mover nor anyone's weakest.
+    assert sections.tiles(EN, "en", [csat])[0]["sample"] == "n = 4"
+    assert _movers([csat], _history("CSAT", [0.9, 0.91, 0.9, 0.91, 0.9])) == []
+    departments = [{**_department("d_a", "CSAT", 0.10, 0.9), "few_cases": True,
+                    "sample_size": 2},
+                   _department("d_b", "CSAT", 0.70, 0.9), _department("d_c", "CSAT", 0.80, 0.9)]
+    for row in departments:
+        row["status"] = "red"
+    lines = sections.summary(EN, "en", "week", [_row("CSAT", 0.75, 0.9)], departments,
+                             NO_CATEGORIES, NO_BREACHES, [])
+    assert "CSAT is off target; the weakest department is d_b at 70.0%." in lines
+    table = sections.department_table(EN, "en", [_row("CSAT", 0.75, 0.9)], departments)
+    assert [c["sample"] for c in table["rows"][0]["cells"]] == ["n = 2", None, None, None]
+
+
+def test_a_change_that_prints_as_nothing_is_plus_minus_zero_never_minus_zero():
+    assert EN.kpi_change(0.90, 0.90004, "fraction") == "±0.0 pp"
+    assert EN.kpi_change(29.96, 30.0, "minutes") == "±0.0 min"
+    assert EN.kpi_change(0.899, 0.90, "fraction") == "−0.1 pp"
+    assert EN.kpi_value(-0.0001, "fraction") == "0.0%"
+    assert ZH.number(-0.04) == "0.0"
+    # A change too small to print is not a move.
+    rows = [_row("CSAT", 0.90, 0.90004)]
+    assert _movers(rows, _history("CSAT", [0.9, 0.9, 0.9, 0.9, 0.9004])) == []
+
+
+def _tick_labels(svg):
+    """The value axis's labels: the texts anchored at its right edge."""
+    import re
+    return re.findall(r'text-anchor="end" fill="#595959">([^<]+)</text>', svg)
+
+
+def test_a_trend_chart_reads_without_the_table():
+    from servicepulse.reports.charts import nice_ticks, trend_svg
+
+    # Round ticks a reader would draw, covering the values' range.
+    assert nice_ticks(88.6, 96.9) == [90, 92, 94, 96]
+    assert nice_ticks(0.3, 1.4) == [0.5, 0.75, 1.0, 1.25]
+    assert nice_ticks(0.0, 40.0) == [0.0, 10.0, 20.0, 30.0, 40.0]
+    svg = trend_svg([90.0, 92.0, 95.5], ["W45", "W46", "W47"], 95.0, "target",
+                    unit_label="%")
+    assert ">%</text>" in svg                    # the unit above the value axis
+    assert ">target 95.0</text>" in svg          # the target line says its value
+    assert 'font-weight="bold" fill="#1f4e79">95.5</text>' in svg  # the latest point
+    # Padded 12 %: 89.3 to 96.2, so 90, 92, 94, 96, as few decimals as they need.
+    assert _tick_labels(svg)[:5] == ["%", "90", "92", "94", "96"]
+    # The same values give the same drawing (vector, deterministic).
+    assert svg == trend_svg([90.0, 92.0, 95.5], ["W45", "W46", "W47"], 95.0, "target",
+                            unit_label="%")
+
+
+def test_like_kpis_share_a_value_axis_and_others_fit_their_own():
+    def weekly(kpi_id, value, unit="fraction", target=0.95):
+        return [{**_row(kpi_id, value, None, target=target, unit=unit),
+                 "period_start": WEEK.previous(back).start} for back in range(3)]
+
+    rows = [_row("STEP_CLASSIFY_30M", 0.70, 0.7, target=0.95),
+            _row("STEP_DISPATCH_1H", 0.99, 0.99, target=0.95),
+            _row("RES_RATE", 0.94, 0.94, target=0.95)]
+    history = weekly("STEP_CLASSIFY_30M", 0.70) + weekly("STEP_DISPATCH_1H", 0.99) + \
+        weekly("RES_RATE", 0.94)
+    charts = {c["name"]: c for c in sections.trends(EN, "en", rows, rows + history,
+                                                    WEEK)["charts"]}
+    # The two complaint steps are drawn to one axis, whatever their own values.
+    assert charts["STEP_CLASSIFY_30M"]["shared_scale"]
+    assert _tick_labels(charts["STEP_CLASSIFY_30M"]["svg"]) == \
+        _tick_labels(charts["STEP_DISPATCH_1H"]["svg"])
+    # The resolution rate is another measure held to the same 95 %: its own axis.
+    assert not charts["RES_RATE"]["shared_scale"]
+    assert _tick_labels(charts["RES_RATE"]["svg"]) != \
+        _tick_labels(charts["STEP_CLASSIFY_30M"]["svg"])

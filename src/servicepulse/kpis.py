@@ -123,6 +123,14 @@ def kpi_table(settings: Settings, grain: str) -> str:
     return f'"{settings.warehouse.schema("marts")}"."{KPI_TABLES[grain]}"'
 
 
+def kpi_definitions(settings: Settings, warehouse: Warehouse) -> dict[str, dict[str, Any]]:
+    """KPI id -> its definition as the warehouse holds it (the dbt seed)."""
+    table = f'"{settings.warehouse.schema("reference")}"."kpi_definitions"'
+    frame = warehouse.fetch_frame(f"select kpi_id, name_zh, name_en, kind, unit, direction, "
+                                  f"target from {table}")
+    return {row["kpi_id"]: row for row in frame.to_dict("records")}
+
+
 def kpi_rows(settings: Settings, warehouse: Warehouse, grain: str, first: date, last: date,
              department: str | None = None) -> list[dict[str, Any]]:
     """KPI rows of periods starting in [first, last] for the organisation or one

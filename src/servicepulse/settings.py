@@ -413,6 +413,10 @@ class ReportSettings(_Section):
     # portrait has room for this many department columns beside "others" and the
     # organisation.
     department_columns: int = Field(5, ge=1, le=6)
+    # A rate, mean or median over fewer cases than this (surveys, tickets, complaints)
+    # is shown with its "n = ..." and is not ranked: not the summary's mover, not a
+    # weakest department. Three surveys at 66.7 % say little about a department.
+    min_sample: int = Field(30, ge=1)
 
 
 class CalendarSettings(_Section):

@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from servicepulse.actions import store
+from servicepulse.kpis import kpi_definitions
 from servicepulse.settings import ActionUser, Settings
 from servicepulse.warehouse import Warehouse
 
@@ -84,8 +85,6 @@ def due_messages(settings: Settings, warehouse: Warehouse,
     ending at ``as_of`` makes current, for owners with an e-mail address: a notice of the
     action's latest opening, reopening or reassignment (period ``<action_id>.event-<its number
     in the history>``), a reminder of the deadline in force (``<action_id>@<date>``)."""
-    from servicepulse.actions.tracking import kpi_definitions
-
     earliest = as_of - timedelta(days=settings.actions.lookback_days)
     definitions = kpi_definitions(settings, warehouse)
     wanted = []

@@ -36,6 +36,7 @@ import pandas as pd
 
 from servicepulse.actions import store
 from servicepulse.errors import UserError
+from servicepulse.kpis import kpi_definitions
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
 
@@ -88,13 +89,6 @@ def _standard(definition: dict[str, Any], target: float | None) -> str | None:
         return None
     sign = "≥" if definition["direction"] == "higher" else "≤"
     return f"{definition['kpi_id']} {sign} {format_value(target, definition['unit'])}"
-
-
-def kpi_definitions(settings: Settings, warehouse: Warehouse) -> dict[str, dict[str, Any]]:
-    table = f'"{settings.warehouse.schema("reference")}"."kpi_definitions"'
-    frame = warehouse.fetch_frame(f"select kpi_id, name_zh, name_en, unit, direction, target "
-                                  f"from {table}")
-    return {row["kpi_id"]: row for row in frame.to_dict("records")}
 
 
 def add_working_days(settings: Settings, warehouse: Warehouse, day: date, days: int) -> date:

@@ -44,6 +44,7 @@ from servicepulse.actions import people, store
 from servicepulse.actions.store import filter_rows, with_overdue
 from servicepulse.actions.texts import messages, templates
 from servicepulse.errors import UserError
+from servicepulse.kpis import kpi_definitions
 from servicepulse.settings import LOCALES, ActionUser, Settings
 from servicepulse.warehouse import Warehouse, connected
 
@@ -294,8 +295,6 @@ def create_app(settings: Settings) -> FastAPI:
     def detail_page(request: Request, session: dict[str, Any], user: ActionUser,
                     row: dict[str, Any], status_code: int = 200, message: str | None = None,
                     message_kind: str = "") -> Response:
-        from servicepulse.actions.tracking import kpi_definitions
-
         with warehouse() as opened:
             events = store.history(settings, opened, row["action_id"])
             findings = store.findings_of(settings, opened, row["action_id"])

@@ -4,18 +4,57 @@ line, so neither depends on colour."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from html import escape
 
 SERIES_COLOUR = "#1f4e79"
 TARGET_COLOUR = "#8c8c8c"
 GRID_COLOUR = "#d9d9d9"
+AXIS_TEXT = "#595959"
+
+
+def nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
+    """Round axis values covering [low, high]: about ``count`` multiples of 1, 2, 2.5 or
+    5 × 10^k, as a reader would draw them."""
+    span = high - low
+    if span <= 0:
+        return [low]
+    rough = span / max(1, count - 1)
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= rough)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks = []
+    value = first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def value_range(values: list[float | None], target: float | None) -> tuple[float, float]:
+    """The y-range a chart of ``values`` (and its target) needs, padded so no point sits
+    on the frame; charts that share a scale take the union of theirs."""
+    known = [v for v in values if v is not None] + ([target] if target is not None else [])
+    low, high = min(known), max(known)
+    if high == low:
+        high, low = high + 1, low - 1
+    pad = (high - low) * 0.12
+    return low - pad, high + pad
 
 
 def trend_svg(values: list[float | None], labels: list[str], target: float | None,
-              target_label: str, width: int = 240, height: int = 96,
-              empty_label: str = "") -> str:
-    """A line chart of ``values`` (None leaves a gap) with an optional target line; with
-    no value at all, a frame that says ``empty_label`` rather than a blank box."""
+              target_label: str,
+              format_number: Callable[[float, int], str] = lambda v, d: f"{v:.{d}f}",
+              decimals: int = 1, unit_label: str = "", scale: tuple[float, float] | None = None,
+              width: int = 300, height: int = 112, empty_label: str = "") -> str:
+    """A line chart of ``values`` (None leaves a gap) that can be read without the table:
+    value axis with round ticks and the unit (``unit_label``) above it, the target line
+    labelled with its value, the latest point labelled with its value (both with
+    ``decimals``, through ``format_number`` for the locale), the first and last period on
+    the time axis. ``scale`` (low, high) fixes the value axis, so charts of like
+    KPIs are drawn to one scale; without it the chart fits its own values. With no value
+    at all, a frame that says ``empty_label`` rather than a blank box."""
     known = [v for v in values if v is not None]
     if not known:
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -24,49 +63,68 @@ def trend_svg(values: list[float | None], labels: list[str], target: float | Non
                 f'stroke="{GRID_COLOUR}" stroke-width="0.8" stroke-dasharray="3 3"/>'
                 f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" '
                 f'fill="#595959">{escape(empty_label)}</text></svg>')
-    low = min(known + ([target] if target is not None else []))
-    high = max(known + ([target] if target is not None else []))
-    if high == low:
-        high, low = high + 1, low - 1
-    pad = (high - low) * 0.12
-    low, high = low - pad, high + pad
-    left, right, top, bottom = 4, width - 4, 6, height - 16
+    low, high = scale or value_range(values, target)
+    ticks = [v for v in nice_ticks(low, high) if low <= v <= high]
+    # As few decimals as say every tick exactly (92.5 needs one, 90 none).
+    tick_decimals = next((d for d in range(4)
+                          if all(abs(round(v, d) - v) < 1e-9 for v in ticks)), 3)
+    tick_texts = [format_number(v, tick_decimals) for v in ticks]
+
+    def format_value(value: float) -> str:
+        return format_number(value, decimals)
+
+    # The value axis is as wide as its longest label (about 4.6 px per character at 8 px).
+    left = 6 + 4.6 * max([len(text) for text in tick_texts] + [len(unit_label), 2])
+    # Room on the right for the latest value, written beside its point.
+    right, top, bottom = width - 6 - 4.6 * (len(format_value(known[-1])) + 1), 14, height - 16
     step = (right - left) / max(1, len(values) - 1)
 
     def y(value: float) -> float:
         return bottom - (value - low) / (high - low) * (bottom - top)
 
+    def x(index: int) -> float:
+        return left + index * step
+
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-              f'viewBox="0 0 {width} {height}" font-size="8">'),
-             (f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" '
-              f'stroke="{GRID_COLOUR}" stroke-width="0.8"/>')]
+              f'viewBox="0 0 {width} {height}" font-size="8">')]
+    if unit_label:
+        parts.append(f'<text x="{left - 4:.1f}" y="{top - 6}" text-anchor="end" '
+                     f'fill="{AXIS_TEXT}">{escape(unit_label)}</text>')
+    for value, text in zip(ticks, tick_texts):
+        ty = y(value)
+        parts.append(f'<line x1="{left:.1f}" y1="{ty:.1f}" x2="{right}" y2="{ty:.1f}" '
+                     f'stroke="{GRID_COLOUR}" stroke-width="0.5"/>')
+        parts.append(f'<text x="{left - 4:.1f}" y="{ty + 2.8:.1f}" text-anchor="end" '
+                     f'fill="{AXIS_TEXT}">{escape(text)}</text>')
+    parts.append(f'<line x1="{left:.1f}" y1="{bottom}" x2="{right}" y2="{bottom}" '
+                 f'stroke="{AXIS_TEXT}" stroke-width="0.6"/>')
     if target is not None:
         ty = y(target)
-        parts.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{right}" y2="{ty:.1f}" '
+        parts.append(f'<line x1="{left:.1f}" y1="{ty:.1f}" x2="{right}" y2="{ty:.1f}" '
                      f'stroke="{TARGET_COLOUR}" stroke-width="1" stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{right}" y="{ty - 2:.1f}" text-anchor="end" '
-                     f'fill="{TARGET_COLOUR}">{escape(target_label)}</text>')
-    segment: list[str] = []
-    segments = []
+        parts.append(f'<text x="{left + 2:.1f}" y="{ty - 2:.1f}" text-anchor="start" '
+                     f'fill="{TARGET_COLOUR}">{escape(target_label)} '
+                     f'{escape(format_value(target))}</text>')
+    segments: list[list[tuple[float, float]]] = [[]]
     for index, value in enumerate(values):
         if value is None:
-            if segment:
-                segments.append(segment)
-            segment = []
-            continue
-        segment.append(f"{left + index * step:.1f},{y(value):.1f}")
-    if segment:
-        segments.append(segment)
-    for points in segments:
+            segments.append([])
+        else:
+            segments[-1].append((x(index), y(value)))
+    for points in (p for p in segments if p):
         parts.append(f'<polyline fill="none" stroke="{SERIES_COLOUR}" stroke-width="1.6" '
-                     f'points="{" ".join(points)}"/>')
-        for point in points:
-            cx, cy = point.split(",")
-            parts.append(f'<circle cx="{cx}" cy="{cy}" r="1.8" fill="{SERIES_COLOUR}"/>')
+                     f'points="{" ".join(f"{px:.1f},{py:.1f}" for px, py in points)}"/>')
+        for px, py in points:
+            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="1.8" fill="{SERIES_COLOUR}"/>')
+    # The latest value, written to the right of its point.
+    last = max(i for i, v in enumerate(values) if v is not None)
+    parts.append(f'<text x="{x(last) + 4:.1f}" y="{y(values[last]) + 2.8:.1f}" '
+                 f'font-weight="bold" fill="{SERIES_COLOUR}">'
+                 f'{escape(format_value(values[last]))}</text>')
     for index in (0, len(labels) - 1):
         anchor = "start" if index == 0 else "end"
-        parts.append(f'<text x="{left + index * step:.1f}" y="{height - 4}" '
-                     f'text-anchor="{anchor}" fill="#595959">{escape(labels[index])}</text>')
+        parts.append(f'<text x="{x(index):.1f}" y="{height - 4}" '
+                     f'text-anchor="{anchor}" fill="{AXIS_TEXT}">{escape(labels[index])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -11,6 +11,7 @@ from servicepulse.kpis import (
     Period,
     PeriodError,
     data_as_of_local,
+    kpi_definitions,
     kpi_rows,
     kpi_table,
     plain_records,
@@ -43,11 +44,14 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
                           + (f" and department {department!r}" if department else "")
                           + f": the marts do not cover that {period.kind} "
                             "(run the pipeline first)")
+    department_rows = _department_rows(settings, warehouse, period)
+    mark_few_cases(settings, warehouse, trend_rows + department_rows,
+                   settings.reports.min_sample)
     return {
         "trend_rows": trend_rows,
         # A department's report names no other department; it reads them only for its
         # place in the ranking.
-        "department_rows": _department_rows(settings, warehouse, period),
+        "department_rows": department_rows,
         "agent_rows": _agent_rows(settings, warehouse, period, department),
         "category_rows": _category_rows(settings, warehouse, period, department),
         "breaches": _breaches(settings, warehouse, period, department),
@@ -58,6 +62,25 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
         "data_as_of": data_as_of(settings, warehouse),
         "actions": corrective_actions(settings, warehouse, period, department),
     }
+
+
+# The KPI kinds whose value rests on cases (a share, mean or percentile of surveys,
+# tickets or complaints): their denominator is the number of cases. Counts have no
+# sample, and a weighted KPI's denominator says only whether every component had a value.
+PER_CASE_KINDS = ("ratio", "mean", "median", "p90", "nps")
+
+
+def mark_few_cases(settings: Settings, warehouse: Warehouse, rows: list[dict[str, Any]],
+                   min_sample: int) -> None:
+    """Give each KPI row its ``sample_size`` (cases, for per-case kinds; else None) and
+    ``few_cases`` (fewer than ``min_sample``, but some): the builders show the n and do
+    not rank such a figure."""
+    definitions = kpi_definitions(settings, warehouse)
+    for row in rows:
+        kind = definitions.get(row["kpi_id"], {}).get("kind")
+        cases = row.get("denominator") if kind in PER_CASE_KINDS else None
+        row["sample_size"] = None if cases is None else int(cases)
+        row["few_cases"] = bool(cases) and row["value"] is not None and cases < min_sample
 
 
 def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):

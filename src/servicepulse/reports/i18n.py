@@ -62,6 +62,8 @@ class Messages:
 
     def number(self, value: float, decimals: int = 1) -> str:
         pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+        if round(value, decimals) == 0:
+            value = 0.0  # -0.04 is printed "0.0", never "-0.0"
         return format_decimal(value, format=pattern, locale=self.babel_locale)
 
     def date(self, value: date) -> str:
@@ -109,6 +111,11 @@ class Messages:
         if value is None or previous is None:
             return self("no_change")
         delta = value - previous
+        # The sign of the change as printed: a change that rounds to nothing is "±0.0",
+        # never "−0.0" or "+0.0".
+        shown = {"fraction": delta * 100, "seconds": delta / 60}.get(unit, delta)
+        if round(shown, 0 if unit == "count" else 1) == 0:
+            delta = 0.0
         sign = "+" if delta > 0 else ("−" if delta < 0 else "±")
         if unit == "fraction":
             return sign + self("percentage_points", value=self.number(abs(delta) * 100))

@@ -13,10 +13,28 @@ from typing import Any
 
 from servicepulse.actions.store import days_overdue, problem_in
 from servicepulse.kpis import Period
-from servicepulse.reports.charts import bar_svg, matrix_svg, trend_svg
+from servicepulse.reports.charts import bar_svg, matrix_svg, trend_svg, value_range
 from servicepulse.reports.i18n import Messages
 
 TREND_PERIODS = {"week": 12, "month": 13}
+# Charts draw KPIs as the tiles print them: rates in percent, handling times in minutes.
+CHART_SCALE = {"fraction": 100.0, "seconds": 1 / 60}
+# KPIs that measure like with like are charted to one value axis, so their lines compare
+# at a glance: one measure at two points of its distribution; the complaint process's
+# deadlines met (each step held to its own deadline); the two audit scores (one scoring
+# sheet). Every other chart fits its own values: a complaint rate of 2 % and a CSAT of
+# 90 % on one axis would show neither.
+CHART_FAMILIES = (
+    ("FRT", "FRT_P90"),
+    ("CMP_SOLUTION_24H", "CMP_CLOSE_5WD", "CALLBACK_2WD", "STEP_CLASSIFY_30M",
+     "STEP_DISPATCH_1H", "STEP_ESCALATION"),
+    ("TPS", "TDS"),
+)
+
+
+def chart_family(kpi_id: str) -> str:
+    """The name of the value axis ``kpi_id`` is drawn to: its family's first KPI, or itself."""
+    return next((family[0] for family in CHART_FAMILIES if kpi_id in family), kpi_id)
 # Complaint process order: per-step counts read like a complaint's life.
 STEP_ORDER = ("classify", "dispatch", "solution", "close", "callback", "escalate")
 # The agent table: speed, resolution, satisfaction and the overall score.
@@ -75,7 +93,7 @@ def comparable(row: dict[str, Any] | None) -> bool:
     """Whether a row's value may be compared with others' (ranked, named weakest): it
     is measured, has a value, and is not a rate over nothing."""
     return (row is not None and not not_measured(row) and row["value"] is not None
-            and row.get("denominator") != 0)
+            and row.get("denominator") != 0 and not few_cases(row))
 
 
 def _extremes(t: Messages, rows: list[dict[str, Any]], pick, key) -> list[dict[str, Any]]:
@@ -169,7 +187,13 @@ def tiles(t: Messages, locale: str, rows: list[dict[str, Any]]) -> list[dict[str
         "status_label": t("status_not_measured") if not_measured(r)
         else status_label(t, r["status"], r["value"]),
         "change": t.kpi_change(r["value"], r["previous_value"], r["unit"]),
+        "sample": sample_text(t, r),
     } for r in rows]
+
+
+def sample_text(t: Messages, row: dict[str, Any] | None) -> str | None:
+    """"n = 12" beside a figure that rests on few cases (see few_cases), else None."""
+    return t("sample_size", n=row["sample_size"]) if few_cases(row) else None
 
 
 
@@ -186,7 +210,7 @@ def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
     labels = [period_label(s, period.kind) for s in starts]
     if incomplete:
         labels[-1] += "*"
-    charts, unmeasured, empty = [], [], []
+    series, unmeasured, empty = [], [], []
     for r in rows:
         if not_measured(r):
             unmeasured.append(kpi_name(r, locale))
@@ -194,14 +218,28 @@ def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
         by_start = {x["period_start"]: x["value"] for x in trend_rows
                     if x["kpi_id"] == r["kpi_id"] and not not_measured(x)}
         # As the tiles show them: rates in percent, handling times in minutes.
-        scale = {"fraction": 100.0, "seconds": 1 / 60}.get(r["unit"], 1.0)
+        scale = CHART_SCALE.get(r["unit"], 1.0)
         values = [None if by_start.get(s) is None else by_start[s] * scale for s in starts]
         if all(v is None for v in values):
             empty.append(kpi_name(r, locale))
             continue
         target = None if r["target"] is None else r["target"] * scale
-        charts.append({"name": kpi_name(r, locale),
+        series.append((r, values, target))
+    ranges: dict[str, list[tuple[float, float]]] = {}
+    for r, values, target in series:
+        ranges.setdefault(chart_family(r["kpi_id"]), []).append(value_range(values, target))
+    charts = []
+    for r, values, target in series:
+        family = ranges[chart_family(r["kpi_id"])]
+        shared = len(family) > 1
+        charts.append({"name": kpi_name(r, locale), "shared_scale": shared,
                        "svg": trend_svg(values, labels, target, t("chart_target"),
+                                        format_number=lambda v, d: t.number(v, decimals=d),
+                                        decimals=0 if r["unit"] == "count" else 1,
+                                        unit_label=t(f"axis_unit_{r['unit']}"),
+                                        scale=(min(low for low, _ in family),
+                                               max(high for _, high in family))
+                                        if shared else None,
                                         empty_label=t("no_data"))})
     joiner = t("label_joiner")
     return {"charts": charts,
@@ -218,7 +256,7 @@ def year_ago(trend_rows: list[dict[str, Any]], period: Period) -> dict[str, floa
 
 
 def _cell(t: Messages, row: dict[str, Any] | None) -> dict[str, Any]:
-    return {"text": value_text(t, row),
+    return {"text": value_text(t, row), "sample": sample_text(t, row),
             "status": "none" if row is None or not_measured(row) else (row["status"] or "none"),
             # The figures behind the text, for the tests' sums.
             "value": None if row is None else row["value"],
@@ -596,15 +634,58 @@ def quality_panel(t: Messages, quality: QualitySnapshot | None) -> dict[str, Any
             "warnings_title": t("quality_warnings") if quality.warnings else None}
 
 
-def _relative_move(row: dict[str, Any]) -> float:
-    scale = abs(row["target"] or row["previous_value"] or 1.0) or 1.0
-    return abs(row["value"] - row["previous_value"]) / scale
+# "Moved most" is judged against how much each KPI usually moves: its change this
+# period, in its own unit, divided by the median size of its period-to-period changes in
+# the trend window before this one. A complaint rate that usually moves 0.1 pp and
+# moved 0.4 pp moved more, for it, than a first response time that usually moves 8 min
+# and moved 7 min. The median needs USUAL_MOVE_MIN_CHANGES earlier changes; before
+# that (a new KPI, the first weeks of data) the summary falls back on status: the KPI
+# whose status moved furthest (on target <-> off target).
+USUAL_MOVE_MIN_CHANGES = 4
+STATUS_ORDER = {"green": 0, "amber": 1, "red": 2}
+# The smallest change a report prints (0.1 pp, 0.1 min, one case): a "usual move" below
+# it would make noise look large.
+_PRINTED_STEP = {"fraction": 0.001, "minutes": 0.1, "seconds": 6.0, "count": 1.0}
 
+
+def printed_step(unit: str) -> float:
+    return _PRINTED_STEP.get(unit, 0.1)
+
+
+def few_cases(row: dict[str, Any] | None) -> bool:
+    """The row's value rests on fewer cases than the report's minimum (the reader marks
+    it, see reports.data): shown with its n, never ranked or named as a mover."""
+    return bool(row and row.get("few_cases"))
+
+
+def usual_move(trend_rows: list[dict[str, Any]], kpi_id: str, period_start: date,
+               kind: str) -> float | None:
+    """The median absolute change between consecutive periods of ``kpi_id`` before
+    ``period_start`` (both with a value, neither on few cases); None with fewer than
+    USUAL_MOVE_MIN_CHANGES such changes."""
+    by_start = {r["period_start"]: r for r in trend_rows
+                if r["kpi_id"] == kpi_id and r["period_start"] < period_start}
+    changes = []
+    for start, row in by_start.items():
+        before = by_start.get(_previous_start(start, kind))
+        if (before is not None and row["value"] is not None and before["value"] is not None
+                and not few_cases(row) and not few_cases(before)):
+            changes.append(abs(row["value"] - before["value"]))
+    if len(changes) < USUAL_MOVE_MIN_CHANGES:
+        return None
+    changes.sort()
+    middle = len(changes) // 2
+    return changes[middle] if len(changes) % 2 else (changes[middle - 1] + changes[middle]) / 2
+
+
+def _previous_start(start: date, kind: str) -> date:
+    period = Period.week_of(start) if kind == "week" else Period.parse(f"{start:%Y-%m}")
+    return period.previous().start
 
 
 def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
             department_rows: list[dict[str, Any]], categories: dict[str, Any],
-            breaches: dict[str, Any]) -> list[str]:
+            breaches: dict[str, Any], trend_rows: list[dict[str, Any]]) -> list[str]:
     """What moved, by how much, against which target, and the largest contributor,
     in sentences built from the rows (no sentence without a figure behind it). A KPI
     that is not measured is only listed as such: it is in no count, move or verdict.
@@ -623,7 +704,7 @@ def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
             lines.append(t("summary_on_target", on=on_target, total=len(with_target),
                            when=when) if on_target else
                          t("summary_none_on_target", total=len(with_target), when=when))
-        lines += _movers(t, locale, kind, with_target, department_rows)
+        lines += _movers(t, locale, kind, with_target, department_rows, trend_rows)
         for red in [r for r in with_target if r["status"] == "red"][:2]:
             candidates = [d for d in department_rows
                           if d["kpi_id"] == red["kpi_id"] and comparable(d)]
@@ -661,24 +742,61 @@ def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
 
 
 def _movers(t: Messages, locale: str, kind: str, with_target: list[dict[str, Any]],
-            department_rows: list[dict[str, Any]]) -> list[str]:
-    """The KPI that moved most against its target's scale, and the department that
-    moved furthest the same way (unless several moved equally far)."""
-    movers = [r for r in with_target if r["previous_value"] is not None]
+            department_rows: list[dict[str, Any]],
+            trend_rows: list[dict[str, Any]]) -> list[str]:
+    """The KPI that moved most against its usual move (see USUAL_MOVE_MIN_CHANGES), or,
+    while no KPI has the history for that, the one whose status moved furthest; and
+    the department that moved furthest the same way (unless several moved equally far).
+    A KPI on few cases is not a candidate, and a change that prints as ±0 is none."""
+    movers = [r for r in with_target if r["previous_value"] is not None and not few_cases(r)
+              and abs(r["value"] - r["previous_value"]) >= printed_step(r["unit"]) / 2]
     if not movers:
         return []
-    top = max(movers, key=_relative_move)
-    lines = [t(f"summary_change_{kind}", kpi=kpi_name(top, locale),
-               change=t.kpi_change(top["value"], top["previous_value"], top["unit"]),
-               value=t.kpi_value(top["value"], top["unit"]),
-               target=t.kpi_value(top["target"], top["unit"]))]
+    usual = {r["kpi_id"]: usual_move(trend_rows, r["kpi_id"], r["period_start"], kind)
+             for r in movers}
+
+    def times_usual(row: dict[str, Any]) -> float:
+        return abs(row["value"] - row["previous_value"]) / max(
+            usual[row["kpi_id"]], printed_step(row["unit"]))
+
+    def figures(row: dict[str, Any]) -> dict[str, str]:
+        return {"kpi": kpi_name(row, locale),
+                "change": t.kpi_change(row["value"], row["previous_value"], row["unit"]),
+                "value": t.kpi_value(row["value"], row["unit"]),
+                "target": t.kpi_value(row["target"], row["unit"])}
+
+    with_history = [r for r in movers if usual[r["kpi_id"]] is not None]
+    if with_history:
+        top = max(with_history, key=lambda r: (times_usual(r), -r["display_order"]))
+        if times_usual(top) < 1:
+            return [t(f"summary_no_unusual_move_{kind}")]
+        lines = [t(f"summary_change_{kind}", **figures(top),
+                   times=t.number(times_usual(top)),
+                   usual=t.kpi_change(max(usual[top["kpi_id"]], printed_step(top["unit"])),
+                                      0.0, top["unit"]).lstrip("+"))]
+    else:
+        before = {r["kpi_id"]: r.get("status") for r in trend_rows
+                  if r["period_start"] == _previous_start(movers[0]["period_start"], kind)}
+
+        def status_move(row: dict[str, Any]) -> int:
+            now, then = row.get("status"), before.get(row["kpi_id"])
+            if now not in STATUS_ORDER or then not in STATUS_ORDER:
+                return 0
+            return abs(STATUS_ORDER[now] - STATUS_ORDER[then])
+
+        top = max(movers, key=lambda r: (status_move(r), -r["display_order"]))
+        if not status_move(top):
+            return []  # nothing to rank by yet: no sentence rather than a guess
+        lines = [t(f"summary_status_change_{kind}", **figures(top),
+                   before=t(f"status_{before[top['kpi_id']]}"),
+                   after=t(f"status_{top['status']}"))]
     # The department that moved furthest the same way: where to look first.
     delta = top["value"] - top["previous_value"]
     same_way = [d for d in department_rows
                 if d["kpi_id"] == top["kpi_id"] and comparable(d)
                 and d["previous_value"] is not None
                 and (d["value"] - d["previous_value"]) * delta > 0]
-    if delta and same_way:
+    if same_way:
         furthest = _extremes(t, same_way, max,
                              key=lambda d: abs(d["value"] - d["previous_value"]))
         lead = furthest[0]

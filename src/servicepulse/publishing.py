@@ -20,11 +20,12 @@ from servicepulse.delivery.deliver import (
     tell_the_data_team,
 )
 from servicepulse.delivery.ledger import ledger_rows, new_token
-from servicepulse.delivery.outbox import Attachment
+from servicepulse.delivery.outbox import Attachment, InlineImage
 from servicepulse.filenames import safe_name
 from servicepulse.kpis import Period, PeriodError
 from servicepulse.reports import sections
 from servicepulse.reports.data import report_inputs
+from servicepulse.reports.email_chart import on_target_png
 from servicepulse.reports.i18n import Messages
 from servicepulse.reports.monthly import build_monthly_report
 from servicepulse.reports.render import render_html, render_pdf
@@ -132,30 +133,66 @@ def render_and_deliver(settings: Settings, period: Period, send: bool = True,
     return published
 
 
+# The e-mail's chart travels inside the message; its Content-ID is fixed, so the same
+# report gives the same message.
+CHART_CID = "on-target-trend@servicepulse.local"
+XLSX = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
 def report_envelope(recipient: Recipient, period: Period, context: dict,
                     pdf_path: Path) -> Envelope:
-    """The e-mail: headline KPIs and the written summary (HTML with inline CSS, and
-    plain text), the recipient's PDF attached."""
+    """The e-mail, phone first: the written summary and the off-target indicators as
+    cards, the on-target trend as an inline image, then every headline indicator (HTML
+    with inline CSS, and plain text). The recipient's PDF attached; the workbook beside
+    it too when the recipient asks (attach_workbook)."""
     report = report_name(period)
     t = Messages(recipient.locale)
     subject = t(f"email_subject_{report}", period=period.label)
+    tiles = context.get("tiles") or context["scorecard"]
+    off_target = [tile for tile in tiles if tile["status"] == "red"]
+    trend = context["on_target_trend"]
+    chart = None
+    images: tuple[InlineImage, ...] = ()
+    if any(trend["measured"]):
+        chart = {"cid": CHART_CID, "title": trend["title"], "alt": trend["alt"]}
+        images = (InlineImage(CHART_CID, on_target_png(trend["labels"], trend["on"],
+                                                       trend["measured"])),)
+    workbook = pdf_path.with_suffix(".xlsx")
+    also_attached: tuple[Attachment, ...] = ()
+    if recipient.attach_workbook:
+        if not workbook.exists():
+            raise ConfigError(f"{recipient.email} asks for the workbook (attach_workbook), "
+                              f"but {workbook} was not written")
+        also_attached = (Attachment(workbook.name, workbook.read_bytes(), *XLSX),)
     body = {
         "subject": subject,
         "greeting": t("email_greeting", name=recipient.name),
         "intro": t(f"email_intro_{report}", period=context["period_text"],
                    scope=context["scope"]),
-        "headline_title": t("email_headline"),
+        "summary_title": t("email_summary"),
+        "off_target_title": t("email_off_target", count=len(off_target)),
+        "none_off_target": t("email_none_off_target"),
+        "all_title": t("email_all_kpis"),
         "footer": t("email_footer"),
-        "tiles": context.get("tiles") or context["scorecard"],
+        "tiles": tiles,
+        "off_target": off_target,
+        "chart": chart,
+        "attachment_lines": [t("email_workbook_attached")] if also_attached else [],
     }
     html = render_html("_partials", "email.html.j2", {**context, **body})
     text = "\n".join([body["greeting"], body["intro"], "",
+                      *[f"- {line}" for line in context["summary"]], "",
+                      body["off_target_title"],
                       *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
-                        for tile in body["tiles"]],
-                      "", *context["summary"]])
+                        for tile in off_target], "",
+                      body["all_title"],
+                      *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
+                        for tile in tiles],
+                      "", *body["attachment_lines"], body["footer"]])
     return Envelope(str(recipient.email), recipient.name, subject, text, html,
                     Attachment(pdf_path.name, pdf_path.read_bytes()), recipient.locale,
-                    recipient.department, recipient.role)
+                    recipient.department, recipient.role, also_attached=also_attached,
+                    inline_images=images)
 
 
 def delivered(settings: Settings, warehouse: Warehouse, period: Period) -> bool:

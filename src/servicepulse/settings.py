@@ -305,6 +305,8 @@ class Recipient(_Section):
     # What the person does with the report (e.g. director, department head); shown in
     # the send ledger so a reviewer sees why someone receives a slice.
     role: str | None = None
+    # Also attach the report's tables as a spreadsheet (the .xlsx beside the PDF).
+    attach_workbook: bool = False
 
     @field_validator("name", "department", "role")
     @classmethod

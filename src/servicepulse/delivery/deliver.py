@@ -24,7 +24,7 @@ from pathlib import Path
 
 from servicepulse.delivery import ledger
 from servicepulse.delivery.alert import Alert
-from servicepulse.delivery.outbox import Attachment, build_message
+from servicepulse.delivery.outbox import Attachment, InlineImage, build_message
 from servicepulse.delivery.transport import (
     InDoubtDeliveryError,
     PermanentDeliveryError,
@@ -48,10 +48,12 @@ class Envelope:
     subject: str
     text: str
     html: str
-    attachment: Attachment | None = None
+    attachment: Attachment | None = None   # the report: archived, its hash ledgered
     locale: str | None = None
     department: str | None = None
     role: str | None = None
+    also_attached: tuple[Attachment, ...] = ()    # e.g. the report's workbook, on request
+    inline_images: tuple[InlineImage, ...] = ()   # shown by the HTML body (cid:)
 
     @property
     def content_hash(self) -> str:
@@ -60,6 +62,11 @@ class Envelope:
             digest.update(part.encode("utf-8") + b"\0")
         if self.attachment:
             digest.update(self.attachment.filename.encode() + b"\0" + self.attachment.content)
+        # Added after the ledger began: a message without them hashes as it always did.
+        for item in self.also_attached:
+            digest.update(b"attached\0" + item.filename.encode() + b"\0" + item.content)
+        for image in self.inline_images:
+            digest.update(b"inline\0" + image.cid.encode() + b"\0" + image.content)
         return digest.hexdigest()
 
 
@@ -275,7 +282,8 @@ def _message(settings: Settings, envelope: Envelope, message_id: str) -> EmailMe
     return build_message(str(settings.delivery.sender), [(envelope.name, envelope.email)],
                          envelope.subject, envelope.html, envelope.text,
                          identity=message_id, attachment=envelope.attachment,
-                         message_id=message_id)
+                         message_id=message_id, also_attached=envelope.also_attached,
+                         inline_images=envelope.inline_images)
 
 
 def _problem_text(report: str, period: str, problems: list[Outcome]) -> str:

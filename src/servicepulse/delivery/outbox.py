@@ -27,13 +27,25 @@ class Attachment:
     subtype: str = "pdf"
 
 
+@dataclass(frozen=True)
+class InlineImage:
+    """An image the HTML body shows by ``cid:<cid>`` (RFC 2392): it travels inside the
+    message, so the mail client shows it without fetching anything."""
+    cid: str
+    content: bytes
+    subtype: str = "png"
+
+
 def build_message(sender: str, recipients: list[tuple[str, str]], subject: str,
                   html_body: str, text_body: str, identity: str,
                   attachment: Attachment | None = None,
-                  message_id: str | None = None) -> EmailMessage:
-    """A text + HTML message to (name, address) recipients. The Message-ID is
-    ``message_id`` when given (the send ledger's), else derived from ``identity`` and the
-    attachment, so the same message keeps the same id."""
+                  message_id: str | None = None,
+                  also_attached: tuple[Attachment, ...] = (),
+                  inline_images: tuple[InlineImage, ...] = ()) -> EmailMessage:
+    """A text + HTML message to (name, address) recipients, the HTML with its
+    ``inline_images`` (multipart/related), then ``attachment`` and ``also_attached``. The
+    Message-ID is ``message_id`` when given (the send ledger's), else derived from
+    ``identity`` and the attachment, so the same message keeps the same id."""
     message = EmailMessage(policy=SMTP)
     message["From"] = formataddr(("ServicePulse", sender))
     message["To"] = ", ".join(formataddr(recipient) for recipient in recipients)
@@ -44,9 +56,14 @@ def build_message(sender: str, recipients: list[tuple[str, str]], subject: str,
     message["Message-ID"] = f"<{digest}@servicepulse.local>"
     message.set_content(text_body)
     message.add_alternative(html_body, subtype="html")
-    if attachment:
-        message.add_attachment(attachment.content, maintype=attachment.maintype,
-                               subtype=attachment.subtype, filename=attachment.filename)
+    html_part = message.get_payload()[1]
+    for image in inline_images:
+        html_part.add_related(image.content, maintype="image", subtype=image.subtype,
+                              cid=f"<{image.cid}>", disposition="inline",
+                              filename=f"{image.cid.split('@')[0]}.{image.subtype}")
+    for item in ([attachment] if attachment else []) + list(also_attached):
+        message.add_attachment(item.content, maintype=item.maintype,
+                               subtype=item.subtype, filename=item.filename)
     return message
 
 

@@ -67,6 +67,8 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
         "audits": sections.audit_table(t, this_month, department_rows, department, top_n),
         "closure": sections.closure(t, actions, department, data_as_of),
         "quality": sections.quality_panel(t, quality),
+        "on_target_trend": sections.on_target_trend(t, trend_rows, period,
+                                                    sections.incomplete(period, data_as_of)),
         "attachments": [department_table["attachment"]]
         if department_table and department_table["attachment"] else [],
         # The appendix names the attached file rather than printing 200 rows.

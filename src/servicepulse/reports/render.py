@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from servicepulse.errors import PermanentError
 from servicepulse.reports.i18n import TEMPLATES_DIR
@@ -23,11 +24,30 @@ class RenderError(PermanentError):
     pass
 
 
+# A figure with its sign and unit ("−1.5 分钟", "+0.4 pp", "35.9%"): a narrow screen must
+# not break it across lines. CJK text may break between any two characters, so a unit in
+# Chinese would otherwise end one line and start the next.
+_FIGURE = re.compile(r"[+−±-]?\d[\d,.]*(?:\s?(?:%|[A-Za-z]{1,3}\b|[\u4e00-\u9fff]{1,4}))?")
+
+
+def keep_figures_together(text: str) -> Markup:
+    """``text`` escaped, each figure in a span that does not wrap (inline CSS, for mail)."""
+    pieces, end = [], 0
+    for match in _FIGURE.finditer(text):
+        pieces.append(escape(text[end:match.start()]))
+        pieces.append(Markup('<span style="white-space:nowrap;">{}</span>').format(match[0]))
+        end = match.end()
+    pieces.append(escape(text[end:]))
+    return Markup("").join(pieces)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)),
-                       autoescape=select_autoescape(["html", "j2"]),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)),
+                      autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["keep_figures_together"] = keep_figures_together
+    return env
 
 
 @lru_cache(maxsize=1)

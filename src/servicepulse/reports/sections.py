@@ -248,6 +248,32 @@ def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
             "no_data": t("trends_no_data", kpis=joiner.join(empty)) if empty else None}
 
 
+def on_target_trend(t: Messages, trend_rows: list[dict[str, Any]], period: Period,
+                    incomplete: bool = False) -> dict[str, Any]:
+    """Per period of the trend window: how many headline KPIs with a target and a value
+    were on target, of how many ("on" / "measured", None for a period without any) — the
+    summary's first figure, over time; the e-mail draws it. ``alt`` says it in words for
+    a mail client that shows no images."""
+    count = TREND_PERIODS[period.kind]
+    starts = [period.previous(count - 1 - i).start for i in range(count)]
+    on, measured = [], []
+    for start in starts:
+        judged = [r for r in trend_rows if r["period_start"] == start
+                  and r["report_section"] == "headline" and r["target"] is not None
+                  and r["value"] is not None and not not_measured(r)]
+        on.append(sum(r["status"] == "green" for r in judged) if judged else None)
+        measured.append(len(judged) or None)
+    labels = [period_label(s, period.kind) for s in starts]
+    if incomplete:
+        labels[-1] += "*"
+    joiner = t("label_joiner")
+    return {"title": t(f"email_chart_title_{period.kind}", count=count),
+            "labels": labels, "on": on, "measured": measured,
+            "alt": t(f"email_chart_title_{period.kind}", count=count) + t("label_colon")
+            + joiner.join(t("email_chart_point", period=label, on=o, measured=m)
+                          for label, o, m in zip(labels, on, measured) if m)}
+
+
 def year_ago(trend_rows: list[dict[str, Any]], period: Period) -> dict[str, float | None]:
     """KPI id -> the value of the same period a year before (in a 13-month window)."""
     start = period.previous(12).start

@@ -55,6 +55,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "audits": sections.audit_table(t, this_week, department_rows, department, top_n),
         "actions": sections.corrective_actions(t, actions, period, data_as_of),
         "quality": sections.quality_panel(t, quality),
+        "on_target_trend": sections.on_target_trend(t, trend_rows, period,
+                                                    sections.incomplete(period, data_as_of)),
         "attachments": [department_table["attachment"]]
         if department_table and department_table["attachment"] else [],
         # The appendix names the attached file rather than printing 200 rows.

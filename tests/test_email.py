@@ -11,7 +11,6 @@ import email
 import re
 import shutil
 from email import policy
-from pathlib import Path
 
 import pytest
 

@@ -285,3 +285,28 @@ def test_a_trend_without_any_value_says_so():
     drawn = trend_svg([0.8, None, 0.9], ["W45", "W46", "W47"], 0.9, "target",
                       empty_label="No data")
     assert "No data" not in drawn and drawn.count("<polyline") == 2
+
+
+def test_the_oldest_open_items_are_the_backlog_the_kpi_counts(published, weekly):
+    """Listed without a limit, the open items are exactly as many as BACKLOG counts, for
+    the organisation and a department; oldest first, each with its department."""
+    from servicepulse.kpis import kpi_rows
+    from servicepulse.reports.data import data_as_of, oldest_open_items
+    from servicepulse.warehouse import connected
+
+    settings = published[0]
+    with connected(settings) as warehouse:
+        as_of = data_as_of(settings, warehouse)
+        for department in (None, "d_a"):
+            backlog = next(r["value"] for r in kpi_rows(settings, warehouse, "week",
+                                                        WEEK.start, WEEK.start, department)
+                           if r["kpi_id"] == "BACKLOG")
+            items = oldest_open_items(settings, warehouse, WEEK, department, as_of, 10_000)
+            assert backlog > 0 and len(items) == backlog
+            assert [i["age_days"] for i in items] == sorted((i["age_days"] for i in items),
+                                                            reverse=True)
+            assert department is None or {i["department"] for i in items} == {department}
+    # The weekly PDF lists them (its slice's own in a department's report).
+    text = _flat(_text(weekly.reports[("en", None)]))
+    assert "The oldest open items" in text
+    assert items[0]["item_id"] in _flat(_text(weekly.reports[("zh-CN", "d_a")]))

@@ -44,6 +44,7 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
                           + (f" and department {department!r}" if department else "")
                           + f": the marts do not cover that {period.kind} "
                             "(run the pipeline first)")
+    as_of = data_as_of(settings, warehouse)
     department_rows = _department_rows(settings, warehouse, period)
     mark_few_cases(settings, warehouse, trend_rows + department_rows,
                    settings.reports.min_sample)
@@ -59,8 +60,10 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
         "top_n": settings.reports.top_n,
         "department_columns": settings.reports.department_columns,
         "quality": latest_quality(settings, warehouse, period),
-        "data_as_of": data_as_of(settings, warehouse),
+        "data_as_of": as_of,
         "actions": corrective_actions(settings, warehouse, period, department),
+        "oldest_open": oldest_open_items(settings, warehouse, period, department, as_of,
+                                         settings.reports.top_n),
     }
 
 
@@ -144,6 +147,45 @@ def _breaches(settings: Settings, warehouse: Warehouse, period: Period,
         f"order by is_still_undone desc, minutes_late desc nulls last, case step {order} end, "
         f"complaint_id",
         [period.start, department, department]))
+
+
+def backlog_moment(period: Period, as_of: datetime) -> datetime:
+    """When a report counts its backlog (local, naive): the end of the period's last day,
+    or, while the period is not over in the data, the end of the day before the as-of
+    day, as the BACKLOG KPI is measured."""
+    period_end = datetime.combine(period.end + timedelta(days=1), datetime.min.time())
+    return min(period_end, datetime.combine(as_of.date(), datetime.min.time()))
+
+
+def oldest_open_items(settings: Settings, warehouse: Warehouse, period: Period,
+                      department: str | None, as_of: datetime,
+                      limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` oldest tickets and complaints open at the report's backlog moment,
+    with their department and the agent who holds them: the backlog by age says how
+    many, this says which and whose. Open as BACKLOG counts it (int_backlog_items_unioned):
+    opened before the moment and not left the backlog by it."""
+    marts = settings.warehouse.schema("marts")
+    moment = backlog_moment(period, as_of)
+    branches = []
+    parameters: list[Any] = []
+    for kind, table, key, opened, category in (
+            ("ticket", "fct_tickets", "ticket_id", "created_at_local", "null"),
+            ("complaint", "fct_complaints", "complaint_id", "received_at_local",
+             "complaint_category")):
+        branches.append(
+            f"select '{kind}' as item_kind, {key} as item_id, {opened} as opened_at_local, "
+            f"department, agent_id, {category} as complaint_category "
+            f'from "{marts}"."{table}" '
+            f"where {opened} < ? and (left_backlog_at_local is null "
+            f"or (left_backlog_at_local > ? and left_backlog_at_local > {opened})) "
+            f"and (? is null or department = ?)")
+        parameters += [moment, moment, department, department]
+    rows = plain_records(warehouse.fetch_frame(
+        f"select * from ({' union all '.join(branches)}) as items "
+        f"order by opened_at_local, item_kind, item_id limit {int(limit)}", parameters))
+    for row in rows:
+        row["age_days"] = (moment - row["opened_at_local"]).total_seconds() / 86400
+    return rows
 
 
 def corrective_actions(settings: Settings, warehouse: Warehouse, period: Period,

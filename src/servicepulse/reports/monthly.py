@@ -28,13 +28,14 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
                          quality: QualitySnapshot | None,
                          data_as_of: datetime, breach_limit: int, top_n: int = 10,
                          department_columns: int = 5,
-                         actions: dict[str, Any] | None = None) -> dict[str, Any]:
+                         actions: dict[str, Any] | None = None,
+                         oldest_open: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the monthly template shows, already worded and formatted.
     ``agent_rows`` and the breach rows themselves are not shown: leadership reads
     departments and missed deadlines by step, not agents and single complaints. Long
     dimensions show ``top_n`` lines and "others"; the appendix holds them all (every
     department's KPIs as a CSV file attached to the PDF)."""
-    del agent_rows, breach_limit
+    del agent_rows, breach_limit, oldest_open  # single items are the weekly's business
     t = Messages(locale)
     this_month = sections.headline(trend_rows, period)
     year_ago = sections.year_ago(trend_rows, period)

@@ -539,9 +539,11 @@ def audit_table(t: Messages, rows: list[dict[str, Any]],
     return {"rows": lines, "others": others, "empty": None}
 
 
-def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period) -> dict[str, Any]:
+def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period,
+            oldest_open: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """Open tickets and complaints at the period's end by age, against the period
-    before (the mart's previous_value)."""
+    before (the mart's previous_value), and the oldest of them: which, how old, in which
+    department and held by whom (reports.data.oldest_open_items)."""
     rows = {r["kpi_id"]: r for r in trend_rows
             if r["period_start"] == period.start and r["kpi_id"] in BACKLOG_BUCKETS}
     buckets = [rows[k] for k in BACKLOG_BUCKETS if k in rows]
@@ -560,6 +562,14 @@ def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period) -> di
         "total": t.kpi_value(total["value"], "count") if total else t("no_data"),
         "total_change": t.kpi_change(total["value"], total["previous_value"], "count")
         if total else "",
+        "oldest": [{"kind": t(f"backlog_item_{item['item_kind']}"), "item": item["item_id"],
+                    "department": t.department(item["department"]),
+                    "owner": item["agent_id"] or "–",
+                    "category": t.category(item["complaint_category"])
+                    if item["complaint_category"] else "–",
+                    "opened": t.date(item["opened_at_local"].date()),
+                    "age": t.duration(item["age_days"] * 24 * 60)}
+                   for item in oldest_open or []],
     }
 
 

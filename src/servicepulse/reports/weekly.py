@@ -26,7 +26,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                         data_as_of: datetime,
                         breach_limit: int, top_n: int = 10,
                         department_columns: int = 5,
-                        actions: dict[str, Any] | None = None) -> dict[str, Any]:
+                        actions: dict[str, Any] | None = None,
+                        oldest_open: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the weekly template shows, already worded and formatted. Long
     dimensions show ``top_n`` lines (``department_columns`` departments in the
     department table) and "others"; the appendix holds them all (every department's
@@ -48,7 +49,7 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "trends": sections.trends(t, locale, this_week, trend_rows, period,
                                   sections.incomplete(period, data_as_of)),
         "breaches": breach_list,
-        "backlog": sections.backlog(t, trend_rows, period),
+        "backlog": sections.backlog(t, trend_rows, period, oldest_open),
         "categories": categories,
         "department_table": department_table,
         "agents": sections.agent_table(t, agent_rows, kpi_names),

@@ -133,3 +133,28 @@ def test_on_a_phone_the_first_screen_is_the_summary_and_the_off_target_kpis(mess
                 image = page.locator("img").bounding_box()
                 assert 0 < image["width"] <= PHONE["width"]
             page.close()
+
+
+def test_a_recipient_who_asks_gets_the_workbook_too(messages, copy_of_known_answers, tmp_path):
+    from servicepulse.delivery.outbox import build_message
+    from servicepulse.publishing import render_report, report_envelope, workbook_path
+    from servicepulse.settings import Recipient
+    from servicepulse.warehouse import connected
+
+    settings = copy_of_known_answers(tmp_path)
+    with connected(settings) as warehouse:
+        pdf, context = render_report(settings, warehouse, WEEK, "en", None, tmp_path / "out")
+    asks = Recipient(email="analyst@example.com", name="Analyst", locale="en",
+                     attach_workbook=True)
+    envelope = report_envelope(asks, WEEK, context, pdf)
+    message = build_message("servicepulse@example.com", [(asks.name, str(asks.email))],
+                            envelope.subject, envelope.html, envelope.text, "identity",
+                            envelope.attachment, also_attached=envelope.also_attached,
+                            inline_images=envelope.inline_images)
+    parsed = email.message_from_bytes(message.as_bytes(), policy=policy.default)
+    attached = {part.get_filename(): part.get_content() for part in parsed.iter_attachments()}
+    assert attached == {pdf.name: pdf.read_bytes(),
+                        workbook_path(pdf).name: workbook_path(pdf).read_bytes()}
+    assert "spreadsheet" in _html(parsed)
+    # Everyone else gets the PDF alone (the outbox's messages, checked above too).
+    assert all(len(list(m.iter_attachments())) == 1 for m in messages.values())

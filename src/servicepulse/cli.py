@@ -510,7 +510,8 @@ def _print_artefacts(settings: Settings) -> None:
     print(f"  Outbox:          {settings.output_path / 'outbox'}"
           + ("" if settings.delivery.transport == "outbox" else " (alerts only: reports go by "
              f"SMTP to {settings.delivery.smtp.host})"))
-    print(f"  Archive:         {settings.output_path / 'archive'} (delivered PDFs by SHA-256)")
+    print(f"  Archive:         {settings.output_path / 'archive'} (delivered PDFs by SHA-256; "
+          "index.html lists every published report and workbook)")
     _print_actions(settings)
 
 

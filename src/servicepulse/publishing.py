@@ -24,12 +24,14 @@ from servicepulse.delivery.outbox import Attachment, InlineImage
 from servicepulse.filenames import safe_name
 from servicepulse.kpis import Period, PeriodError
 from servicepulse.reports import sections
+from servicepulse.reports.archive_index import write_archive_index
 from servicepulse.reports.data import report_inputs
 from servicepulse.reports.email_chart import on_target_png
 from servicepulse.reports.i18n import Messages
 from servicepulse.reports.monthly import build_monthly_report
 from servicepulse.reports.render import render_html, render_pdf
 from servicepulse.reports.weekly import build_weekly_report
+from servicepulse.reports.workbook import report_workbook
 from servicepulse.settings import LOCALES, ConfigError, Recipient, Settings
 from servicepulse.warehouse import Warehouse, connected
 
@@ -75,8 +77,9 @@ def report_filename(report: str, period: Period, locale: str, department: str | 
 def render_report(settings: Settings, warehouse: Warehouse, period: Period, locale: str,
                   department: str | None, out_dir: Path,
                   inputs: dict | None = None) -> tuple[Path, dict]:
-    """The report of ``period`` for one audience. ``inputs``: the slice's mart rows,
-    when already read for another locale."""
+    """The report of ``period`` for one audience, and beside its PDF the same figures
+    as a workbook (workbook_path). ``inputs``: the slice's mart rows, when already read
+    for another locale."""
     report = report_name(period)
     build = REPORTS[period.kind][1]
     inputs = inputs or report_inputs(settings, warehouse, period, department)
@@ -84,7 +87,13 @@ def render_report(settings: Settings, warehouse: Warehouse, period: Period, loca
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / report_filename(report, period, locale, department)
     path.write_bytes(render_pdf(report, context))
+    workbook_path(path).write_bytes(report_workbook(period, locale, department, **inputs))
     return path, context
+
+
+def workbook_path(pdf_path: Path) -> Path:
+    """The report's workbook: the PDF's name with .xlsx."""
+    return pdf_path.with_suffix(".xlsx")
 
 
 def render_and_deliver(settings: Settings, period: Period, send: bool = True,
@@ -118,6 +127,7 @@ def render_and_deliver(settings: Settings, period: Period, send: bool = True,
             published.reports[(locale, department)] = path
             contexts[(locale, department)] = context
             log.info("rendered %s", path)
+        write_archive_index(settings)  # links output/reports, which pruning never touches
         if not send:
             return published
         envelopes = [report_envelope(recipient, period, contexts[key],
@@ -157,7 +167,7 @@ def report_envelope(recipient: Recipient, period: Period, context: dict,
         chart = {"cid": CHART_CID, "title": trend["title"], "alt": trend["alt"]}
         images = (InlineImage(CHART_CID, on_target_png(trend["labels"], trend["on"],
                                                        trend["measured"])),)
-    workbook = pdf_path.with_suffix(".xlsx")
+    workbook = workbook_path(pdf_path)
     also_attached: tuple[Attachment, ...] = ()
     if recipient.attach_workbook:
         if not workbook.exists():

@@ -42,17 +42,20 @@ P4,,C1,product_quality,general,2026-09-30T10:00:00+08:00,2026-09-30T10:20:00+08:
 P5,,C2,delivery_delay,general,2026-10-09T18:00:00+08:00,2026-10-09T18:10:00+08:00,2026-10-09T18:40:00+08:00,2026-10-10T09:00:00+08:00,2026-10-16T10:00:00+08:00,2026-10-19T09:00:00+08:00,,d_a,closed,2026-10-19T09:00:00+08:00
 """
 
-# S3 is corrected: satisfaction 3 first, 4 a day later. S4 was never answered.
-# S6 is answered 16:30 UTC Sunday = 00:30 Monday local (week 48).
+# S3 is corrected: satisfaction 3 first, 4 a day later, its dimension scores 3, 3, 3 to
+# 5, 5, 4 (mean 4.67: an excellent survey although its satisfaction is 4). S5 rates
+# attitude and professionalism 5 and skips speed (no mean dimension score). S4 was never
+# answered. S6 is sent Sunday 23:50 local (week 47) and answered 16:30 UTC Sunday =
+# 00:30 Monday local (week 48).
 SURVEYS = """\
 response_id,ticket_id,complaint_id,customer_id,sent_at,answered_at,satisfaction,nps_score,attitude_score,speed_score,professionalism_score,comment,updated_at
 S0,T0,,C1,2026-11-10T11:00:00+08:00,2026-11-10T12:00:00+08:00,4,9,4,4,4,,2026-11-10T12:00:00+08:00
 S1,T1,,C1,2026-11-16T14:00:00+08:00,2026-11-16T15:00:00+08:00,5,10,5,5,5,很好,2026-11-16T15:00:00+08:00
 S2,T2,,C2,2026-11-17T11:00:00+08:00,2026-11-17T12:00:00+08:00,2,3,2,2,2,call me 13900000000,2026-11-17T12:00:00+08:00
 S3,T3,,C1,2026-11-18T09:30:00+08:00,2026-11-18T10:00:00+08:00,3,8,3,3,3,,2026-11-18T10:00:00+08:00
-S3,T3,,C1,2026-11-18T09:30:00+08:00,2026-11-18T10:00:00+08:00,4,8,4,4,4,,2026-11-19T10:00:00+08:00
+S3,T3,,C1,2026-11-18T09:30:00+08:00,2026-11-18T10:00:00+08:00,4,8,5,5,4,,2026-11-19T10:00:00+08:00
 S4,T5,,C1,2026-11-16T05:00:00+08:00,,,,,,,,2026-11-16T05:00:00+08:00
-S5,,P1,C2,2026-11-18T12:00:00+08:00,2026-11-19T10:00:00+08:00,3,6,3,3,3,,2026-11-19T10:00:00+08:00
+S5,,P1,C2,2026-11-18T12:00:00+08:00,2026-11-19T10:00:00+08:00,3,6,5,,5,,2026-11-19T10:00:00+08:00
 S6,T6,,C2,2026-11-22T23:50:00+08:00,2026-11-22T16:30:00Z,1,0,1,1,1,,2026-11-23T09:30:00+08:00
 """
 

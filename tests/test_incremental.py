@@ -259,6 +259,13 @@ CHANGES = {
         "survey_responses", "response_id",
         "satisfaction = 5 and answered_at < timestamptz '2026-08-20 00:00:00+08'",
         {"answered_at": "answered_at + interval 30 day", "satisfaction": "1"}),
+    # SURVEY_RESPONSE counts a survey in the period it was sent: an answer arriving a
+    # month later changes August's rate, not only the period it is answered in.
+    "survey sent in August and never answered, answered a month later": (
+        "survey_responses", "response_id",
+        "answered_at is null and sent_at < timestamptz '2026-08-20 00:00:00+08'",
+        {"answered_at": "sent_at + interval 30 day", "satisfaction": "4",
+         "attitude_score": "5", "speed_score": "5", "professionalism_score": "4"}),
     "complaint's callback withdrawn": (
         "complaints", "complaint_id",
         "callback_at < timestamptz '2026-08-20 00:00:00+08'", {"callback_at": "null"}),

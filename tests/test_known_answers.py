@@ -37,11 +37,21 @@ Complaints received in W47: P1 (urgent, escalated; classified after 10 min, disp
 RES_RATE, tickets due in W47 (3 working days after creation, 1 if urgent) resolved by
 their due date: T1 (due Thu 19), T2 (urgent, due Tue 17, resolved 17), T3 (due Fri 20),
 T5 (due Thu 19) all resolved in time; T4 is due Mon 23 = W48 → 4/4. W46: T0 → 1/1.
-SAT_EXCELLENT (satisfaction ≥ 4.5) = {S1} / 4 = 0.25 (W46: S0 is 4 → 0/1).
+Dimension scores (attitude, speed, professionalism) of the surveys answered in W47:
+S1 5 5 5, S2 2 2 2, S3 (corrected) 5 5 4, S5 5 – 5 (speed not rated).
+  SURVEY_ATTITUDE = (5 + 2 + 5 + 5)/4 = 4.25; SURVEY_SPEED = (5 + 2 + 5)/3 = 4 (S5 has
+  none); SURVEY_PROFESSIONALISM = (5 + 2 + 4 + 5)/4 = 4 (W46: S0 4 4 4).
+  SAT_EXCELLENT, surveys whose mean of the three is ≥ 4.5, over those that rate all
+  three: S1 (5) and S3 (14/3 = 4.67) of S1, S2, S3 → 2/3; S5 rates two and counts in
+  neither (W46: S0's mean is 4 → 0/1). The satisfaction rule it replaced said {S1}/4.
   STD_COMPLIANCE = 0.2 × RESP_SLA + 0.3 × FCR + 0.5 × SAT_EXCELLENT
-                 = 0.2 × 0.5 + 0.3 × 0.75 + 0.5 × 0.25 = 0.45 (W46: 0.2 + 0.3 + 0 = 0.5)
+                 = 0.2 × 0.5 + 0.3 × 0.75 + 0.5 × 2/3 = 0.6583… (W46: 0.2 + 0.3 + 0 = 0.5)
   COMPOSITE = 0.5 × CSI + 0.3 × 100 × (RESP_SLA + RES_RATE)/2 + 0.2 × 100 × STD
-            = 31.25 + 22.5 + 9 = 62.75 (W46: 37.5 + 30 + 10 = 77.5)
+            = 31.25 + 22.5 + 13.1666… = 66.9166… (W46: 37.5 + 30 + 10 = 77.5)
+SURVEY_RESPONSE counts a survey in the week it was sent: S1, S2, S3, S4 (never
+answered), S5 and S6 (sent Sunday 23:50, answered in W48) → answered 5 / sent 6 (green
+against 40 %); W46: S0 → 1/1. test_survey_kpis_equal_the_csv_arithmetic recomputes
+these, per day, week, month and department, from the CSV with the standard library.
 BACKLOG at the end of W47 (Mon 23 Nov 00:00): T4 (open since 18 Nov 08:00: 4.7 days,
 3–5 d), T6 (since 23:30: < 1 d), P2 (since 20:00: < 1 d), T12 (reopened October
 ticket: > 5 d) = 4. End of W46: T12 only.
@@ -56,12 +66,19 @@ RESP_SLA 1/3; survey S3 → CSAT 1/1. d_b has nothing in W46: null, denominator 
 
 from __future__ import annotations
 
+import csv
+import io
+import statistics
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+
 import pytest
 
+from servicepulse.kpis import kpi_table, plain_records
 from servicepulse.warehouse import connected
 from tests import known_answers
 from tests.conftest import settings_for
-from tests.kpi_harness import UNTIL, all_kpi_rows, kpis, kpis_by, load_and_build
+from tests.kpi_harness import SHANGHAI, UNTIL, all_kpi_rows, kpis, kpis_by, load_and_build
 
 EXPECTED_W47 = {
     # kpi: (value, numerator, denominator, status, previous)
@@ -84,15 +101,20 @@ EXPECTED_W47 = {
     "CMP_CLOSE_5WD": (1.0, 1, 1, "green", None),
     "CALLBACK_2WD": (0.0, 0, 1, "red", None),
     "ON_TIME_DELIVERY": (None, 0, 0, None, None),
-    "SAT_EXCELLENT": (0.25, 1, 4, None, 0.0),
-    "STD_COMPLIANCE": (0.45, None, 1, "red", 0.5),
-    "COMPOSITE": (62.75, None, 1, None, 77.5),
+    "SAT_EXCELLENT": (2 / 3, 2, 3, None, 0.0),
+    "STD_COMPLIANCE": (0.2 * 0.5 + 0.3 * 0.75 + 0.5 * 2 / 3, None, 1, "red", 0.5),
+    "COMPOSITE": (0.5 * 62.5 + 0.3 * 100 * (0.5 + 1.0) / 2
+                  + 0.2 * 100 * (0.2 * 0.5 + 0.3 * 0.75 + 0.5 * 2 / 3), None, 1, None, 77.5),
     "BACKLOG": (4, 4, 4, None, 1),
     "BACKLOG_AGE_LT_1D": (2, 2, 2, None, 0),
     "BACKLOG_AGE_1_3D": (0, 0, 0, None, 0),
     "BACKLOG_AGE_3_5D": (1, 1, 1, None, 0),
     "BACKLOG_AGE_GT_5D": (1, 1, 1, None, 1),
     "TICKETS": (6, 6, 6, None, 1),
+    "SURVEY_RESPONSE": (5 / 6, 5, 6, "green", 1.0),
+    "SURVEY_ATTITUDE": ((5 + 2 + 5 + 5) / 4, 17, 4, None, 4.0),
+    "SURVEY_SPEED": ((5 + 2 + 5) / 3, 12, 3, None, 4.0),
+    "SURVEY_PROFESSIONALISM": ((5 + 2 + 4 + 5) / 4, 16, 4, None, 4.0),
 }
 
 
@@ -218,6 +240,129 @@ def test_day_grain(duckdb_settings):
         == [4, 2, 0, 1, 1]
     with pytest.raises(Exception, match="no KPI rows for 2026-11-24"):
         kpis(duckdb_settings, "2026-11-24")
+
+
+# The survey KPIs, recomputed from the CSV text of tests/known_answers.py with the
+# standard library alone (csv, datetime, zoneinfo, statistics): no project code, no SQL.
+DIMENSION_KPIS = {"attitude_score": "SURVEY_ATTITUDE", "speed_score": "SURVEY_SPEED",
+                  "professionalism_score": "SURVEY_PROFESSIONALISM"}
+SURVEY_KPIS = ("SURVEY_RESPONSE", *DIMENSION_KPIS.values(), "SAT_EXCELLENT")
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _latest(text: str, key: str) -> dict[str, dict[str, str]]:
+    """Each row's latest version: the largest updated_at wins (catalogue)."""
+    latest: dict[str, dict[str, str]] = {}
+    for row in _rows(text):
+        if row[key] not in latest or _instant(row["updated_at"]) > _instant(
+                latest[row[key]]["updated_at"]):
+            latest[row[key]] = row
+    return latest
+
+
+def _period_start(instant: str, grain: str) -> date:
+    day = _instant(instant).astimezone(SHANGHAI).date()
+    return {"day": day, "week": day - timedelta(days=day.weekday()),
+            "month": day.replace(day=1)}[grain]
+
+
+def _is_excellent(survey: dict[str, str]) -> bool | None:
+    """The rule under test: the mean of the three dimension scores is at least 4.5;
+    None (not an observation) unless all three are rated."""
+    scores = [survey[column] for column in DIMENSION_KPIS]
+    if not all(scores):
+        return None
+    return statistics.fmean(int(score) for score in scores) >= 4.5
+
+
+def expected_survey_sums(grain: str) -> dict[tuple, list[int]]:
+    """(period start, slice, KPI) -> [numerator, denominator] for the organisation
+    ("all") and each department (the rated ticket's, else the rated complaint's)."""
+    tickets = _latest(known_answers.TICKETS, "ticket_id")
+    complaints = _latest(known_answers.COMPLAINTS, "complaint_id")
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+
+    def add(instant: str, survey: dict[str, str], kpi: str, numerator: int) -> None:
+        rated = tickets.get(survey["ticket_id"]) or complaints[survey["complaint_id"]]
+        for slice_ in ("all", rated["department"]):
+            total = sums[(_period_start(instant, grain), slice_, kpi)]
+            total[0] += numerator
+            total[1] += 1
+
+    for survey in _latest(known_answers.SURVEYS, "response_id").values():
+        # Sent: answered or not, in the period it was sent.
+        add(survey["sent_at"], survey, "SURVEY_RESPONSE", 1 if survey["answered_at"] else 0)
+        if not survey["answered_at"]:
+            continue
+        for column, kpi in DIMENSION_KPIS.items():
+            if survey[column]:
+                add(survey["answered_at"], survey, kpi, int(survey[column]))
+        if (excellent := _is_excellent(survey)) is not None:
+            add(survey["answered_at"], survey, "SAT_EXCELLENT", int(excellent))
+    return sums
+
+
+@pytest.mark.parametrize("grain", ["day", "week", "month"])
+def test_survey_kpis_equal_the_csv_arithmetic(duckdb_settings, grain):
+    """Every organisation and department row of the survey KPIs, in every period of the
+    mart, equals the sums above (0 / 0 where no survey counts: value null)."""
+    expected = expected_survey_sums(grain)
+    placeholders = ", ".join("?" for _ in SURVEY_KPIS)
+    with connected(duckdb_settings) as warehouse:
+        frame = warehouse.fetch_frame(
+            f"select period_start, dimension_value, kpi_id, numerator, denominator, value "
+            f"from {kpi_table(duckdb_settings, grain)} "
+            f"where dimension in ('organisation', 'department') "
+            f"and kpi_id in ({placeholders})", list(SURVEY_KPIS))
+    rows = plain_records(frame)
+    assert rows
+    seen = set()
+    for row in rows:
+        key = (row["period_start"], row["dimension_value"], row["kpi_id"])
+        seen.add(key)
+        numerator, denominator = expected.get(key, (0, 0))
+        assert (row["numerator"], row["denominator"]) == (numerator, denominator), key
+        assert row["value"] == (pytest.approx(numerator / denominator) if denominator
+                                else None), key
+    # Every expected observation is in some mart row: none fell outside the span.
+    assert set(expected) <= seen
+
+
+def test_the_known_answers_tell_the_excellence_rules_apart():
+    """The data would give other figures under the rules not taken, so the known
+    answers above can only pass under the one in the models: W47 has 2 excellent of 3
+    rated surveys; satisfaction ≥ 4.5 (the rule replaced) gives 1 of 4, the mean of the
+    scores given 3 of 4, a missing score counted as not excellent 2 of 4."""
+    week = [survey for survey in _latest(known_answers.SURVEYS, "response_id").values()
+            if survey["answered_at"]
+            and _period_start(survey["answered_at"], "week") == date(2026, 11, 16)]
+
+    def share(rule) -> tuple[int, int]:
+        verdicts = [rule(survey) for survey in week]
+        counted = [verdict for verdict in verdicts if verdict is not None]
+        return sum(counted), len(counted)
+
+    def mean_of_given(survey):
+        return statistics.fmean(int(survey[c]) for c in DIMENSION_KPIS if survey[c]) >= 4.5
+
+    def missing_is_not_excellent(survey):
+        return bool(_is_excellent(survey))
+
+    def satisfaction(survey):
+        return int(survey["satisfaction"]) >= 4.5
+
+    chosen = share(_is_excellent)
+    assert chosen == (2, 3)
+    others = [share(rule) for rule in (satisfaction, mean_of_given, missing_is_not_excellent)]
+    assert others == [(1, 4), (3, 4), (2, 4)]
+    assert all(other[0] / other[1] != chosen[0] / chosen[1] for other in others)
 
 
 BREACH_COLUMNS = ("complaint_id, step, cast(anchored_week_start as varchar) as week, "

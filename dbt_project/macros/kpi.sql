@@ -48,12 +48,16 @@
     anchor moments of a fact at which several KPIs are observed (a ticket's creation,
     its resolution, a survey's answer), in slot order. A KPI not listed here has rows of
     its own, one slot. The observations and their aggregate both name the slots from
-    here, so a row's first KPI always names the same others. -#}
+    here, so a row's first KPI always names the same others.
+    A survey's answer is two rows, its satisfaction and its dimension scores, rather
+    than one of seven slots: every observation row, tickets' too, would carry the
+    three extra slots' sums through the grouping sets. -#}
 {% macro kpi_observation_sets() -%}
     {{ return([
         ['FRT', 'RESP_SLA', 'CMP_RATE', 'TICKETS'],
         ['FCR', 'AHT'],
-        ['CSAT', 'SAT_EXCELLENT', 'CSI', 'NPS'],
+        ['CSAT', 'CSI', 'NPS'],
+        ['SURVEY_ATTITUDE', 'SURVEY_SPEED', 'SURVEY_PROFESSIONALISM', 'SAT_EXCELLENT'],
     ]) }}
 {%- endmacro %}
 

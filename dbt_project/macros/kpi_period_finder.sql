@@ -83,16 +83,18 @@ fact_versions as (
         or ticket_id in (select ticket_id from changed_crm_tickets)
         or customer_id in (select customer_id from changed_crm_customers)
 
+    -- A survey is observed when sent (SURVEY_RESPONSE, answered or not) and when
+    -- answered; least and greatest skip a null, and keep the range whole should an
+    -- answer carry a time before its sending.
     union all
-    select answered_at, answered_at, false
+    select least(sent_at, answered_at), greatest(sent_at, answered_at), false
     from {{ source('surveys', 'survey_responses') }}
-    where answered_at is not null
-        and (response_id in (select response_id from changed_survey_responses)
-            or ticket_id in (select ticket_id from changed_crm_tickets)
-            or complaint_id in (select complaint_id from changed_complaints)
-            or complaint_id in (select complaint_id from {{ source('complaints', 'complaints') }}
-                                where ticket_id in (select ticket_id from changed_crm_tickets))
-            or customer_id in (select customer_id from changed_crm_customers))
+    where response_id in (select response_id from changed_survey_responses)
+        or ticket_id in (select ticket_id from changed_crm_tickets)
+        or complaint_id in (select complaint_id from changed_complaints)
+        or complaint_id in (select complaint_id from {{ source('complaints', 'complaints') }}
+                            where ticket_id in (select ticket_id from changed_crm_tickets))
+        or customer_id in (select customer_id from changed_crm_customers)
 
     union all
     select audited_at, audited_at, false
@@ -170,7 +172,8 @@ data_days as (
         select min(cast(received_at_local as date)), max(cast(received_at_local as date))
         from {{ ref('fct_complaints') }}
         union all
-        select min(cast(answered_at_local as date)), max(cast(answered_at_local as date))
+        select min(cast(least(sent_at_local, answered_at_local) as date)),
+               max(cast(greatest(sent_at_local, answered_at_local) as date))
         from {{ ref('fct_survey_responses') }}
         union all
         select min(cast(audited_at_local as date)), max(cast(audited_at_local as date))

@@ -24,7 +24,7 @@
 {% macro kpi_period_table(grain) %}
 {%- set step = period_step(grain) -%}
 {%- set std = checked_weights('std_compliance_weights',
-        ['response_in_sla', 'first_contact_resolution', 'excellent_satisfaction']) -%}
+        ['response_in_sla', 'first_contact_resolution', 'excellent_surveys']) -%}
 {%- set composite = checked_weights('composite_weights',
         ['satisfaction', 'efficiency', 'compliance']) -%}
 {%- set fingerprint = kpi_rules_fingerprint() -%}
@@ -80,7 +80,8 @@ components as (
         dimension_value,
         max(case when kpi_id = 'RESP_SLA' then value end) as response_in_sla,
         max(case when kpi_id = 'FCR' then value end) as first_contact_resolution,
-        max(case when kpi_id = 'SAT_EXCELLENT' then value end) as excellent_satisfaction,
+        -- The share of answered surveys whose mean dimension score is excellent.
+        max(case when kpi_id = 'SAT_EXCELLENT' then value end) as excellent_surveys,
         max(case when kpi_id = 'CSI' then value end) as satisfaction_index,
         max(case when kpi_id = 'RES_RATE' then value end) as resolution_rate,
         count(case when kpi_id in ('RESP_SLA', 'FCR', 'SAT_EXCELLENT', 'CSI', 'RES_RATE')
@@ -94,7 +95,7 @@ compliance as (
         components.*,
         {{ std['response_in_sla'] }} * response_in_sla
             + {{ std['first_contact_resolution'] }} * first_contact_resolution
-            + {{ std['excellent_satisfaction'] }} * excellent_satisfaction as std_compliance
+            + {{ std['excellent_surveys'] }} * excellent_surveys as std_compliance
     from components
     where component_rows = 5
 ),

@@ -32,6 +32,7 @@ SECTIONS = {
     "backlog": "the backlog's ageing buckets",
     "component": "feeds a weighted KPI",
     "volume": "what the period handled",
+    "feedback": "the customer-feedback section (response rate, dimension scores)",
 }
 
 

@@ -419,6 +419,13 @@ class ReportSettings(_Section):
     # is shown with its "n = ..." and is not ranked: not the summary's mover, not a
     # weakest department. Three surveys at 66.7 % say little about a department.
     min_sample: int = Field(30, ge=1)
+    # How many survey comments the customer-feedback section quotes, the most recent
+    # first, each masked (phone numbers, e-mail addresses, identity numbers and the
+    # customer's name become [phone], [email], [id], [name]: reports/pii.py). 0, the
+    # default, quotes none: free text may hold personal data, and the catalogue lets it
+    # into a report only when the report's configuration asks for it. At most 50: a
+    # report section, not an export.
+    survey_comments: int = Field(0, ge=0, le=50)
 
 
 class CalendarSettings(_Section):

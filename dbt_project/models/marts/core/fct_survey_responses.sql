@@ -1,9 +1,10 @@
 {{ config(materialized='incremental', unique_key='response_id', incremental_strategy='delete+insert',
           on_schema_change='fail') }}
--- Grain: one row per survey response (latest version), attributed to what it rates:
--- the ticket's department, agent and channel, or the complaint's when it rates a
--- complaint; the customer's attributes from the responding customer. No free text:
--- comments may hold personal data and stay in staging.
+-- Grain: one row per survey response (latest version), sent or answered, attributed to
+-- what it rates: the ticket's department, agent and channel, or the complaint's when it
+-- rates a complaint; the customer's attributes from the responding customer. No free
+-- text: comments may hold personal data and stay in staging (a report that is
+-- configured to quote them reads staging and masks them: reports/feedback_data.py).
 -- A response takes attributes from its ticket, its complaint (and through it the
 -- complaint's ticket) and its customer: the facts rewrite a ticket or complaint whose
 -- attributes changed, so a response whose fact row was rewritten rebuilds.
@@ -44,11 +45,11 @@ select
     complaints.complaint_category,
     coalesce(tickets.priority, complaints.priority) as priority,
     responses.sent_at,
+    responses.sent_at_local,
     responses.answered_at_local,
     responses.answered_at is not null as is_answered,
     responses.satisfaction,
     responses.satisfaction >= 4 as is_satisfied,
-    responses.satisfaction >= {{ var('excellent_satisfaction') }} as is_excellent,
     (responses.satisfaction - 1) / 4.0 * 100 as satisfaction_index_points,
     responses.nps_score,
     case
@@ -56,6 +57,20 @@ select
         when responses.nps_score <= 6 then 'detractor'
         when responses.nps_score is not null then 'passive'
     end as nps_group,
+    responses.attitude_score,
+    responses.speed_score,
+    responses.professionalism_score,
+    -- An answer that leaves out a dimension has no mean and is neither excellent nor
+    -- not (null): a mean of the two given would make it excellent on less evidence,
+    -- and counting it as not excellent would mark the service down for a question the
+    -- customer skipped. STD_COMPLIANCE's third component counts only answers that rate
+    -- all three (int_kpi_observations_unioned).
+    cast(responses.attitude_score + responses.speed_score + responses.professionalism_score
+         as double precision) / 3 as mean_dimension_score,
+    -- Compared as whole-number sums against 3 x the threshold: no rounding of a third
+    -- can tip an answer over it (14/3 = 4.67 is excellent, 13/3 = 4.33 is not).
+    responses.attitude_score + responses.speed_score + responses.professionalism_score
+        >= 3 * {{ var('excellent_mean_dimension_score') }} as is_excellent,
     responses.loaded_at,
     {{ build_started_at() }} as built_at
 from responses

@@ -14,6 +14,9 @@ select
     customer_id,
     sent_at,
     answered_at,
+    -- SURVEY_RESPONSE counts a survey in the period it was sent, the others in the
+    -- period it was answered.
+    {{ to_reporting_tz('sent_at') }} as sent_at_local,
     {{ to_reporting_tz('answered_at') }} as answered_at_local,
     cast(satisfaction as integer) as satisfaction,
     cast(nps_score as integer) as nps_score,

@@ -103,13 +103,22 @@ observations as (
     from {{ ref('int_complaint_steps_evaluated') }}
     where is_outcome_known
 
-    -- A survey's answer: CSAT, SAT_EXCELLENT and CSI when it rates satisfaction, NPS
-    -- when it gives a score.
+    -- A survey sent: answered or not (SURVEY_RESPONSE), counted in the period it was
+    -- sent, so a late answer raises the rate of the period that sent it.
+    union all
+    select sent_at_local, {{ observed_kpi_ids('SURVEY_RESPONSE') }},
+           case when is_answered then 1.0 else 0.0 end, 1.0,
+           {{ empty_kpi_observation_slots(2) }}
+           null,
+           {{ dimension_columns() }}
+    from {{ ref('fct_survey_responses') }} as surveys
+    where sent_at_local is not null
+
+    -- A survey's answer: CSAT and CSI when it rates satisfaction, NPS when it gives a
+    -- score.
     union all
     select answered_at_local, {{ observed_kpi_ids('CSAT') }},
            case when satisfaction is not null then case when is_satisfied then 1.0 else 0.0 end end,
-           case when satisfaction is not null then 1.0 end,
-           case when satisfaction is not null then case when is_excellent then 1.0 else 0.0 end end,
            case when satisfaction is not null then 1.0 end,
            satisfaction_index_points,
            case when satisfaction is not null then 1.0 end,
@@ -117,10 +126,30 @@ observations as (
                 when nps_group = 'detractor' then -1.0
                 when nps_score is not null then 0.0 end,
            case when nps_score is not null then 1.0 end,
+           {{ empty_kpi_observation_slots(4) }}
            null,
            {{ dimension_columns() }}
     from {{ answered_surveys }} as answered_surveys
     where satisfaction is not null or nps_score is not null
+
+    -- Its dimension scores: each dimension's mean over the answers that rate it (sum of
+    -- scores / answers), and SAT_EXCELLENT over the answers that rate all three
+    -- (is_excellent is null otherwise: fct_survey_responses).
+    union all
+    select answered_at_local, {{ observed_kpi_ids('SURVEY_ATTITUDE') }},
+           cast(attitude_score as double precision),
+           case when attitude_score is not null then 1.0 end,
+           cast(speed_score as double precision),
+           case when speed_score is not null then 1.0 end,
+           cast(professionalism_score as double precision),
+           case when professionalism_score is not null then 1.0 end,
+           case when is_excellent then 1.0 when not is_excellent then 0.0 end,
+           case when is_excellent is not null then 1.0 end,
+           null,
+           {{ dimension_columns() }}
+    from {{ answered_surveys }} as answered_surveys
+    where attitude_score is not null or speed_score is not null
+        or professionalism_score is not null
 
     union all
     select audited_at_local,

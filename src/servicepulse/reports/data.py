@@ -17,6 +17,7 @@ from servicepulse.kpis import (
     plain_records,
 )
 from servicepulse.readiness import releasing_run
+from servicepulse.reports.feedback_data import survey_comments
 from servicepulse.reports.sections import (
     AGENT_KPIS,
     STEP_ORDER,
@@ -64,6 +65,8 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
         "actions": corrective_actions(settings, warehouse, period, department),
         "oldest_open": oldest_open_items(settings, warehouse, period, department, as_of,
                                          settings.reports.top_n),
+        "survey_comments": survey_comments(settings, warehouse, period, department,
+                                           settings.reports.survey_comments),
     }
 
 

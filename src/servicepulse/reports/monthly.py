@@ -29,7 +29,8 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
                          data_as_of: datetime, breach_limit: int, top_n: int = 10,
                          department_columns: int = 5,
                          actions: dict[str, Any] | None = None,
-                         oldest_open: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                         oldest_open: list[dict[str, Any]] | None = None,
+                        survey_comments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the monthly template shows, already worded and formatted.
     ``agent_rows`` and the breach rows themselves are not shown: leadership reads
     departments and missed deadlines by step, not agents and single complaints. Long
@@ -67,6 +68,8 @@ def build_monthly_report(period: Period, locale: str, department: str | None,
         "ranking": ranking,
         "audits": sections.audit_table(t, this_month, department_rows, department, top_n),
         "closure": sections.closure(t, actions, department, data_as_of),
+        "feedback": sections.feedback(t, locale, trend_rows, period, survey_comments,
+                                      sections.incomplete(period, data_as_of)),
         "quality": sections.quality_panel(t, quality),
         "on_target_trend": sections.on_target_trend(t, trend_rows, period,
                                                     sections.incomplete(period, data_as_of)),

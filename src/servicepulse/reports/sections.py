@@ -29,6 +29,7 @@ CHART_FAMILIES = (
     ("CMP_SOLUTION_24H", "CMP_CLOSE_5WD", "CALLBACK_2WD", "STEP_CLASSIFY_30M",
      "STEP_DISPATCH_1H", "STEP_ESCALATION"),
     ("TPS", "TDS"),
+    ("SURVEY_ATTITUDE", "SURVEY_SPEED", "SURVEY_PROFESSIONALISM"),
 )
 
 
@@ -272,6 +273,44 @@ def on_target_trend(t: Messages, trend_rows: list[dict[str, Any]], period: Perio
             "alt": t(f"email_chart_title_{period.kind}", count=count) + t("label_colon")
             + joiner.join(t("email_chart_point", period=label, on=o, measured=m)
                           for label, o, m in zip(labels, on, measured) if m)}
+
+
+def feedback(t: Messages, locale: str, trend_rows: list[dict[str, Any]], period: Period,
+             comments: list[dict[str, Any]] | None = None,
+             incomplete: bool = False) -> dict[str, Any]:
+    """Customer feedback: the survey response rate (answered of sent, by the period the
+    surveys were sent in) and the dimension scores (the report_section ``feedback`` KPIs)
+    with their trends, and, when the report's configuration asks, a sample of the
+    customers' comments, already masked (reports.feedback_data)."""
+    rows = sorted((r for r in trend_rows if r["period_start"] == period.start
+                   and r["report_section"] == "feedback"), key=lambda r: r["display_order"])
+    if not rows:
+        return {"empty": t("feedback_no_surveys"), "tiles": [], "comments": []}
+    if all(not_measured(r) for r in rows):
+        reasons = sorted({r["not_measured_reason"] for r in rows})
+        return {"empty": t("not_measured") + t("label_colon") + "; ".join(reasons),
+                "tiles": [], "comments": []}
+    response = next((r for r in rows if r["kpi_id"] == "SURVEY_RESPONSE"), None)
+    answered = None
+    if response is not None and not not_measured(response) and response["denominator"]:
+        answered = t("feedback_answered_of_sent", answered=t.number(response["numerator"], 0),
+                     sent=t.number(response["denominator"], 0),
+                     unanswered=t.number(response["denominator"] - response["numerator"], 0))
+
+    def score(value: int | None) -> str:
+        return "–" if value is None else str(value)
+
+    return {
+        "empty": None,
+        "tiles": tiles(t, locale, rows),
+        "answered": answered,
+        "trends": trends(t, locale, rows, trend_rows, period, incomplete),
+        "comments": [{
+            "day": f"{c['answered_on']:%m-%d}", "department": t.department(c["department"]),
+            "scores": [score(c[key]) for key in ("satisfaction", "attitude_score",
+                                                 "speed_score", "professionalism_score")],
+            "text": c["comment"]} for c in comments or []],
+    }
 
 
 def year_ago(trend_rows: list[dict[str, Any]], period: Period) -> dict[str, float | None]:

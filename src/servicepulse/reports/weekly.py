@@ -27,7 +27,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
                         breach_limit: int, top_n: int = 10,
                         department_columns: int = 5,
                         actions: dict[str, Any] | None = None,
-                        oldest_open: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                        oldest_open: list[dict[str, Any]] | None = None,
+                        survey_comments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the weekly template shows, already worded and formatted. Long
     dimensions show ``top_n`` lines (``department_columns`` departments in the
     department table) and "others"; the appendix holds them all (every department's
@@ -55,6 +56,8 @@ def build_weekly_report(period: Period, locale: str, department: str | None,
         "agents": sections.agent_table(t, agent_rows, kpi_names),
         "audits": sections.audit_table(t, this_week, department_rows, department, top_n),
         "actions": sections.corrective_actions(t, actions, period, data_as_of),
+        "feedback": sections.feedback(t, locale, trend_rows, period, survey_comments,
+                                      sections.incomplete(period, data_as_of)),
         "quality": sections.quality_panel(t, quality),
         "on_target_trend": sections.on_target_trend(t, trend_rows, period,
                                                     sections.incomplete(period, data_as_of)),

@@ -85,9 +85,17 @@ def test_the_email_keeps_to_what_classic_mail_clients_accept(messages):
         # The PDF stays an attachment; the chart is not one.
         attached = [part.get_filename() for part in message.iter_attachments()]
         assert len(attached) == 1 and attached[0].endswith(".pdf"), where
-        # A client that shows only text still has the summary first.
-        text = message.get_body(("plain",)).get_content()
-        assert text.index("- ") < text.index(text.splitlines()[-1])
+        # multipart/related names its root's type (RFC 2387).
+        related = next(p for p in message.walk() if p.get_content_type() == "multipart/related")
+        assert related.get_param("type") == "text/html", where
+        # A client that shows only text has the same order: summary, off target, all.
+        lines = message.get_body(("plain",)).get_content().splitlines()
+        off_target = next(i for i, line in enumerate(lines)
+                          if re.match(r"(Off target \(|未达标指标（)", line))
+        every_kpi = lines.index("All headline indicators" if "Off" in lines[off_target]
+                                else "全部核心指标")
+        first_bullet = next(i for i, line in enumerate(lines) if line.startswith("- "))
+        assert first_bullet < off_target < every_kpi, where
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,10 @@ from servicepulse.reports.pii import MASKS, mask_pii
     ("+86 138 1234 5678 anytime", "[phone] anytime"),
     ("+8613812345678", "[phone]"),
     ("0086 13812345678", "[phone]"),
+    ("我的手机138.1234.5678", "我的手机[phone]"),
+    ("138 123 45678 找我", "[phone] 找我"),
+    ("8613812345678", "[phone]"),
+    ("邮箱 张三@qq.com 投诉", "邮箱 [email] 投诉"),
     ("(+86)13812345678", "[phone]"),
     ("19912345678和17712345678", "[phone]和[phone]"),
     # Landlines: 3- and 4-digit area codes, brackets (ASCII and full-width), extensions.
@@ -93,6 +97,9 @@ def test_chinese_names_are_masked_wherever_they_stand():
     assert mask_pii("王 伟来电", ["王伟"]) == "[name]来电"
     # A longer name that contains a shorter one is masked as one.
     assert mask_pii("欧阳娜娜说", ["娜娜", "欧阳娜娜"]) == "[name]说"
+    # The surname with a form of address names the customer as well.
+    assert mask_pii("王先生很耐心，李经理也来了", ["王伟", "李娜"]) == "[name]很耐心，[name]也来了"
+    assert mask_pii("王师傅", ["李娜"]) == "王师傅"   # another surname: not the customer
 
 
 def test_latin_names_are_masked_as_whole_words_in_any_case():

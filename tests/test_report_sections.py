@@ -57,9 +57,10 @@ def test_summary_names_the_mover_its_target_the_department_and_the_top_category(
     lines = sections.summary(EN, "en", "week", rows, departments, categories, breaches,
                              rows + history)
     assert lines[0] == "None of the 2 indicators with a target is on target this week."
-    # CSAT: 12 pp against a usual 0.25 pp (48 times); RESP_SLA: 0.5 pp (2 times).
+    # CSAT: 12 pp against a usual 0.25 pp, printed 0.2 pp (half-even): 60 times, as a
+    # reader checks it from the sentence; RESP_SLA: 0.5 pp against 0.2 pp.
     assert lines[1] == ("CSAT moved most for how much it usually moves from week to week: "
-                        "−12.0 pp to 80.0% (target 90.0%), 48.0 times its usual move of 0.2 pp.")
+                        "−12.0 pp to 80.0% (target 90.0%), 60.0 times its usual move of 0.2 pp.")
     # d_a fell 25 pp; d_b rose, so it is not where CSAT's fall came from.
     assert lines[2] == "Of the departments, d_a moved furthest that way: −25.0 pp."
     assert "the weakest department is d_a at 70.0%" in lines[3]
@@ -168,6 +169,9 @@ def test_a_change_that_prints_as_nothing_is_plus_minus_zero_never_minus_zero():
     assert EN.kpi_change(0.899, 0.90, "fraction") == "−0.1 pp"
     assert EN.kpi_value(-0.0001, "fraction") == "0.0%"
     assert ZH.number(-0.04) == "0.0"
+    # Where round() and the printed digits disagree (half-even at ...5): the digits win.
+    assert EN.number(-0.05) == "0.0" and EN.number(-0.15) == "-0.2"
+    assert EN.kpi_change(100, 103, "seconds") == "±0.0 min"   # 3 s is 0.05 min
     # A change too small to print is not a move.
     rows = [_row("CSAT", 0.90, 0.90004)]
     assert _movers(rows, _history("CSAT", [0.9, 0.9, 0.9, 0.9, 0.9004])) == []
@@ -180,7 +184,7 @@ def _tick_labels(svg):
 
 
 def test_a_trend_chart_reads_without_the_table():
-    from servicepulse.reports.charts import nice_ticks, trend_svg
+    from servicepulse.reports.charts import nice_ticks, trend_svg, value_range
 
     # Round ticks a reader would draw, covering the values' range.
     assert nice_ticks(88.6, 96.9) == [90, 92, 94, 96]
@@ -191,8 +195,15 @@ def test_a_trend_chart_reads_without_the_table():
     assert ">%</text>" in svg                    # the unit above the value axis
     assert ">target 95.0</text>" in svg          # the target line says its value
     assert 'font-weight="bold" fill="#1f4e79">95.5</text>' in svg  # the latest point
-    # Padded 12 %: 89.3 to 96.2, so 90, 92, 94, 96, as few decimals as they need.
-    assert _tick_labels(svg)[:5] == ["%", "90", "92", "94", "96"]
+    # Padded 12 %: 89.3 to 96.2, widened to round ticks (step 2): 88 to 98, with as few
+    # decimals as the ticks need; then the two period labels.
+    assert _tick_labels(svg) == ["%", "88", "90", "92", "94", "96", "98", "W47"]
+    # Never past what the unit can take: a flat 100 % rate has no 101 % tick, a flat
+    # zero count no negative one; a net promoter score below zero is labelled.
+    assert value_range([100.0, 100.0], 95.0, (0.0, 100.0)) == (94, 100)
+    assert value_range([0, 0, 0], None, (0.0, None)) == (0.0, 1.0)
+    low, high = value_range([-12, 5, 30], 30, (-100.0, 100.0))
+    assert low < -12 and low in nice_ticks(low, high)
     # The same values give the same drawing (vector, deterministic).
     assert svg == trend_svg([90.0, 92.0, 95.5], ["W45", "W46", "W47"], 95.0, "target",
                             unit_label="%")
@@ -218,3 +229,34 @@ def test_like_kpis_share_a_value_axis_and_others_fit_their_own():
     assert not charts["RES_RATE"]["shared_scale"]
     assert _tick_labels(charts["RES_RATE"]["svg"]) != \
         _tick_labels(charts["STEP_CLASSIFY_30M"]["svg"])
+
+
+def test_a_kpi_without_history_is_judged_by_status_beside_those_with_history():
+    # CSAT moved exactly its usual move (not more): not named. On-time delivery has two
+    # weeks of history and fell from on target to off target: named by the status rule.
+    rows = [_row("CSAT", 0.915, 0.92, status="green"),
+            {**_row("ON_TIME_DELIVERY", 0.60, 0.95, target=0.95, status="red"),
+             "display_order": 17}]
+    history = _history("CSAT", [0.92, 0.915, 0.92, 0.915, 0.92]) + \
+        _history("ON_TIME_DELIVERY", [0.95], status="green")
+    assert _movers(rows, history) == [
+        "No indicator moved more than it usually does from one week to the next.",
+        ("ON_TIME_DELIVERY changed status most since last week, from On target to Off target: "
+        "−35.0 pp to 60.0% (target 95.0%).")]
+
+
+def test_the_backlog_is_counted_at_the_periods_end_or_the_last_day_the_data_has():
+    week_48 = Period.parse("2026-W48")   # 23-29 November
+    over = datetime(2026, 12, 3, 23, 59)
+    running = datetime(2026, 11, 26, 15, 0)
+    assert sections.backlog_moment(week_48, over) == datetime(2026, 11, 30)
+    assert sections.backlog_moment(week_48, running) == datetime(2026, 11, 26)
+    item = {"item_kind": "ticket", "item_id": "T1", "department": "d_a", "agent_id": None,
+            "complaint_category": None, "opened_at_local": datetime(2026, 11, 20, 9),
+            "age_days": 6.0}
+    rows = [{"kpi_id": "BACKLOG", "period_start": week_48.start, "value": 1.0,
+             "previous_value": 0.0, "not_measured_reason": None}]
+    assert sections.backlog(EN, rows, week_48, [item], running)["oldest_title"] == \
+        "The oldest open items at the end of 25 Nov 2026"
+    assert sections.backlog(EN, rows, week_48, [item], over)["oldest_title"] == \
+        "The oldest open items at the end of 29 Nov 2026"

@@ -160,6 +160,8 @@ def report_envelope(recipient: Recipient, period: Period, context: dict,
     subject = t(f"email_subject_{report}", period=period.label)
     tiles = context.get("tiles") or context["scorecard"]
     off_target = [tile for tile in tiles if tile["status"] == "red"]
+    # Near target is neither on target (the summary's count) nor off: named in a line.
+    near_target = [tile["name"] for tile in tiles if tile["status"] == "amber"]
     trend = context["on_target_trend"]
     chart = None
     images: tuple[InlineImage, ...] = ()
@@ -182,6 +184,8 @@ def report_envelope(recipient: Recipient, period: Period, context: dict,
         "summary_title": t("email_summary"),
         "off_target_title": t("email_off_target", count=len(off_target)),
         "none_off_target": t("email_none_off_target"),
+        "near_target": t("email_near_target", count=len(near_target),
+                         kpis=t("label_joiner").join(near_target)) if near_target else None,
         "all_title": t("email_all_kpis"),
         "footer": t("email_footer"),
         "tiles": tiles,
@@ -194,7 +198,8 @@ def report_envelope(recipient: Recipient, period: Period, context: dict,
                       *[f"- {line}" for line in context["summary"]], "",
                       body["off_target_title"],
                       *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
-                        for tile in off_target], "",
+                        for tile in off_target],
+                      *([body["near_target"]] if near_target else []), "",
                       body["all_title"],
                       *[f"- {tile['name']}: {tile['value']} ({tile['status_label']})"
                         for tile in tiles],

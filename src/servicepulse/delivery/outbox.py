@@ -61,6 +61,8 @@ def build_message(sender: str, recipients: list[tuple[str, str]], subject: str,
         html_part.add_related(image.content, maintype="image", subtype=image.subtype,
                               cid=f"<{image.cid}>", disposition="inline",
                               filename=f"{image.cid.split('@')[0]}.{image.subtype}")
+    if inline_images:
+        html_part.set_param("type", "text/html")  # RFC 2387: the root part's type
     for item in ([attachment] if attachment else []) + list(also_attached):
         message.add_attachment(item.content, maintype=item.maintype,
                                subtype=item.subtype, filename=item.filename)

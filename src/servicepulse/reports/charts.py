@@ -32,21 +32,44 @@ def nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
     return ticks
 
 
-def value_range(values: list[float | None], target: float | None) -> tuple[float, float]:
-    """The y-range a chart of ``values`` (and its target) needs, padded so no point sits
-    on the frame; charts that share a scale take the union of theirs."""
+Bounds = tuple[float | None, float | None]
+
+
+def value_range(values: list[float | None], target: float | None,
+                bounds: Bounds = (None, None)) -> tuple[float, float]:
+    """The y-range a chart of ``values`` (and its target) needs: padded so no point sits
+    on the frame, never past what the unit can take (``bounds``: a rate is 0-100 %, a
+    count not below 0), widened outward to round ticks; charts that share a scale take
+    the union of theirs."""
     known = [v for v in values if v is not None] + ([target] if target is not None else [])
     low, high = min(known), max(known)
-    if high == low:
-        high, low = high + 1, low - 1
-    pad = (high - low) * 0.12
-    return low - pad, high + pad
+    span = high - low
+    # A flat line (or one flat but for float noise) gets a visible band around it.
+    flat = span <= 1e-9 * max(1.0, abs(high))
+    pad = max(abs(high) * 0.05, 1.0) if flat else span * 0.12
+    low, high = _within(low - pad, high + pad, bounds)
+    ticks = nice_ticks(low, high)
+    if len(ticks) >= 2 and ticks[1] > ticks[0]:
+        step = ticks[1] - ticks[0]
+        low = math.floor(low / step + 1e-9) * step
+        high = math.ceil(high / step - 1e-9) * step
+    return _within(low, high, bounds)
+
+
+def _within(low: float, high: float, bounds: Bounds) -> tuple[float, float]:
+    floor, ceiling = bounds
+    if floor is not None:
+        low = max(low, floor)
+    if ceiling is not None:
+        high = min(high, ceiling)
+    return low, high
 
 
 def trend_svg(values: list[float | None], labels: list[str], target: float | None,
               target_label: str,
               format_number: Callable[[float, int], str] = lambda v, d: f"{v:.{d}f}",
               decimals: int = 1, unit_label: str = "", scale: tuple[float, float] | None = None,
+              bounds: Bounds = (None, None),
               width: int = 300, height: int = 112, empty_label: str = "") -> str:
     """A line chart of ``values`` (None leaves a gap) that can be read without the table:
     value axis with round ticks and the unit (``unit_label``) above it, the target line
@@ -63,7 +86,7 @@ def trend_svg(values: list[float | None], labels: list[str], target: float | Non
                 f'stroke="{GRID_COLOUR}" stroke-width="0.8" stroke-dasharray="3 3"/>'
                 f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" '
                 f'fill="#595959">{escape(empty_label)}</text></svg>')
-    low, high = scale or value_range(values, target)
+    low, high = scale or value_range(values, target, bounds)
     ticks = [v for v in nice_ticks(low, high) if low <= v <= high]
     # As few decimals as say every tick exactly (92.5 needs one, 90 none).
     tick_decimals = next((d for d in range(4)

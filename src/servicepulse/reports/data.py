@@ -22,6 +22,7 @@ from servicepulse.reports.sections import (
     AGENT_KPIS,
     STEP_ORDER,
     QualitySnapshot,
+    backlog_moment,
     trend_window,
 )
 from servicepulse.settings import Settings
@@ -47,14 +48,15 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
                             "(run the pipeline first)")
     as_of = data_as_of(settings, warehouse)
     department_rows = _department_rows(settings, warehouse, period)
-    mark_few_cases(settings, warehouse, trend_rows + department_rows,
+    agent_rows = _agent_rows(settings, warehouse, period, department)
+    mark_few_cases(settings, warehouse, trend_rows + department_rows + agent_rows,
                    settings.reports.min_sample)
     return {
         "trend_rows": trend_rows,
         # A department's report names no other department; it reads them only for its
         # place in the ranking.
         "department_rows": department_rows,
-        "agent_rows": _agent_rows(settings, warehouse, period, department),
+        "agent_rows": agent_rows,
         "category_rows": _category_rows(settings, warehouse, period, department),
         "breaches": _breaches(settings, warehouse, period, department),
         "breach_limit": settings.reports.breach_list_limit,
@@ -150,14 +152,6 @@ def _breaches(settings: Settings, warehouse: Warehouse, period: Period,
         f"order by is_still_undone desc, minutes_late desc nulls last, case step {order} end, "
         f"complaint_id",
         [period.start, department, department]))
-
-
-def backlog_moment(period: Period, as_of: datetime) -> datetime:
-    """When a report counts its backlog (local, naive): the end of the period's last day,
-    or, while the period is not over in the data, the end of the day before the as-of
-    day, as the BACKLOG KPI is measured."""
-    period_end = datetime.combine(period.end + timedelta(days=1), datetime.min.time())
-    return min(period_end, datetime.combine(as_of.date(), datetime.min.time()))
 
 
 def oldest_open_items(settings: Settings, warehouse: Warehouse, period: Period,

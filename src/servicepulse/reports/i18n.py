@@ -27,6 +27,11 @@ def _catalogue(locale: str) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
+def printed_nonzero(text: str) -> bool:
+    """Whether a printed figure shows any digit but zero."""
+    return any(character in "123456789" for character in text)
+
+
 @dataclass(frozen=True)
 class Messages:
     locale: str
@@ -61,10 +66,16 @@ class Messages:
         return _BABEL_LOCALE[self.locale]
 
     def number(self, value: float, decimals: int = 1) -> str:
+        """``value`` as the locale writes it; a value whose printed digits are all zero
+        has no sign (never "-0.0")."""
+        magnitude = self._magnitude(value, decimals)
+        return "-" + magnitude if value < 0 and printed_nonzero(magnitude) else magnitude
+
+    def _magnitude(self, value: float, decimals: int) -> str:
+        # Babel rounds half-even from the decimal text; deciding zero from what it
+        # printed, not from round(), keeps the sign and the digits in agreement.
         pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-        if round(value, decimals) == 0:
-            value = 0.0  # -0.04 is printed "0.0", never "-0.0"
-        return format_decimal(value, format=pattern, locale=self.babel_locale)
+        return format_decimal(abs(value), format=pattern, locale=self.babel_locale)
 
     def date(self, value: date) -> str:
         return format_date(value, format="medium", locale=self.babel_locale)
@@ -111,18 +122,14 @@ class Messages:
         if value is None or previous is None:
             return self("no_change")
         delta = value - previous
-        # The sign of the change as printed: a change that rounds to nothing is "±0.0",
-        # never "−0.0" or "+0.0".
+        # As printed: rates in points, handling times in minutes, counts whole.
         shown = {"fraction": delta * 100, "seconds": delta / 60}.get(unit, delta)
-        if round(shown, 0 if unit == "count" else 1) == 0:
-            delta = 0.0
-        sign = "+" if delta > 0 else ("−" if delta < 0 else "±")
+        magnitude = self._magnitude(shown, 0 if unit == "count" else 1)
+        # The sign of the change as printed: a change that prints as nothing is "±0.0",
+        # never "−0.0" or "+0.0".
+        sign = "±" if not printed_nonzero(magnitude) else "+" if delta > 0 else "−"
         if unit == "fraction":
-            return sign + self("percentage_points", value=self.number(abs(delta) * 100))
-        if unit == "minutes":
-            return sign + self("unit_minutes", value=self.number(abs(delta)))
-        if unit == "seconds":
-            return sign + self("unit_minutes", value=self.number(abs(delta) / 60))
-        if unit == "count":
-            return sign + self.number(abs(delta), decimals=0)
-        return sign + self.number(abs(delta))
+            return sign + self("percentage_points", value=magnitude)
+        if unit in ("minutes", "seconds"):
+            return sign + self("unit_minutes", value=magnitude)
+        return sign + magnitude

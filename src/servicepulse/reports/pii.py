@@ -43,7 +43,11 @@ _FOLD_FULL_WIDTH = str.maketrans({**{chr(code): chr(code - 0xFEE0)
                                      for code in range(0xFF01, 0xFF5F)},
                                   "\u3000": " "})
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# 张三@qq.com is an address whole, not a name and "@qq.com".
+# A local part in Latin or wholly in Chinese characters (a Chinese word before a Latin
+# address, 邮箱li@…, is not part of it).
+_EMAIL = re.compile(r"(?:[A-Za-z0-9._%+-]+|[\u3400-\u9fff]+)@[A-Za-z0-9-]+"
+                    r"(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 # PRC identity numbers: province code, 4 more area digits, birth date, sequence (and
 # for 18 digits a check character 0-9 or X). The check digit is not verified: a
@@ -54,10 +58,11 @@ _IDENTITY = re.compile(
     rf"(?<!\d)(?:{_PROVINCE}\d{{4}}\s?(?:18|19|20)\d{{2}}{_MONTH_DAY}\s?\d{{3}}[\dX]"
     rf"|{_PROVINCE}\d{{4}}\d{{2}}{_MONTH_DAY}\d{{3}})(?![\dX])", re.IGNORECASE)
 
-# Mainland mobile: 1[3-9]x xxxx xxxx, grouped by spaces or dashes or not at all, with
-# an optional +86 / 0086 / (+86).
+# Mainland mobile: 1[3-9]x and eight more digits, grouped any way by single spaces,
+# dashes or dots (138 1234 5678, 138-123-45678, 138.1234.5678) or not at all, with an
+# optional +86 / 0086 / 86 / (+86).
 _MOBILE_CN = re.compile(
-    r"(?<!\d)(?:(?:\+|00)86[\s-]?|\(\+?86\)\s?)?1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)")
+    r"(?<!\d)(?:(?:\+|00)?86[\s-]?|\(\+?86\)\s?)?1[3-9]\d(?:[\s.-]?\d){8}(?!\d)")
 
 # Mainland landline: area code 0 + 2 digits (010, 020-029) or 0 + 3 digits (0311,
 # 0755, ...), bracketed or not, then 7 or 8 digits, then an optional extension.
@@ -104,6 +109,7 @@ _DETECTORS: tuple[_Detector, ...] = (
 )
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_FORMS_OF_ADDRESS = "先生|女士|小姐|太太|老师|师傅|经理|总"
 # A Latin-script name is a whole word: no Latin letter or digit right before or after
 # (a Chinese character next to it is a boundary, unlike \b).
 _LATIN_WORD_CHARACTER = r"A-Za-z0-9\u00C0-\u024F\u1E00-\u1EFF"
@@ -126,6 +132,9 @@ def _name_patterns(names: Iterable[str | None]) -> list[re.Pattern[str]]:
         texts.update(word for word in [" ".join(words), *words] if len(word) >= 2)
     patterns = [re.compile(r"\s*".join(re.escape(character) for character in name))
                 for name in sorted(chinese, key=len, reverse=True) if len(name) >= 2]
+    # The surname with a form of address (王先生, 李女士, 张经理) names the customer too.
+    patterns += [re.compile(re.escape(surname) + rf"\s*(?:{_FORMS_OF_ADDRESS})")
+                 for surname in sorted({name[0] for name in chinese if len(name) >= 2})]
     boundary_before = rf"(?<![{_LATIN_WORD_CHARACTER}])"
     boundary_after = rf"(?![{_LATIN_WORD_CHARACTER}])"
     for text in sorted(texts, key=len, reverse=True):

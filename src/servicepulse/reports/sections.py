@@ -8,7 +8,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from servicepulse.actions.store import days_overdue, problem_in
@@ -19,6 +19,11 @@ from servicepulse.reports.i18n import Messages
 TREND_PERIODS = {"week": 12, "month": 13}
 # Charts draw KPIs as the tiles print them: rates in percent, handling times in minutes.
 CHART_SCALE = {"fraction": 100.0, "seconds": 1 / 60}
+# What a unit can take, as charted: an axis never runs past it (no 101 % tick, no
+# negative count).
+CHART_BOUNDS = {"fraction": (0.0, 100.0), "count": (0.0, None), "minutes": (0.0, None),
+                "seconds": (0.0, None), "index": (0.0, 100.0), "points": (-100.0, 100.0),
+                "score": (0.0, None), "rating": (1.0, 5.0)}
 # KPIs that measure like with like are charted to one value axis, so their lines compare
 # at a glance: one measure at two points of its distribution; the complaint process's
 # deadlines met (each step held to its own deadline); the two audit scores (one scoring
@@ -228,7 +233,8 @@ def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
         series.append((r, values, target))
     ranges: dict[str, list[tuple[float, float]]] = {}
     for r, values, target in series:
-        ranges.setdefault(chart_family(r["kpi_id"]), []).append(value_range(values, target))
+        ranges.setdefault(chart_family(r["kpi_id"]), []).append(
+            value_range(values, target, CHART_BOUNDS.get(r["unit"], (None, None))))
     charts = []
     for r, values, target in series:
         family = ranges[chart_family(r["kpi_id"])]
@@ -241,6 +247,7 @@ def trends(t: Messages, locale: str, rows: list[dict[str, Any]],
                                         scale=(min(low for low, _ in family),
                                                max(high for _, high in family))
                                         if shared else None,
+                                        bounds=CHART_BOUNDS.get(r["unit"], (None, None)),
                                         empty_label=t("no_data"))})
     joiner = t("label_joiner")
     return {"charts": charts,
@@ -578,8 +585,17 @@ def audit_table(t: Messages, rows: list[dict[str, Any]],
     return {"rows": lines, "others": others, "empty": None}
 
 
+def backlog_moment(period: Period, as_of: datetime) -> datetime:
+    """When a report counts its backlog (local, naive): the end of the period's last day,
+    or, while the period is not over in the data, the end of the day before the as-of
+    day, as the BACKLOG KPI is measured."""
+    period_end = datetime.combine(period.end + timedelta(days=1), datetime.min.time())
+    return min(period_end, datetime.combine(as_of.date(), datetime.min.time()))
+
+
 def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period,
-            oldest_open: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+            oldest_open: list[dict[str, Any]] | None = None,
+            data_as_of: datetime | None = None) -> dict[str, Any] | None:
     """Open tickets and complaints at the period's end by age, against the period
     before (the mart's previous_value), and the oldest of them: which, how old, in which
     department and held by whom (reports.data.oldest_open_items)."""
@@ -601,6 +617,10 @@ def backlog(t: Messages, trend_rows: list[dict[str, Any]], period: Period,
         "total": t.kpi_value(total["value"], "count") if total else t("no_data"),
         "total_change": t.kpi_change(total["value"], total["previous_value"], "count")
         if total else "",
+        # Counted at the end of a day: "the oldest open items at the end of 29 Nov".
+        "oldest_title": t("label_backlog_oldest", day=t.date(
+            backlog_moment(period, data_as_of).date() - timedelta(days=1)))
+        if data_as_of else None,
         "oldest": [{"kind": t(f"backlog_item_{item['item_kind']}"), "item": item["item_id"],
                     "department": t.department(item["department"]),
                     "owner": item["agent_id"] or "–",
@@ -819,20 +839,28 @@ def summary(t: Messages, locale: str, kind: str, rows: list[dict[str, Any]],
 def _movers(t: Messages, locale: str, kind: str, with_target: list[dict[str, Any]],
             department_rows: list[dict[str, Any]],
             trend_rows: list[dict[str, Any]]) -> list[str]:
-    """The KPI that moved most against its usual move (see USUAL_MOVE_MIN_CHANGES), or,
-    while no KPI has the history for that, the one whose status moved furthest; and
-    the department that moved furthest the same way (unless several moved equally far).
-    A KPI on few cases is not a candidate, and a change that prints as ±0 is none."""
+    """The KPI that moved most against its usual move (see USUAL_MOVE_MIN_CHANGES) if
+    any moved more than usual, and, among the KPIs without the history for a usual move
+    (new, or back after a gap), the one whose status moved furthest; then the department
+    that moved furthest the same way as the first named (unless several moved equally
+    far). A KPI on few cases is not a candidate, and a change that prints as ±0 is none."""
     movers = [r for r in with_target if r["previous_value"] is not None and not few_cases(r)
-              and abs(r["value"] - r["previous_value"]) >= printed_step(r["unit"]) / 2]
+              and not t.kpi_change(r["value"], r["previous_value"], r["unit"]).startswith("±")]
     if not movers:
         return []
     usual = {r["kpi_id"]: usual_move(trend_rows, r["kpi_id"], r["period_start"], kind)
              for r in movers}
 
+    def in_print(row: dict[str, Any], value: float) -> float:
+        # A move as the sentence prints it (0.25 pp reads "0.2"), never below the smallest
+        # printed step: the ratio is then the one a reader can check from the text.
+        scale = CHART_SCALE.get(row["unit"], 1.0)
+        step = printed_step(row["unit"]) * scale
+        return max(round(value * scale, 0 if row["unit"] == "count" else 1), step)
+
     def times_usual(row: dict[str, Any]) -> float:
-        return abs(row["value"] - row["previous_value"]) / max(
-            usual[row["kpi_id"]], printed_step(row["unit"]))
+        return in_print(row, abs(row["value"] - row["previous_value"])) / in_print(
+            row, usual[row["kpi_id"]])
 
     def figures(row: dict[str, Any]) -> dict[str, str]:
         return {"kpi": kpi_name(row, locale),
@@ -840,16 +868,21 @@ def _movers(t: Messages, locale: str, kind: str, with_target: list[dict[str, Any
                 "value": t.kpi_value(row["value"], row["unit"]),
                 "target": t.kpi_value(row["target"], row["unit"])}
 
+    lines, named = [], []
     with_history = [r for r in movers if usual[r["kpi_id"]] is not None]
     if with_history:
         top = max(with_history, key=lambda r: (times_usual(r), -r["display_order"]))
-        if times_usual(top) < 1:
-            return [t(f"summary_no_unusual_move_{kind}")]
-        lines = [t(f"summary_change_{kind}", **figures(top),
-                   times=t.number(times_usual(top)),
-                   usual=t.kpi_change(max(usual[top["kpi_id"]], printed_step(top["unit"])),
-                                      0.0, top["unit"]).lstrip("+"))]
-    else:
+        if times_usual(top) > 1:
+            named.append((top, len(lines)))
+            scale = CHART_SCALE.get(top["unit"], 1.0)
+            lines.append(t(f"summary_change_{kind}", **figures(top),
+                           times=t.number(times_usual(top)),
+                           usual=t.kpi_change(in_print(top, usual[top["kpi_id"]]) / scale,
+                                              0.0, top["unit"]).lstrip("+")))
+        else:
+            lines.append(t(f"summary_no_unusual_move_{kind}"))
+    without_history = [r for r in movers if usual[r["kpi_id"]] is None]
+    if without_history:
         before = {r["kpi_id"]: r.get("status") for r in trend_rows
                   if r["period_start"] == _previous_start(movers[0]["period_start"], kind)}
 
@@ -859,12 +892,16 @@ def _movers(t: Messages, locale: str, kind: str, with_target: list[dict[str, Any
                 return 0
             return abs(STATUS_ORDER[now] - STATUS_ORDER[then])
 
-        top = max(movers, key=lambda r: (status_move(r), -r["display_order"]))
-        if not status_move(top):
-            return []  # nothing to rank by yet: no sentence rather than a guess
-        lines = [t(f"summary_status_change_{kind}", **figures(top),
-                   before=t(f"status_{before[top['kpi_id']]}"),
-                   after=t(f"status_{top['status']}"))]
+        moved = max(without_history, key=lambda r: (status_move(r), -r["display_order"]))
+        # No status moved: no sentence rather than a guess.
+        if status_move(moved):
+            named.append((moved, len(lines)))
+            lines.append(t(f"summary_status_change_{kind}", **figures(moved),
+                           before=t(f"status_{before[moved['kpi_id']]}"),
+                           after=t(f"status_{moved['status']}")))
+    if not named:
+        return lines
+    top, sentence = named[0]
     # The department that moved furthest the same way: where to look first.
     delta = top["value"] - top["previous_value"]
     same_way = [d for d in department_rows
@@ -876,12 +913,11 @@ def _movers(t: Messages, locale: str, kind: str, with_target: list[dict[str, Any
                              key=lambda d: abs(d["value"] - d["previous_value"]))
         lead = furthest[0]
         change = t.kpi_change(lead["value"], lead["previous_value"], lead["unit"])
-        if len(furthest) == 1:
-            lines.append(t("summary_department_move",
-                           department=t.department(lead["dimension_value"]), change=change))
-        else:
-            lines.append(t("summary_department_move_tied", count=len(furthest),
-                           change=change))
+        # Right after the sentence it follows ("that way" is that KPI's way).
+        lines.insert(sentence + 1, t("summary_department_move",
+                                     department=t.department(lead["dimension_value"]),
+                                     change=change) if len(furthest) == 1 else
+                     t("summary_department_move_tied", count=len(furthest), change=change))
     return lines
 
 

@@ -199,12 +199,32 @@ def test_backlog_sheet_has_the_age_buckets_then_the_total(published, capsys):
     assert rows[-1][t("col_bucket")].value == t("label_total")
 
 
+def test_open_items_sheet_is_the_reports_oldest_open_items_with_who_holds_them(published):
+    from servicepulse.reports.data import data_as_of, oldest_open_items
+    from servicepulse.warehouse import connected
+
+    settings = published[0]
+    # The organisation's report in English, department d_a's in Chinese (its recipient's).
+    for locale, department in (("en", None), ("zh-CN", "d_a")):
+        t = Messages(locale)
+        with connected(settings) as warehouse:
+            expected = oldest_open_items(settings, warehouse, WEEK, department,
+                                         data_as_of(settings, warehouse),
+                                         settings.reports.top_n)
+        rows = _records(_workbook(published, WEEK, locale, department)[
+            t("workbook_sheet_open_items")])
+        assert expected
+        assert [(r[t("col_item")].value, r[t("col_owner")].value) for r in rows] == \
+            [(item["item_id"], item["agent_id"]) for item in expected]
+        assert all(isinstance(r[t("workbook_col_age_days")].value, float) for r in rows)
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 def test_sheets_are_named_and_laid_out_for_a_spreadsheet_user(published, locale):
     t = Messages(locale)
     book = _workbook(published, WEEK, locale, None)
     tables = [t(f"workbook_sheet_{key}")
-              for key in ("kpis", "departments", "breaches", "backlog")]
+              for key in ("kpis", "departments", "breaches", "backlog", "open_items")]
     assert book.sheetnames == [*tables, t("workbook_sheet_about")]
     for name in tables:
         sheet = book[name]

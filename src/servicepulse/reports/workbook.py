@@ -75,6 +75,7 @@ def report_workbook(period: Period, locale: str, department: str | None,
                     department_rows: list[dict[str, Any]],
                     breaches: list[dict[str, Any]],
                     data_as_of: datetime,
+                    oldest_open: list[dict[str, Any]] | None = None,
                     **other_inputs: Any) -> bytes:
     """The .xlsx of one report (``period``, ``locale``, the organisation or one
     ``department``) from ``reports.data.report_inputs``. The inputs the workbook does
@@ -112,6 +113,10 @@ def report_workbook(period: Period, locale: str, department: str | None,
            breaches, frozen_columns=2)
     _table(book, t("workbook_sheet_backlog"), _backlog_columns(t), _backlog_rows(this_period),
            frozen_columns=1)
+    if oldest_open:
+        # The report's list of the oldest open items, to filter by who holds them.
+        _table(book, t("workbook_sheet_open_items"), _open_item_columns(t, zone, data_as_of),
+               oldest_open, frozen_columns=1)
     _about(book, t, period, department, data_as_of, zone)
 
     report = REPORT_OF_KIND[period.kind]
@@ -198,6 +203,21 @@ def _backlog_columns(t: Messages) -> list[Column]:
         Column(t("workbook_col_previous"), lambda r: r["previous_value"], lambda r: "#,##0"),
         Column(t("workbook_col_change"), change, lambda r: CHANGE_FORMATS["count"]),
         Column(t("col_not_measured_reason"), lambda r: r.get("not_measured_reason")),
+    ]
+
+
+def _open_item_columns(t: Messages, zone: str, data_as_of: datetime) -> list[Column]:
+    return [
+        Column(t("col_item"), lambda r: r["item_id"]),
+        Column(t("col_kind"), lambda r: t(f"backlog_item_{r['item_kind']}")),
+        Column(t("col_department"), lambda r: t.department(r["department"])),
+        Column(t("col_owner"), lambda r: r["agent_id"]),
+        Column(t("col_category"), lambda r: t.category(r["complaint_category"])
+               if r["complaint_category"] else None),
+        Column(t("workbook_local_time", column=t("col_opened_at"), zone=zone),
+               lambda r: _local_moment(r["opened_at_local"], data_as_of),
+               lambda r: MOMENT_FORMAT),
+        Column(t("workbook_col_age_days"), lambda r: r["age_days"], lambda r: "#,##0.0"),
     ]
 
 

@@ -310,3 +310,31 @@ def test_the_oldest_open_items_are_the_backlog_the_kpi_counts(published, weekly)
     text = _flat(_text(weekly.reports[("en", None)]))
     assert "The oldest open items" in text
     assert items[0]["item_id"] in _flat(_text(weekly.reports[("zh-CN", "d_a")]))
+
+
+def test_figures_on_few_cases_are_marked_by_their_kpis_kind_and_minimum(published):
+    """The reader marks the rows: per-case kinds get their n (CSAT's 3 surveys in d_a's
+    week 47, fewer than 30), a weighted KPI none; an audit score is few below its own
+    minimum (reports.min_sample_by_kpi, 3 by default), not below 30."""
+    from servicepulse.kpis import kpi_rows
+    from servicepulse.reports.data import mark_few_cases
+    from servicepulse.warehouse import connected
+
+    settings = published[0]
+    with connected(settings) as warehouse:
+        rows = {r["kpi_id"]: r for r in kpi_rows(settings, warehouse, "week", WEEK.start,
+                                                 WEEK.start, "d_a")}
+        mark_few_cases(settings, warehouse, list(rows.values()))
+    csat, composite, audit = rows["CSAT"], rows["COMPOSITE"], rows["TPS"]
+    assert (csat["sample_size"], csat["few_cases"]) == (csat["denominator"], True)
+    assert 0 < csat["denominator"] < settings.reports.min_sample
+    assert (composite["sample_size"], composite["few_cases"]) == (None, False)
+    # AU1 is d_a's one audit of the week: below TPS's minimum of 3.
+    assert (audit["sample_size"], audit["few_cases"]) == (1, True)
+    assert settings.reports.min_sample_by_kpi["TPS"] == 3
+    # With TPS's minimum at one audit, the same row is a figure to rank.
+    relaxed = settings.model_copy(update={"reports": settings.reports.model_copy(
+        update={"min_sample_by_kpi": {"TPS": 1}})})
+    with connected(relaxed) as warehouse:
+        mark_few_cases(relaxed, warehouse, [audit])
+    assert audit["few_cases"] is False

@@ -419,6 +419,11 @@ class ReportSettings(_Section):
     # is shown with its "n = ..." and is not ranked: not the summary's mover, not a
     # weakest department. Three surveys at 66.7 % say little about a department.
     min_sample: int = Field(30, ge=1)
+    # The same for single KPIs whose cases are few by design: a process audit or a
+    # mystery-shopper visit is a careful measurement, and a department has a handful a
+    # month; three of them are a figure to rank.
+    min_sample_by_kpi: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: {"TPS": 3, "TDS": 3})
     # How many survey comments the customer-feedback section quotes, the most recent
     # first, each masked (phone numbers, e-mail addresses, identity numbers and the
     # customer's name become [phone], [email], [id], [name]: reports/pii.py). 0, the

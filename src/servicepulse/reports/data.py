@@ -49,8 +49,7 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
     as_of = data_as_of(settings, warehouse)
     department_rows = _department_rows(settings, warehouse, period)
     agent_rows = _agent_rows(settings, warehouse, period, department)
-    mark_few_cases(settings, warehouse, trend_rows + department_rows + agent_rows,
-                   settings.reports.min_sample)
+    mark_few_cases(settings, warehouse, trend_rows + department_rows + agent_rows)
     return {
         "trend_rows": trend_rows,
         # A department's report names no other department; it reads them only for its
@@ -78,17 +77,20 @@ def report_inputs(settings: Settings, warehouse: Warehouse, period: Period,
 PER_CASE_KINDS = ("ratio", "mean", "median", "p90", "nps")
 
 
-def mark_few_cases(settings: Settings, warehouse: Warehouse, rows: list[dict[str, Any]],
-                   min_sample: int) -> None:
+def mark_few_cases(settings: Settings, warehouse: Warehouse,
+                   rows: list[dict[str, Any]]) -> None:
     """Give each KPI row its ``sample_size`` (cases, for per-case kinds; else None) and
-    ``few_cases`` (fewer than ``min_sample``, but some): the builders show the n and do
-    not rank such a figure."""
+    ``few_cases`` (fewer than the KPI's minimum, reports.min_sample_by_kpi or
+    reports.min_sample, but some): the builders show the n and do not rank such a
+    figure."""
     definitions = kpi_definitions(settings, warehouse)
+    minimum = settings.reports.min_sample_by_kpi
     for row in rows:
         kind = definitions.get(row["kpi_id"], {}).get("kind")
         cases = row.get("denominator") if kind in PER_CASE_KINDS else None
         row["sample_size"] = None if cases is None else int(cases)
-        row["few_cases"] = bool(cases) and row["value"] is not None and cases < min_sample
+        row["few_cases"] = (bool(cases) and row["value"] is not None
+                            and cases < minimum.get(row["kpi_id"], settings.reports.min_sample))
 
 
 def _department_rows(settings: Settings, warehouse: Warehouse, period: Period):

@@ -48,10 +48,9 @@ S1 5 5 5, S2 2 2 2, S3 (corrected) 5 5 4, S5 5 – 5 (speed not rated).
                  = 0.2 × 0.5 + 0.3 × 0.75 + 0.5 × 2/3 = 0.6583… (W46: 0.2 + 0.3 + 0 = 0.5)
   COMPOSITE = 0.5 × CSI + 0.3 × 100 × (RESP_SLA + RES_RATE)/2 + 0.2 × 100 × STD
             = 31.25 + 22.5 + 13.1666… = 66.9166… (W46: 37.5 + 30 + 10 = 77.5)
-SURVEY_RESPONSE counts a survey in the week it was sent, once answered or 7 days on:
-S1, S2, S3, S4 (never answered; its window ended Mon 23 Nov 05:00, before the data's
-as-of moment, 08:00 that day), S5 and S6 (sent Sunday 23:50, answered in W48) →
-answered 5 / sent 6 (green against 40 %); W46: S0 → 1/1. test_survey_kpis_equal_the_csv_arithmetic recomputes
+SURVEY_RESPONSE counts a survey in the week it was sent: S1, S2, S3, S4 (never
+answered), S5 and S6 (sent Sunday 23:50, answered in W48) → answered 5 / sent 6 (green
+against 40 %); W46: S0 → 1/1. test_survey_kpis_equal_the_csv_arithmetic recomputes
 these, per day, week, month and department, from the CSV with the standard library.
 BACKLOG at the end of W47 (Mon 23 Nov 00:00): T4 (open since 18 Nov 08:00: 4.7 days,
 3–5 d), T6 (since 23:30: < 1 d), P2 (since 20:00: < 1 d), T12 (reopened October
@@ -297,19 +296,9 @@ def expected_survey_sums(grain: str) -> dict[tuple, list[int]]:
             total[0] += numerator
             total[1] += 1
 
-    # The data's as-of moment: the newest change in tickets and complaints.
-    as_of = max(_instant(row["updated_at"])
-                for text in (known_answers.TICKETS, known_answers.COMPLAINTS)
-                for row in _rows(text))
     for survey in _latest(known_answers.SURVEYS, "response_id").values():
-        # Sent: in the period it was sent, once answered or 7 days on (its response
-        # window; the local wall time, as the warehouse adds it).
-        window_end = (_instant(survey["sent_at"]).astimezone(SHANGHAI).replace(tzinfo=None)
-                      + timedelta(days=7))
-        if survey["answered_at"] or \
-                window_end <= as_of.astimezone(SHANGHAI).replace(tzinfo=None):
-            add(survey["sent_at"], survey, "SURVEY_RESPONSE",
-                1 if survey["answered_at"] else 0)
+        # Sent: answered or not, in the period it was sent.
+        add(survey["sent_at"], survey, "SURVEY_RESPONSE", 1 if survey["answered_at"] else 0)
         if not survey["answered_at"]:
             continue
         for column, kpi in DIMENSION_KPIS.items():

@@ -44,12 +44,6 @@
     ({{ done }} or {{ deadline }} <= {{ as_of }})
 {%- endmacro %}
 
-{#- When a survey sent at ``sent_at_local`` stops waiting for its answer (SURVEY_RESPONSE
-    counts it then, answered or not): the observations and the period finder share it. -#}
-{% macro survey_response_window_end(sent_at_local) -%}
-    ({{ sent_at_local }} + interval '{{ var("survey_response_window_days") | int }} days')
-{%- endmacro %}
-
 {#- The KPIs one row of int_kpi_observations_unioned carries, named by the first: the
     anchor moments of a fact at which several KPIs are observed (a ticket's creation,
     its resolution, a survey's answer), in slot order. A KPI not listed here has rows of

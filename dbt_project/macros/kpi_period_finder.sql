@@ -142,16 +142,6 @@ affected_ranges as (
     where tickets.response_due_at > previous_build.data_as_of
         and tickets.response_due_at <= {{ from_reporting_tz('as_of.data_as_of_local') }}
 
-    -- A survey whose response window ended since: decided unanswered, in its sending day.
-    union all
-    select cast(surveys.sent_at_local as date), cast(surveys.sent_at_local as date)
-    from {{ ref('fct_survey_responses') }} as surveys
-    cross join previous_build
-    cross join as_of
-    where not surveys.is_answered
-        and {{ survey_response_window_end('surveys.sent_at_local') }} > previous_build.data_as_of_local
-        and {{ survey_response_window_end('surveys.sent_at_local') }} <= as_of.data_as_of_local
-
     union all
     select cast(complaints.received_at_local as date),
            cast(coalesce(complaints.resolved_at_local, complaints.received_at_local) as date)

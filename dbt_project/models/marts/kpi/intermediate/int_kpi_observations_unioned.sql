@@ -104,17 +104,15 @@ observations as (
     where is_outcome_known
 
     -- A survey sent: answered or not (SURVEY_RESPONSE), counted in the period it was
-    -- sent, so a late answer raises the rate of the period that sent it; and only once
-    -- its outcome is known: answered, or its response window over at the as-of moment.
+    -- sent, so a late answer raises the rate of the period that sent it.
     union all
     select sent_at_local, {{ observed_kpi_ids('SURVEY_RESPONSE') }},
            case when is_answered then 1.0 else 0.0 end, 1.0,
            {{ empty_kpi_observation_slots(2) }}
            null,
            {{ dimension_columns() }}
-    from {{ fact_with_as_of(ref('fct_survey_responses')) }} as surveys
+    from {{ ref('fct_survey_responses') }} as surveys
     where sent_at_local is not null
-      and {{ outcome_known('is_answered', survey_response_window_end('sent_at_local'), 'data_as_of_local') }}
 
     -- A survey's answer: CSAT and CSI when it rates satisfaction, NPS when it gives a
     -- score.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -142,8 +143,6 @@ def known_answers_built(tmp_path_factory) -> Settings:
 def copy_of_known_answers(known_answers_built):
     """copy(folder, **overrides) -> Settings of a private copy of the built known-answer
     sources and output (warehouse file, dbt target, landing) in ``folder``."""
-    import shutil
-
     def copy(folder: Path, **overrides) -> Settings:
         changed = [key for key in overrides if not key.startswith(_COPY_MAY_CHANGE)]
         if changed:
@@ -170,3 +169,20 @@ def actions_built(tmp_path_factory) -> Settings:
                             **actions_data.OVERRIDES)
     load_and_build(settings, datetime(2026, 9, 28, tzinfo=SHANGHAI))
     return settings
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium through Playwright (both installed by `make setup`; Playwright's
+    own browser download is not used), for the tests that look at pages as a reader does."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is missing: run `make setup` (it installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()

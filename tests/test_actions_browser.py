@@ -4,7 +4,6 @@ port. Screenshots of the main pages are kept in output/test-artefacts/actions/."
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -24,7 +23,6 @@ from tests.actions_data import (
     with_passwords,
 )
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTEFACTS = PROJECT_ROOT / "output" / "test-artefacts" / "actions"
 
 
@@ -50,20 +48,6 @@ def served(actions_built, tmp_path):
     thread.join(timeout=10)
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not shutil.which("chromium") and not __import__("os").path.exists(CHROMIUM):
-        pytest.fail("chromium is missing: run `make setup` (it installs Debian's chromium)")
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM,
-                                              args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
 def sign_in(browser, base: str, username: str, width: int = 1280):
     page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
     page.goto(f"{base}/login")
@@ -79,6 +63,7 @@ ids = unclosed_ids
 
 def test_a_department_head_works_an_action_and_the_quality_team_governs(served, browser):
     settings, base = served
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
     actions = ids(settings)
 
     head = sign_in(browser, base, "head.x")
@@ -131,6 +116,7 @@ def test_a_department_head_works_an_action_and_the_quality_team_governs(served, 
 
 def test_the_pages_fit_a_phone(served, browser):
     settings, base = served
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page = sign_in(browser, base, "quality", width=360)
     page.screenshot(path=str(ARTEFACTS / "list-360px.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import email
 import re
-import shutil
 from email import policy
 
 import pytest
@@ -19,7 +18,6 @@ from servicepulse.paths import PROJECT_ROOT
 from servicepulse.publishing import render_and_deliver
 
 ARTEFACTS = PROJECT_ROOT / "output" / "test-artefacts" / "email"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WEEK, MONTH = Period.parse("2026-W47"), Period.parse("2026-11")
 PHONE = {"width": 360, "height": 640}
 # Gmail cuts an HTML body after 102 KB ("[Message clipped]"); the chart must not make a
@@ -98,18 +96,6 @@ def test_the_email_keeps_to_what_classic_mail_clients_accept(messages):
         assert first_bullet < off_target < every_kpi, where
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM,
-                                              args=["--no-sandbox"])
-        yield launched
-        launched.close()
-
-
 # Every element that must not wrap (figures, status words): as many boxes as lines.
 _WRAPPED = """() => [...document.querySelectorAll('span')]
     .filter(span => span.style.whiteSpace === 'nowrap' && span.getClientRects().length > 1)
@@ -117,6 +103,7 @@ _WRAPPED = """() => [...document.querySelectorAll('span')]
 
 
 def test_on_a_phone_the_first_screen_is_the_summary_and_the_off_target_kpis(messages, browser):
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
     for (report, recipient), message in messages.items():
         where = f"{report} e-mail to {recipient}"
         name = f"{report}-{recipient.split('@')[0]}"

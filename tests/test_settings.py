@@ -79,3 +79,30 @@ def test_business_calendar_knows_china_s_adjusted_working_days():
     assert days[date(2026, 10, 10)].is_working_day
     assert days[date(2026, 10, 11)].day_kind == "weekend"
     assert days[date(2026, 10, 12)].day_kind == "workday"
+
+
+def test_postgres_session_settings_reach_every_connection_and_refuse_injection(tmp_path):
+    """warehouse.postgres.session_settings: dbt's connections (PGOPTIONS), ServicePulse's
+    own (the DSN's options) and the quality gate's take the same parameters."""
+    from servicepulse.quality.runner import connection_string
+    from servicepulse.transform import dbt_environment
+
+    path = write_config(tmp_path, tmp_path, **{
+        "warehouse.kind": "postgres",
+        "warehouse.postgres.session_settings": {"work_mem": "64MB",
+                                                "max_parallel_workers_per_gather": "0"}})
+    settings = load_settings(path, environ={})
+    options = settings.warehouse.postgres.libpq_options()
+    assert sorted(options.split()) == \
+        ["-c", "-c", "max_parallel_workers_per_gather=0", "work_mem=64MB"]
+    assert settings.warehouse.postgres.dsn().endswith(f"options='{options}'")
+    assert dbt_environment(settings)["PGOPTIONS"].endswith(options)
+    assert options in connection_string(settings, "marts")[1]["connect_args"]["options"]
+    assert load_settings(write_config(tmp_path, tmp_path), environ={}) \
+        .warehouse.postgres.session_settings == {"work_mem": "256MB", "jit": "off"}
+
+    for bad in ({"work_mem": "64MB -c log_statement=all"}, {"work mem": "64MB"}):
+        path = write_config(tmp_path, tmp_path, **{
+            "warehouse.postgres.session_settings": bad})
+        with pytest.raises(ConfigError, match="session_settings"):
+            load_settings(path, environ={})

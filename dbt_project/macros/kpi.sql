@@ -21,8 +21,35 @@
     moved a value in its 15th digit (TPS 21.8 -> 21.800000000000004). Sums of these
     sums (weeks, months) are exact too. An observation of 10^12 or more fails the
     build (numeric overflow), never rounds silently. -#}
-{% macro kpi_exact_sum(expression) -%}
-    sum(cast({{ expression }} as decimal(18, 6)))
+{#- An observation as kpi_exact_sum adds it, computed once per row where the
+    observations are read (not in the aggregate, which a grouping-sets aggregation
+    evaluates again for every grouping set). On PostgreSQL it is the decimal in
+    millionths as a bigint: PostgreSQL adds bigints in 128-bit integers, and its
+    arbitrary-precision numeric sums of 4.7M observations in ten grouping sets took
+    65 of the KPI aggregate's 100 s at 1M tickets. The same digits either way. -#}
+{% macro kpi_exact_term(expression) -%}
+    {{ return(adapter.dispatch('kpi_exact_term')(expression)) }}
+{%- endmacro %}
+
+{% macro default__kpi_exact_term(expression) -%}
+    cast({{ expression }} as decimal(18, 6))
+{%- endmacro %}
+
+{% macro postgres__kpi_exact_term(expression) -%}
+    cast(cast({{ expression }} as decimal(18, 6)) * 1000000 as bigint)
+{%- endmacro %}
+
+{#- The exact sum of terms made by kpi_exact_term, as a decimal. -#}
+{% macro kpi_exact_sum(term) -%}
+    {{ return(adapter.dispatch('kpi_exact_sum')(term)) }}
+{%- endmacro %}
+
+{% macro default__kpi_exact_sum(term) -%}
+    sum({{ term }})
+{%- endmacro %}
+
+{% macro postgres__kpi_exact_sum(term) -%}
+    sum({{ term }}) * 0.000001
 {%- endmacro %}
 
 {#- green: meets the target; amber: misses it by no more than the band; red: worse. -#}

@@ -191,6 +191,7 @@ def load_source(settings: Settings, warehouse: Warehouse, source: str,
                  ", ".join(delivery.new_columns) or None, interval_start, interval_end,
                  window_start, delivery.received_at, loaded_at])
 
+    warehouse.prepare_for_lookups(raw, source, [contract.key, "_loaded_at", "_partition_date"])
     _prune_landing(settings, warehouse, source, interval_end)
     files = [d.manifest() for d in landed]
     manifest = write_batch_manifest(settings.landing_path, source, batch_id, {

@@ -75,10 +75,12 @@ def transform(settings: Settings | None = None, full_refresh: bool = False) -> d
     # dbt's totals line without its clock time ("12:00:01  Done. PASS=…").
     done = [line[line.index("Done. PASS="):].strip() for line in result.output.splitlines()
             if "Done. PASS=" in line]
-    log.info("dbt build: %s", done[-1] if done else "done")
-    # dbt's totals line, and per-node counts, the slowest models and every problem from
-    # run_results.json (the task's XCom and the KPI marts Asset event's extra).
-    return {"dbt": done[-1] if done else "done", "summary": result.summary or {}}
+    outcome = done[-1] if done else (result.summary or {}).get("skipped", "done")
+    log.info("dbt build: %s", outcome)
+    # dbt's totals line (or why nothing was built), and per-node counts, the slowest
+    # models and every problem from run_results.json (the task's XCom and the KPI marts
+    # Asset event's extra).
+    return {"dbt": outcome, "summary": result.summary or {}}
 
 
 def check_quality(run_id: str, start: datetime, end: datetime, layer: str | None = None,

@@ -50,6 +50,30 @@ class PostgresSettings(_Section):
     port: int = Field(5432, ge=1, le=65535)
     dbname: str = "servicepulse"
     user: str = "postgres"
+    # Session settings of every connection to the warehouse: dbt's (through libpq's
+    # PGOPTIONS) and ServicePulse's own. The defaults are for building KPI marts, not
+    # for serving many small queries: work_mem lets the aggregations' sorts and hashes
+    # stay in memory (the server's 4MB default spilled them to disk), and jit is off
+    # because compiling every large build query cost more than it saved. Any
+    # PostgreSQL parameter a session may set can be added, e.g.
+    # max_parallel_workers_per_gather. Measured in docs/performance.md.
+    session_settings: dict[str, str] = {"work_mem": "256MB", "jit": "off"}
+
+    @field_validator("session_settings")
+    @classmethod
+    def _plain_settings(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, setting in value.items():
+            if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+                raise ValueError(f"{name!r} is not a PostgreSQL parameter name")
+            if not re.fullmatch(r"[A-Za-z0-9_.+-]+", str(setting)):
+                raise ValueError(f"{name}: {setting!r} must be one word (letters, digits, "
+                                 "_ . + -), as PostgreSQL's own settings are")
+        return {name: str(setting) for name, setting in value.items()}
+
+    def libpq_options(self) -> str:
+        """The session settings as libpq's ``options`` (and PGOPTIONS) value."""
+        return " ".join(f"-c {name}={setting}"
+                        for name, setting in self.session_settings.items())
 
     @property
     def password(self) -> str:
@@ -60,6 +84,8 @@ class PostgresSettings(_Section):
                  f"user={self.user}"]
         if self.password:
             parts.append(f"password={self.password}")
+        if self.session_settings:
+            parts.append(f"options='{self.libpq_options()}'")
         return " ".join(parts)
 
 

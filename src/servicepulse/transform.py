@@ -49,6 +49,9 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
         "SERVICEPULSE_PG_PORT": str(pg.port),
         "SERVICEPULSE_PG_USER": pg.user,
         "SERVICEPULSE_PG_DBNAME": pg.dbname,
+        # libpq applies these to dbt's connections (settings: warehouse.postgres), after
+        # any the environment already sets.
+        "PGOPTIONS": " ".join(filter(None, [env.get("PGOPTIONS", ""), pg.libpq_options()])),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     })
     return env
@@ -149,9 +152,7 @@ def _dbt_command(*arguments: str) -> list[str]:
 
 def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResult:
     install_dbt_packages()
-    # Keep compiled artefacts per warehouse so a DuckDB and a PostgreSQL build
-    # of the same checkout do not overwrite each other's manifest.
-    target_dir = settings.output_path / "dbt" / f"{settings.warehouse.kind}-target"
+    target_dir = _target_dir(settings)
     command = [*_dbt_command(*arguments), "--target-path", str(target_dir),
                "--log-path", str(settings.output_path / "dbt" / "logs"), "--no-use-colors",
                "--vars", json.dumps(dbt_vars(settings))]
@@ -183,16 +184,43 @@ def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
     business calendar's seed holds the configured country. Facts are incremental;
     ``full_refresh`` rebuilds them from all raw rows (needed after changing the
     calendar, a deadline var or a fact's columns)."""
-    from servicepulse import business_calendar
+    from servicepulse import build_inputs, business_calendar
+    from servicepulse.warehouse import connected
 
     business_calendar.check_seeded(settings.calendar)
     _ensure_actions_tables(settings)
+    # The span only decides which instants take DuckDB's arithmetic path, never a
+    # value (reporting_utc_offset_span): it is no input of the marts.
+    variables = {name: value for name, value in dbt_vars(settings).items()
+                 if name != "reporting_utc_offset_span"}
+    manifest = _target_dir(settings) / "manifest.json"
+    with connected(settings) as warehouse:
+        digest = build_inputs.inputs_digest(settings, warehouse, variables, manifest)
+        last = build_inputs.last_built_from(settings, warehouse)
+        if not full_refresh and digest is not None and last is not None and last[0] == digest:
+            message = (f"nothing to build: the project, settings and source rows are those "
+                       f"the marts were built from at {last[1]:%Y-%m-%d %H:%M:%S} UTC")
+            log.info("dbt build skipped, %s", message)
+            return DbtResult([], 0, message, {"skipped": message, "nodes": 0})
+        build_inputs.forget(settings, warehouse)
     # Unit tests check the models' logic on given rows, not the night's data: they run
     # in CI (a plain `dbt build`, and on PostgreSQL in tests/test_known_answers.py),
     # not in every nightly build, where they cost a third of a build with nothing new.
     result = run_dbt(settings, "build", "--exclude", "resource_type:unit_test",
                      *(["--full-refresh"] if full_refresh else []))
+    with connected(settings) as warehouse:
+        # The inputs as they were when this build started (a load since then is new to
+        # the next build); after a first build, its own manifest says which sources count.
+        digest = digest or build_inputs.inputs_digest(settings, warehouse, variables, manifest)
+        if digest is not None:
+            build_inputs.remember(settings, warehouse, digest)
     return with_node_results(settings, result)
+
+
+def _target_dir(settings: Settings) -> Path:
+    """dbt's compiled artefacts, per warehouse: a DuckDB and a PostgreSQL build of the
+    same checkout do not overwrite each other's manifest."""
+    return settings.output_path / "dbt" / f"{settings.warehouse.kind}-target"
 
 
 def _ensure_actions_tables(settings: Settings) -> None:
@@ -210,8 +238,7 @@ def with_node_results(settings: Settings, result: DbtResult) -> DbtResult:
     on the result, read from dbt's run_results.json rather than its console prose."""
     from servicepulse.dbt_results import log_table, read_run_results, summarise
 
-    results = settings.output_path / "dbt" / f"{settings.warehouse.kind}-target" / \
-        "run_results.json"
+    results = _target_dir(settings) / "run_results.json"
     if not results.exists():
         return result
     nodes = read_run_results(results)

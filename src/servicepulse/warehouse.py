@@ -52,6 +52,10 @@ class Warehouse(Protocol):
 
     def limit_memory(self, limit: str) -> None: ...
 
+    # After a load: what lets the builds find a night's rows in a long history without
+    # reading all of it (indexes on the columns they look rows up by, statistics).
+    def prepare_for_lookups(self, schema: str, table: str, columns: list[str]) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -118,6 +122,11 @@ class DuckDBWarehouse:
         self._con.execute(f"SET memory_limit = '{limit}'")
         # Rows are found by their _source_row, not their order: inserts may run in parallel.
         self._con.execute("SET preserve_insertion_order = false")
+
+    def prepare_for_lookups(self, schema, table, columns):
+        # Nothing: DuckDB skips row groups by their min/max and keeps statistics as it
+        # writes; an index would slow every load and serve few of the builds' scans.
+        pass
 
     def close(self):
         try:
@@ -213,6 +222,18 @@ class PostgresWarehouse:
 
     def limit_memory(self, limit):
         self.scratch().execute(f"SET memory_limit = '{limit}'")
+
+    def prepare_for_lookups(self, schema, table, columns):
+        # A nightly build asks a raw table for the versions loaded since its last build
+        # and for every version of the keys among them: without indexes each question
+        # read the whole history. Created once (the first load pays), then kept up by
+        # PostgreSQL. ANALYZE: a table just loaded has no statistics until autovacuum
+        # gets to it, and the planner then guesses its size.
+        for column in columns:
+            index = f"{table}__{column}"[:63]
+            self.execute(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{schema}"."{table}" '
+                         f'("{column}")')
+        self.execute(f'ANALYZE "{schema}"."{table}"')
 
     def close(self):
         if self._scratch is not None:

@@ -140,7 +140,8 @@ def connection_string(settings: Settings, schema: str) -> tuple[str, dict[str, A
     password = f":{quote_plus(pg.password)}" if pg.password else ""
     url = (f"postgresql+psycopg2://{quote_plus(pg.user)}{password}@{pg.host}:{pg.port}/"
            f"{pg.dbname}")
-    return url, {"connect_args": {"options": f"-c search_path={schema}"}}
+    options = " ".join(filter(None, [f"-c search_path={schema}", pg.libpq_options()]))
+    return url, {"connect_args": {"options": options}}
 
 
 def scope_for(settings: Settings, interval_start: datetime, interval_end: datetime):

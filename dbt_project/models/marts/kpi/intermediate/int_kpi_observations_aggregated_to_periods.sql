@@ -78,8 +78,8 @@ recomputed_periods as (
         cast(observed_at_local as date) as observed_on,
         kpi_id_1,
         {%- for slot in observation_slots %}
-        numerator_{{ slot }},
-        denominator_{{ slot }},
+        {{ kpi_exact_term('numerator_' ~ slot) }} as numerator_{{ slot }},
+        {{ kpi_exact_term('denominator_' ~ slot) }} as denominator_{{ slot }},
         {%- endfor %}
         measure,
         {{ dimension_list }}
@@ -94,8 +94,8 @@ recomputed_periods as (
     )
 {%- endset %}
 
--- The numerators and denominators are summed exactly (kpi_exact_sum: each observation
--- at 6 decimal places, summed as a decimal) up to the weeks and months, and only then
+-- The numerators and denominators are summed exactly (kpi_exact_term, kpi_exact_sum:
+-- each observation at 6 decimal places, summed as a decimal) up to the weeks and months, and only then
 -- made doubles: the order in which DuckDB's threads or PostgreSQL add the rows cannot
 -- change a digit, so a re-run gives the same KPI values on both (a float sum once
 -- gave TPS 21.800000000000004 for 21.8). The KPI marts divide them once.

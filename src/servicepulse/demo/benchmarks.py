@@ -20,7 +20,12 @@ queries of the weekly KPI table as yardsticks (bench_sql/: by every dimension, a
 kpi_weekly holds it, and by department only, the narrower query of earlier figures),
 and a nightly incremental build after the same 10,000 tickets are delivered again in
 every size (three rounds, the sizes taking turns in each: the median is reported).
-Each runs in a child process so its peak memory is its own.
+Each runs in a child process so its peak memory is its own. After each nightly build, a
+build with nothing new (servicepulse.build_inputs skips dbt), against dbt's own start-up:
+`dbt build` of an empty project. Then the 1M set on the local PostgreSQL server (database
+servicepulse_bench_marts, made afresh): the real loader, a full build, the hand-written
+yardstick in PostgreSQL's SQL, every row of the three KPI tables against DuckDB's, and
+the same nightly builds. `--marts-sizes 1M` leaves out the 10M DuckDB sets.
 
 Reports: the weekly report of the data's last complete ISO week and the monthly report
 of its last complete month, whole organisation and one department, zh-CN and en, each
@@ -32,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import resource
 import statistics
 import subprocess
@@ -265,25 +272,61 @@ def _child_nightly_build(config: str) -> dict[str, float]:
     from servicepulse.warehouse import connected
 
     settings = load_settings(config, environ={})
+    raw = settings.warehouse.schema("raw")
     with connected(settings) as warehouse:
         warehouse.execute(
-            "create or replace temp table changed as select ticket_id from raw.crm_tickets "
+            f"create temp table changed as select ticket_id from {raw}.crm_tickets "
             f"where ticket_id not like '%-%' order by ticket_id limit {NIGHTLY_CHANGED_TICKETS}")
         for table in ("crm_tickets", "complaints", "survey_responses"):
-            warehouse.execute(f"update raw.{table} set _loaded_at = now() "
+            warehouse.execute(f"update {raw}.{table} set _loaded_at = now() "
                               "where ticket_id in (select ticket_id from changed)")
+        warehouse.execute("drop table changed")
     started = time.perf_counter()
     build(settings)
     return {"nightly_build_s": time.perf_counter() - started,
             "nightly_peak_rss_mib": _peak_mib()}
 
 
-def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
+def _child_unchanged_build(config: str) -> dict[str, float]:
+    """A build right after another, nothing loaded between: a night that brought
+    nothing new (servicepulse.build_inputs)."""
+    from servicepulse.settings import load_settings
+    from servicepulse.transform import build
+
+    settings = load_settings(config, environ={})
+    started = time.perf_counter()
+    result = build(settings)
+    return {"unchanged_build_s": time.perf_counter() - started,
+            "unchanged_build_skipped_dbt": bool((result.summary or {}).get("skipped"))}
+
+
+def _child_dbt_empty_project(workdir: str) -> dict[str, float]:
+    """dbt's own start-up: `dbt build` of a project with no models, seeds or tests, on
+    a DuckDB file, the floor under any build dbt runs."""
+    project = Path(workdir) / "empty-dbt-project"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "dbt_project.yml").write_text(
+        "name: empty\nversion: '1.0'\nconfig-version: 2\nprofile: empty\n")
+    (project / "profiles.yml").write_text(yaml.safe_dump({"empty": {
+        "target": "duckdb", "outputs": {"duckdb": {
+            "type": "duckdb", "path": str(project / "empty.duckdb"), "threads": 1}}}}))
+    dbt = Path(sys.executable).with_name("dbt")
+    environment = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    started = time.perf_counter()
+    subprocess.run([str(dbt), "build", "--project-dir", str(project), "--profiles-dir",
+                    str(project)], check=True, capture_output=True, env=environment)
+    return {"dbt_empty_project_s": time.perf_counter() - started}
+
+
+def bench_marts(source_config: Path, root: Path,
+                sizes: list[str] | None = None) -> list[dict[str, float]]:
     results = []
     configs = {}
     for label, scale, layout in MARTS_SIZES:
+        if sizes is not None and label not in sizes:
+            continue
         configs[label] = config = _scaled_warehouse(source_config, scale, root, layout)
-        row: dict[str, float | str] = {"size": label, "layout": layout}
+        row: dict[str, float | str] = {"size": label, "layout": layout, "warehouse": "duckdb"}
         row.update(_in_child("_child_full_build", str(config)))
         for yardstick in HAND_WRITTEN_QUERIES:
             row.update(_in_child("_child_hand_written_query", str(config), yardstick))
@@ -304,9 +347,24 @@ def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
     nightly: dict[str, list[dict[str, float]]] = {label: [] for label in configs}
     for _ in range(NIGHTLY_REPEATS):
         for label, config in configs.items():
-            nightly[label].append(_in_child("_child_nightly_build", str(config)))
+            nightly[label].append({**_in_child("_child_nightly_build", str(config)),
+                                   **_in_child("_child_unchanged_build", str(config))})
     by_size = {row["size"]: row for row in results}
+    startup = [_in_child("_child_dbt_empty_project", str(root))["dbt_empty_project_s"]
+               for _ in range(NIGHTLY_REPEATS)]
+    print(f"marts: dbt's own start-up (`dbt build` of an empty project) "
+          f"{statistics.median(startup):.1f} s (median of "
+          f"{', '.join(f'{run:.1f}' for run in startup)})", flush=True)
     for label, row in by_size.items():
+        row["dbt_empty_project_s"] = statistics.median(startup)
+        row["unchanged_build_runs_s"] = [run["unchanged_build_s"] for run in nightly[label]]
+        row["unchanged_build_s"] = statistics.median(row["unchanged_build_runs_s"])
+        row["unchanged_vs_dbt_start_up"] = row["unchanged_build_s"] / row["dbt_empty_project_s"]
+        print(f"marts, {label} ({row['layout']}): build with nothing new "
+              f"{row['unchanged_build_s']:.2f} s = {row['unchanged_vs_dbt_start_up']:.2f}x "
+              f"dbt's start-up (dbt skipped: "
+              f"{all(run['unchanged_build_skipped_dbt'] for run in nightly[label])})",
+              flush=True)
         row["nightly_build_runs_s"] = [run["nightly_build_s"] for run in nightly[label]]
         row["nightly_build_s"] = statistics.median(row["nightly_build_runs_s"])
         row["nightly_peak_rss_mib"] = max(run["nightly_peak_rss_mib"] for run in nightly[label])
@@ -323,6 +381,133 @@ def bench_marts(source_config: Path, root: Path) -> list[dict[str, float]]:
         print(f"marts, nightly incremental build on 10M rows of history / on 1M (medians): "
               f"{ratio:.2f}x (round by round: {', '.join(f'{r:.2f}x' for r in rounds)})")
     return results
+
+
+# The PostgreSQL warehouse of the marts benchmark: a database of its own on the local
+# server, made afresh by every run (the 1M generated set loaded by the real loader).
+BENCH_PG_DATABASE = "servicepulse_bench_marts"
+PG_YARDSTICK = BENCH_SQL / "weekly_kpis_every_dimension_by_hand.postgres.sql"
+KPI_TABLES = ("kpi_daily", "kpi_weekly", "kpi_monthly")
+
+
+def _postgres_config(source_config: Path, root: Path) -> Path:
+    import psycopg2
+
+    from servicepulse.settings import load_settings
+
+    source = load_settings(source_config, environ={})
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres",
+                                  dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"drop database if exists {BENCH_PG_DATABASE}")
+        cursor.execute(f"create database {BENCH_PG_DATABASE}")
+    connection.close()
+    workdir = root / "marts-1x-postgres"
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    config = {"output_dir": str(workdir / "output"), "airflow_home": str(workdir / "airflow"),
+              "warehouse": {"kind": "postgres", "postgres": {"dbname": BENCH_PG_DATABASE}},
+              "sources": {"directory": str(source.sources_dir)}}
+    path = workdir / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _child_load(config: str) -> dict[str, float]:
+    from servicepulse import pipeline
+    from servicepulse.settings import load_settings
+
+    settings = load_settings(config, environ={})
+    start, end = _interval(settings)
+    started = time.perf_counter()
+    for source in SOURCES:
+        pipeline.load(source, start, end, settings=settings)
+    return {"load_s": time.perf_counter() - started}
+
+
+def _child_postgres_hand_written_query(config: str) -> dict[str, float]:
+    import psycopg2
+
+    from servicepulse.settings import load_settings
+
+    settings = load_settings(config, environ={})
+    connection = psycopg2.connect(settings.warehouse.postgres.dsn())
+    query = PG_YARDSTICK.read_text()
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(f"select count(*) from ({query}) as by_hand")
+        rows = cursor.fetchone()[0]
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return {"hand_written_every_dimension_s": elapsed,
+            "hand_written_every_dimension_rows": rows}
+
+
+def _kpi_rows(config: Path, table: str) -> list[tuple]:
+    """A KPI mart's rows in one engine-neutral form (numbers to 9 decimals)."""
+    from servicepulse.settings import load_settings
+    from servicepulse.warehouse import connected
+
+    settings = load_settings(config, environ={})
+    with connected(settings, read_only=True) as warehouse:
+        frame = warehouse.fetch_frame(
+            "select period_start, dimension, dimension_value, kpi_id, numerator, denominator, "
+            f"value, target, status, previous_value from {settings.warehouse.schema('marts')}"
+            f".{table} order by period_start, dimension, dimension_value, kpi_id")
+
+    def comparable(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if hasattr(value, "year"):
+            return str(value)[:10]
+        if isinstance(value, (int, float)) or type(value).__name__ == "Decimal":
+            return round(float(value), 9)
+        return value
+
+    return [tuple(comparable(value) for value in record)
+            for record in frame.itertuples(index=False)]
+
+
+def bench_marts_postgres(duckdb_config: Path, root: Path) -> dict:
+    """The 1M set on the local PostgreSQL server: load, full build, the hand-written
+    yardstick, every KPI row against DuckDB's, and the nightly builds (10,000 changed
+    tickets; nothing new), each in a child process."""
+    config = _postgres_config(duckdb_config, root)
+    row: dict = {"size": "1M", "warehouse": "postgres"}
+    row.update(_in_child("_child_load", str(config)))
+    row.update(_in_child("_child_full_build", str(config)))
+    if PG_YARDSTICK.is_file():
+        row.update(_in_child("_child_postgres_hand_written_query", str(config)))
+        row["build_vs_hand_written_every_dimension"] = (
+            row["full_build_s"] / row["hand_written_every_dimension_s"])
+    row["kpi_rows_differing_from_duckdb"], row["kpi_rows"] = {}, {}
+    for table in KPI_TABLES:
+        on_postgres, on_duckdb = _kpi_rows(config, table), _kpi_rows(duckdb_config, table)
+        row["kpi_rows"][table] = len(on_postgres)
+        # Rows in one and not in the other, either way (0: every row identical).
+        row["kpi_rows_differing_from_duckdb"][table] = len(set(on_postgres) ^ set(on_duckdb))
+    runs = [{**_in_child("_child_nightly_build", str(config)),
+             **_in_child("_child_unchanged_build", str(config))}
+            for _ in range(NIGHTLY_REPEATS)]
+    row["nightly_build_runs_s"] = [run["nightly_build_s"] for run in runs]
+    row["nightly_build_s"] = statistics.median(row["nightly_build_runs_s"])
+    row["unchanged_build_runs_s"] = [run["unchanged_build_s"] for run in runs]
+    row["unchanged_build_s"] = statistics.median(row["unchanged_build_runs_s"])
+    print(f"marts, 1M on PostgreSQL: load {row['load_s']:.1f} s; full dbt build "
+          f"{row['full_build_s']:.1f} s (peak RSS {row['peak_rss_mib']:.0f} MiB); "
+          + (f"hand-written weekly query by every dimension "
+             f"{row['hand_written_every_dimension_s']:.1f} s (build = "
+             f"{row['build_vs_hand_written_every_dimension']:.1f}x); "
+             if PG_YARDSTICK.is_file() else "")
+          + f"KPI rows differing from DuckDB's: {row['kpi_rows_differing_from_duckdb']} "
+          f"of {row['kpi_rows']}; nightly after {NIGHTLY_CHANGED_TICKETS:,} changed tickets "
+          f"{row['nightly_build_s']:.1f} s (median of "
+          f"{', '.join(f'{run:.1f}' for run in row['nightly_build_runs_s'])}); nothing new "
+          f"{row['unchanged_build_s']:.2f} s", flush=True)
+    return row
 
 
 BENCH_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -464,8 +649,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets-per-day", type=int, nargs="+", default=[1000, 9800],
                         help="sizes to run (120 days each; 9800/day is about 1M tickets)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "output" / "bench")
-    parser.add_argument("--only", choices=["ingest", "quality", "marts", "reports"],
+    parser.add_argument("--only", choices=["ingest", "quality", "marts", "reports", "publish"],
                         help="run one part (default: all)")
+    parser.add_argument("--marts-sizes", nargs="+", choices=[size for size, _, _ in MARTS_SIZES],
+                        default=[size for size, _, _ in MARTS_SIZES],
+                        help="the DuckDB sizes of the marts benchmark (PostgreSQL: 1M)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "ingest"):
@@ -483,10 +671,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results: {args.out / 'reports.json'}")
         if args.only == "reports":
             return 0
+    if args.only in (None, "publish"):
+        from servicepulse.demo.bench_publish import bench_publish
+
+        config, _ = prepare(min(args.tickets_per_day), args.out)
+        bench_publish(config, args.out)
+        if args.only == "publish":
+            return 0
     if args.only != "quality":
         # The marts benchmark starts from the largest generated data set.
         config, _ = prepare(max(args.tickets_per_day), args.out)
-        marts = bench_marts(config, args.out)
+        marts = bench_marts(config, args.out, args.marts_sizes)
+        marts.append(bench_marts_postgres(config, args.out))
         (args.out / "marts.json").write_text(json.dumps(marts, indent=2))
         print(f"results: {args.out / 'marts.json'}")
         if args.only == "marts":

@@ -10,6 +10,32 @@ import yaml
 
 from servicepulse.settings import Settings, load_settings
 
+# Modules whose tests build marts with dbt, themselves or through a fixture: `make
+# test-fast` leaves them out (mark dbt_build). It runs with SERVICEPULSE_TEST_FAST set, and
+# then any test that still reaches dbt fails and says to list its module here.
+DBT_BUILDING_MODULES = {
+    "test_actions", "test_actions_app", "test_actions_browser", "test_any_history",
+    "test_bounded_dates", "test_build_inputs", "test_dbt_project", "test_dbt_results",
+    "test_email", "test_feedback_data", "test_incremental", "test_known_answers",
+    "test_kpi_period_finder", "test_onboarding_real_exports", "test_one_error_line",
+    "test_partial_sources", "test_processes", "test_publish_fan_out", "test_quality",
+    "test_quality_defects", "test_report_schedule", "test_report_shapes",
+    "test_reporting_time_zone", "test_reports", "test_rerun_identical", "test_targets",
+    "test_time_zone_matrix", "test_workbook",
+}
+
+
+def pytest_configure(config):
+    if os.environ.get("SERVICEPULSE_TEST_FAST"):
+        import servicepulse.transform
+
+        def refused(*arguments):
+            raise AssertionError(
+                "this test builds with dbt, which `make test-fast` leaves out: add its "
+                "module to DBT_BUILDING_MODULES in tests/conftest.py")
+
+        servicepulse.transform._dbt_command = refused
+
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by the marks added here
 def pytest_collection_modifyitems(config, items):
@@ -25,6 +51,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:  # a test on PostgreSQL is one, marked or not
         if "postgres_prefix" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        if item.module.__name__.rsplit(".", 1)[-1] in DBT_BUILDING_MODULES:
+            item.add_marker(pytest.mark.dbt_build)
 
     def weight(module_items) -> int:
         marks = {mark.name for item in module_items for mark in item.iter_markers()}

@@ -61,8 +61,10 @@ def _dbt_processes() -> dict[int, int]:
 
 
 def _start_build(settings, **extra) -> tuple[subprocess.Popen, int]:
-    """A build, and its dbt child once that runs."""
-    build = subprocess.Popen([*SERVICEPULSE, "build"], env=_env(settings, **extra),
+    """A build, and its dbt child once that runs. A full refresh: a plain build of the
+    unchanged warehouse would skip dbt (servicepulse.build_inputs)."""
+    build = subprocess.Popen([*SERVICEPULSE, "build", "--full-refresh"],
+                             env=_env(settings, **extra),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -167,6 +167,17 @@ def test_celery_workers_run_the_nightly_dag_and_the_report_follows(tmp_path, met
         weekly = _query(metadata_database, "select run_type, state from dag_run "
                                            "where dag_id = 'servicepulse_weekly_report'")
         assert {state for _, state in weekly} == {"success"}, weekly
+        # Publishing fanned out: one mapped render-and-send task per audience (the
+        # organisation in both languages), each run by a Celery worker.
+        audiences = _query(metadata_database, "select rendered_map_index, state, hostname "
+                                              "from task_instance where dag_id = "
+                                              "'servicepulse_weekly_report' and task_id = "
+                                              "'render_and_send_weekly_report' and "
+                                              "map_index >= 0")
+        assert sorted(name for name, _, _ in audiences) == ["organisation en",
+                                                            "organisation zh-CN"]
+        assert {state for _, state, _ in audiences} == {"success"}
+        assert all(hostname for _, _, hostname in audiences)
     finally:
         for service in services:
             os.killpg(service.pid, signal.SIGTERM)

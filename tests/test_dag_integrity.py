@@ -83,9 +83,32 @@ def test_reports_wait_for_the_nightly_checked_marts(dagbag, report):
     assert dag.timetable.asset_condition.uri in checked
     assert {"period", "recipient", "resend_reason"} <= set(dag.params)
     # Every scheduled report run checks that the nightly still runs at all.
-    assert {t.task_id for t in dag.tasks} == {f"publish_{report}_report",
-                                              "check_nightly_heartbeat"}
-    assert {t.pool for t in dag.tasks} == {"servicepulse_warehouse"}
+    assert {t.task_id for t in dag.tasks} == {
+        f"plan_{report}_report", f"render_and_send_{report}_report",
+        f"finish_{report}_report", "check_nightly_heartbeat"}
+
+
+@pytest.mark.parametrize("report", ["weekly", "monthly"])
+def test_publishing_fans_out_one_mapped_task_per_audience(dagbag, report):
+    """The plan's items are expanded into one render-and-send task each (dynamic task
+    mapping), outside the one-slot warehouse pool so the workers share the renders; the
+    finish step runs whatever they did, and reads the plan's items and their results."""
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+
+    dag = dagbag.dags[f"servicepulse_{report}_report"]
+    plan, render, finish = (dag.get_task(f"{step}_{report}_report")
+                            for step in ("plan", "render_and_send", "finish"))
+    assert not plan.is_mapped and render.is_mapped and not finish.is_mapped
+    # .expand(item=<the plan's output>): a TaskFlow task keeps it with its arguments.
+    assert set(render.op_kwargs_expand_input.value) == {"item"}
+    expanded = render.op_kwargs_expand_input.value["item"]
+    assert isinstance(expanded, PlainXComArg) and expanded.operator is plan
+    assert render.upstream_task_ids == {plan.task_id}
+    assert finish.upstream_task_ids == {plan.task_id, render.task_id}
+    assert finish.trigger_rule == "all_done"
+    assert {plan.pool, finish.pool} == {"servicepulse_warehouse"}
+    assert render.pool == "default_pool"
+    assert render.retries >= 1
 
 
 def test_dag_files_have_no_heavy_top_level_imports():

@@ -51,6 +51,17 @@ def _settings(tmp_path, airflow_home, **overrides):
                                                  "locale": "en"}], **overrides})
 
 
+def _newest_run_tasks(settings, dag_id: str) -> list[tuple]:
+    """(task, map index, state, its name in the UI) of the DAG's newest run, the
+    heartbeat left out (a manual run skips it)."""
+    with sqlite3.connect(settings.airflow_home_path / "airflow.db") as metadata:
+        return metadata.execute(
+            "select task_id, map_index, state, rendered_map_index from task_instance "
+            "where dag_id = ? and task_id != 'check_nightly_heartbeat' and run_id = "
+            "(select run_id from dag_run where dag_id = ? order by id desc limit 1) "
+            "order by task_id, map_index", (dag_id, dag_id)).fetchall()
+
+
 def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
     settings = _settings(tmp_path, airflow_home)
     began = datetime.now(UTC)
@@ -76,8 +87,21 @@ def test_nightly_then_weekly_report_dag_delivers_once(tmp_path, airflow_home):
     assert dbt["summary"]["problems"] == []
     assert {"name", "seconds"} <= set(dbt["summary"]["slowest"][0])
     assert not (settings.output_path / "outbox" / "weekly").exists()  # reports wait
-    for _ in range(2):  # a re-run of the report DAG sends nothing twice
+    for attempt in range(2):  # a re-run of the report DAG sends nothing twice
         assert run_weekly_report(settings, "2026-W47", SUNDAY).state == "success"
+        # One mapped render-and-send task per audience (the organisation in both
+        # languages, the Beijing head's slice); the re-run finds the week delivered and
+        # plans none, and its finish step still runs.
+        assert _newest_run_tasks(settings, "servicepulse_weekly_report") == ([
+            ("finish_weekly_report", -1, "success", None),
+            ("plan_weekly_report", -1, "success", None),
+            ("render_and_send_weekly_report", 0, "success", "organisation en"),
+            ("render_and_send_weekly_report", 1, "success", "organisation zh-CN"),
+            ("render_and_send_weekly_report", 2, "success", "bj_call_centre zh-CN"),
+        ] if attempt == 0 else [
+            ("finish_weekly_report", -1, "success", None),
+            ("plan_weekly_report", -1, "success", None),
+            ("render_and_send_weekly_report", -1, "skipped", None)])
     for _ in range(2):
         assert run_monthly_report(settings, "2026-10", SUNDAY).state == "success"
     with connected(settings, read_only=True) as warehouse:

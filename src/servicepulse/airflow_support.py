@@ -24,7 +24,10 @@ def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:
         if is_retryable(exc):
             raise  # the task's retries with backoff; on_failure_callback after the last
-        _alert_data_team(step, args, exc)
+        # An error that says the data team already heard of it (a report's finish step
+        # failing because an earlier task failed) fails the task without a second alert.
+        if not getattr(exc, "data_team_alerted", False):
+            _alert_data_team(step, args, exc)
         failure = AirflowFailException(f"{type(exc).__name__}: {exc}")
         # The DAG's on_failure_callback sees this and does not alert a second time.
         failure.servicepulse_alerted = True  # type: ignore[attr-defined]

@@ -28,3 +28,8 @@ CHECKED_MARTS_URI = "servicepulse://quality/kpi_marts_checked"
 # for PostgreSQL (tests/test_deployment.py holds it to this number).
 WAREHOUSE_POOL = "servicepulse_warehouse"
 WAREHOUSE_POOL_SLOTS = {"duckdb": 1, "postgres": 4}
+# A report's render-and-send tasks (one per audience) stay out of that pool: they hold
+# the warehouse only for moments (their mart rows, their ledger claims) and wait for it
+# by themselves, and a one-slot pool would line up hundreds of renders on one worker.
+# Airflow's own pool: as many at once as the workers have slots.
+AUDIENCE_POOL = "default_pool"

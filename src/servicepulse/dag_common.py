@@ -18,6 +18,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from servicepulse.constants import (
+    AUDIENCE_POOL,
     CHECKED_MARTS_URI,
     DEFAULT_REPORTING_TIMEZONE,
     KPI_MARTS_URI,
@@ -54,7 +55,14 @@ def alert_data_team(context: Any) -> None:
 def report_dag(report: str, deadline_cron: str, period_example: str, doc: str) -> Any:
     """The weekly or monthly report DAG: on the nightly's checked-marts Asset (send the
     last complete period once it has passed) or on ``deadline_cron`` (the deadline:
-    send, or tell the recipients it is delayed and fail loudly)."""
+    send, or tell the recipients it is delayed and fail loudly).
+
+    Publishing fans out: ``plan_<report>_report`` decides the period and lists its
+    audiences; ``render_and_send_<report>_report`` is mapped over them, one task per
+    audience (its PDF, its recipients' e-mails), so the workers share the renders;
+    ``finish_<report>_report`` runs whatever they did (archive, one delivery alert, the
+    run's outcome). The steps are servicepulse.pipeline's plan_report, render_and_send
+    and finish_report."""
     @dag(
         dag_id=REPORT_DAG_IDS[report],
         schedule=AssetOrTimeSchedule(
@@ -84,18 +92,46 @@ def report_dag(report: str, deadline_cron: str, period_example: str, doc: str) -
         doc_md=doc,
     )
     def report_dag_body() -> None:
-        @task(task_id=f"publish_{report}_report")
-        def publish(params=None, run_id=None, logical_date=None,
-                    triggering_asset_events=None):
+        @task(task_id=f"plan_{report}_report")
+        def plan(params=None, run_id=None, logical_date=None,
+                 triggering_asset_events=None):
             from servicepulse import pipeline
             from servicepulse.airflow_support import run_step
 
             params = params or {}
-            return run_step(getattr(pipeline, f"publish_{report}"), params.get("period"),
-                            run_id=run_id, logical_date=logical_date,
-                            triggered_by_data=bool(triggering_asset_events),
-                            recipient=params.get("recipient"),
-                            resend_reason=params.get("resend_reason"))
+            planned = run_step(pipeline.plan_report, report, params.get("period"),
+                               run_id=run_id, logical_date=logical_date,
+                               triggered_by_data=bool(triggering_asset_events),
+                               recipient=params.get("recipient"),
+                               resend_reason=params.get("resend_reason"))
+            return planned["items"]  # what the audiences' tasks are mapped over
+
+        @task(task_id=f"render_and_send_{report}_report", pool=AUDIENCE_POOL,
+              map_index_template="{{ audience }}")
+        def render_and_send(item, run_id=None):
+            from airflow.sdk import get_current_context
+
+            from servicepulse import pipeline
+            from servicepulse.airflow_support import run_step
+
+            # The mapped task's name in the UI, e.g. "bj_call_centre zh-CN".
+            get_current_context()["audience"] = (f"{item['department'] or 'organisation'} "
+                                                 f"{item['locale']}")
+            return run_step(pipeline.render_and_send, item, run_id=run_id)
+
+        # All done, not all succeeded: an audience that failed for good still gets the
+        # archive, the one delivery alert and the run's failure; zero audiences finish
+        # at once.
+        @task(task_id=f"finish_{report}_report", trigger_rule="all_done")
+        def finish(items, results, run_id=None):
+            from servicepulse import pipeline
+            from servicepulse.airflow_support import run_step
+
+            return run_step(pipeline.finish_report, items, list(results or ()),
+                            run_id=run_id)
+
+        items = plan()
+        finish(items, render_and_send.expand(item=items))
 
         # The nightly's heartbeat, on every scheduled run: a scheduler that stopped
         # running it, or a nightly that no longer parses, leaves no failed task behind.
@@ -108,7 +144,6 @@ def report_dag(report: str, deadline_cron: str, period_example: str, doc: str) -
 
             return run_step(pipeline.nightly_heartbeat, logical_date)
 
-        publish()
         heartbeat()
 
     return report_dag_body()

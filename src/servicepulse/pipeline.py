@@ -144,13 +144,19 @@ class ReportNotReady(PermanentError):
     """The period's data has not passed the quality gate: nothing was sent to readers."""
 
 
+class PlanUnfinished(PermanentError):
+    """The report's plan step failed (its own alert says why): nothing to finish."""
+
+    data_team_alerted = True  # the plan task's failure did (see airflow_support.run_step)
+
+
 def publish_weekly(period_label: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    """The weekly report DAG's step (see publish_report)."""
+    """The weekly report in one process (see publish_report)."""
     return publish_report("weekly", period_label, **kwargs)
 
 
 def publish_monthly(period_label: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    """The monthly report DAG's step (see publish_report)."""
+    """The monthly report in one process (see publish_report)."""
     return publish_report("monthly", period_label, **kwargs)
 
 
@@ -158,8 +164,31 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
                    logical_date: datetime | None = None, triggered_by_data: bool = False,
                    recipient: str | None = None, resend_reason: str | None = None,
                    settings: Settings | None = None) -> dict[str, Any]:
-    """A report DAG's one step: decide which period is due, check that its data passed
-    the gate, and deliver it (each recipient once; see delivery.ledger).
+    """A report's three steps in this process, one audience after another (`servicepulse
+    publish` and `resend`): plan_report, render_and_send's work for each audience,
+    finish_report. The report DAGs run the same steps as tasks, the audiences mapped
+    over the workers. Returns finish_report's summary, or {"period", "skipped"}."""
+    from servicepulse.publishing import publish_each
+
+    settings = settings or load_settings()
+    planned = plan_report(report, period_label, run_id=run_id, logical_date=logical_date,
+                          triggered_by_data=triggered_by_data, recipient=recipient,
+                          resend_reason=resend_reason, settings=settings)
+    if "skipped" in planned:
+        return {"period": planned["period"], "skipped": planned["skipped"]}
+    # Sends that need attention are concluded once, by finish_report, as the DAG does;
+    # a failure to render stops the run at once.
+    results = publish_each(settings, planned["items"], run_id=run_id)
+    return finish_report(planned["items"], results, run_id=run_id, settings=settings)
+
+
+def plan_report(report: str, period_label: str | None = None, run_id: str | None = None,
+                logical_date: datetime | None = None, triggered_by_data: bool = False,
+                recipient: str | None = None, resend_reason: str | None = None,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """A report's first step (the report DAG's plan task): decide which period is due,
+    check that its data passed the gate, and plan the work: one item per audience
+    (publishing.plan_audiences), each rendered and sent by render_and_send.
 
     - ``period_label`` given (backfill, re-send): that ISO week / month.
     - ``triggered_by_data`` (the nightly run's checked-marts Asset): the last period
@@ -170,13 +199,17 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
       month's first working day (business calendar, dim_dates), so runs on the days
       before it do nothing. Past the deadline and not ready: every recipient gets a
       "report delayed" notice (once) and the data team an alert, and the run fails.
+
+    Returns {"report", "period", "items"}; with "skipped" (the reason, logged) and no
+    items when there is nothing to publish.
     """
     from servicepulse.kpis import Period, PeriodError
     from servicepulse.publishing import (
         PERIOD_KINDS,
+        check_marts_cover,
         delivered,
         parse_report_period,
-        render_and_deliver,
+        plan_audiences,
         send_delayed_notice,
     )
     from servicepulse.readiness import newest_ready_end, period_readiness
@@ -184,13 +217,18 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
 
     settings = settings or load_settings()
     kind = PERIOD_KINDS[report]
+
+    def skipped(period_label: str | None, reason: str) -> dict[str, Any]:
+        log.info("%s %s: nothing to publish: %s", report, period_label or "-", reason)
+        return {"report": report, "period": period_label, "skipped": reason, "items": []}
+
     with connected(settings) as warehouse:
         if period_label:
             period = parse_report_period(report, period_label)
         elif triggered_by_data:
             ready_end = newest_ready_end(settings, warehouse)
             if ready_end is None:
-                return {"period": None, "skipped": "no interval has passed the gate yet"}
+                return skipped(None, "no interval has passed the gate yet")
             period = Period.last_complete(kind, ready_end.astimezone(settings.tz).date())
         else:
             if logical_date is None:
@@ -200,18 +238,27 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
             if kind == "month":
                 due = first_working_day(settings, warehouse, today.replace(day=1))
                 if today < due:
-                    return {"period": period.label,
-                            "skipped": f"not due before {due.isoformat()}, the month's "
-                                       "first working day"}
+                    return skipped(period.label, f"not due before {due.isoformat()}, the "
+                                                 "month's first working day")
         if not resend_reason and delivered(settings, warehouse, period):
-            return {"period": period.label,
-                    "skipped": "already delivered to every recipient"}
+            return skipped(period.label, "already delivered to every recipient")
         readiness = period_readiness(settings, warehouse, period)
+        items = plan_audiences(settings, period, recipient, resend_reason)
+        if readiness.ready:
+            try:
+                check_marts_cover(settings, warehouse, period, items)
+            except PeriodError as error:
+                # A period the marts do not cover (data that starts after it, e.g. the
+                # month before the first load) is no reason for the nightly trigger to
+                # fail every night; a requested or due period still fails loudly.
+                if triggered_by_data:
+                    return skipped(period.label, str(error))
+                raise
     log.info("%s %s: %s", report, period.label, readiness.reason)
 
     if not readiness.ready:
         if triggered_by_data:
-            return {"period": period.label, "skipped": readiness.reason}
+            return skipped(period.label, readiness.reason)
         if period_label:
             raise ReportNotReady(f"{report} {period.label} is not ready: {readiness.reason}")
         notice = send_delayed_notice(settings, period, readiness.reason, run_id=run_id)
@@ -222,16 +269,56 @@ def publish_report(report: str, period_label: str | None = None, run_id: str | N
             notify(settings, report_delayed(report, period, readiness.reason))
         raise ReportNotReady(f"{report} {period.label} is not ready at its deadline: "
                              f"{readiness.reason}; delayed notice: {notice.summary()}")
-    try:
-        published = render_and_deliver(settings, period, run_id=run_id,
-                                       only_recipient=recipient, resend_reason=resend_reason)
-    except PeriodError as error:
-        # A period the marts do not cover (data that starts after it, e.g. the month
-        # before the first load) is no reason for the nightly trigger to fail every
-        # night; a requested or due period still fails loudly.
-        if triggered_by_data:
-            return {"period": period.label, "skipped": str(error)}
-        raise
+    log.info("%s %s: %d audiences to render, %d e-mails", report, period.label, len(items),
+             sum(len(item["recipients"]) for item in items))
+    return {"report": report, "period": period.label, "items": items}
+
+
+def render_and_send(item: dict[str, Any], run_id: str | None = None,
+                    settings: Settings | None = None) -> dict[str, Any]:
+    """A report DAG's mapped task: one audience of plan_report's items, rendered and
+    sent (publishing.publish_audience). A send that a later try may mend (a temporary
+    failure, another worker still sending) raises DeliveryIncomplete, so Airflow retries
+    this audience alone, and the ledger sends only what did not go; the rest is left to
+    finish_report."""
+    from servicepulse.delivery.deliver import (
+        RETRYABLE_STATUSES,
+        DeliveryIncomplete,
+        Outcome,
+        problem_text,
+    )
+    from servicepulse.publishing import publish_audience
+
+    settings = settings or load_settings()
+    result = publish_audience(settings, item, run_id=run_id)
+    log.info("%s %s, %s %s: rendered in %.2f s, e-mails: %s", item["report"], item["period"],
+             item["department"] or "organisation", item["locale"], result["seconds"]["render"],
+             ", ".join(f"{o['recipient']} {o['status']}" for o in result["outcomes"])
+             or "none")
+    again = [Outcome(**o) for o in result["outcomes"] if o["status"] in RETRYABLE_STATUSES]
+    if again:
+        raise DeliveryIncomplete(problem_text(item["report"], item["period"], again))
+    return result
+
+
+def finish_report(items: list[dict[str, Any]] | None, results: list[dict[str, Any]],
+                  run_id: str | None = None, settings: Settings | None = None
+                  ) -> dict[str, Any]:
+    """A report's last step (the report DAG's finish task, run whatever the audiences'
+    tasks did): publishing.finish_publishing over their results (archive, index, one
+    delivery alert, the run's outcome), then the "report is out" notice. ``items``:
+    plan_report's (None: the plan failed; [] nothing to publish)."""
+    from servicepulse.publishing import finish_publishing, parse_report_period
+
+    if items is None:
+        raise PlanUnfinished("the plan step did not finish, so no audience was published "
+                             "(its own failure says why)")
+    if not items:
+        return {"skipped": "nothing to publish (the plan step logged why)"}
+    settings = settings or load_settings()
+    report = items[0]["report"]
+    period = parse_report_period(report, items[0]["period"])
+    published = finish_publishing(settings, period, items, results, run_id=run_id)
     for path in published.reports.values():
         log.info("report %s", path)
     log.info("%s %s delivery: %s", report, period.label, published.delivery.summary())

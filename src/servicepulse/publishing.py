@@ -3,26 +3,52 @@ and e-mail each recipient their slice, once.
 
 It sits above the two packages it joins: reports/ builds and renders (pure builders,
 Jinja2, WeasyPrint) and knows nothing of recipients; delivery/ sends, ledgers, archives
-and alerts and knows nothing of KPIs."""
+and alerts and knows nothing of KPIs.
+
+A report is published in three steps, so that several workers can render and send its
+audiences at once (the report DAGs map one task over the audiences; docs/reports.md):
+
+- ``plan_audiences``: one small work item per audience, a (locale, department or the
+  whole organisation) slice, with the e-mail addresses of its recipients;
+- ``publish_audience``: one item: the slice's mart rows read (the warehouse open for
+  that only), its PDF and workbook rendered with no connection open, its recipients'
+  e-mails delivered through the send ledger (delivery.ledger: each once, however many
+  workers try);
+- ``finish_publishing``: after every item: the archive pruned and its index rewritten,
+  one alert for whatever needs attention, and the outcome raised as delivery does.
+
+``render_and_deliver`` runs the three in one process (tests; the command line through
+pipeline.publish_report), the items one after another (``publish_each``)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from servicepulse.delivery.deliver import (
+    DeliveryFailed,
+    DeliveryIncomplete,
     DeliveryResult,
     Envelope,
+    Outcome,
+    conclude_delivery,
     deliver,
     delivery_alert,
     prune_archive,
+    send_each,
     tell_the_data_team,
 )
-from servicepulse.delivery.ledger import ledger_rows, new_token
+from servicepulse.delivery.ledger import ledger_connection, ledger_rows, new_token
 from servicepulse.delivery.outbox import Attachment, InlineImage
+from servicepulse.errors import PermanentError
 from servicepulse.filenames import safe_name
-from servicepulse.kpis import Period, PeriodError
+from servicepulse.kpis import ORGANISATION, Period, PeriodError, kpi_table
 from servicepulse.reports import sections
 from servicepulse.reports.archive_index import write_archive_index
 from servicepulse.reports.data import report_inputs
@@ -80,15 +106,29 @@ def render_report(settings: Settings, warehouse: Warehouse, period: Period, loca
     """The report of ``period`` for one audience, and beside its PDF the same figures
     as a workbook (workbook_path). ``inputs``: the slice's mart rows, when already read
     for another locale."""
+    inputs = inputs or report_inputs(settings, warehouse, period, department)
+    return render_from_inputs(period, locale, department, out_dir, inputs)
+
+
+def render_from_inputs(period: Period, locale: str, department: str | None, out_dir: Path,
+                       inputs: dict) -> tuple[Path, dict]:
+    """render_report from the slice's mart rows already read: no warehouse needed."""
     report = report_name(period)
     build = REPORTS[period.kind][1]
-    inputs = inputs or report_inputs(settings, warehouse, period, department)
     context = build(period, locale, department, **inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / report_filename(report, period, locale, department)
-    path.write_bytes(render_pdf(report, context))
-    workbook_path(path).write_bytes(report_workbook(period, locale, department, **inputs))
+    _write_whole(path, render_pdf(report, context))
+    _write_whole(workbook_path(path), report_workbook(period, locale, department, **inputs))
     return path, context
+
+
+def _write_whole(path: Path, content: bytes) -> None:
+    """Write under a name of this writer's own, then rename: a task re-run while the first
+    one still renders (or a reader) never sees half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_bytes(content)
+    temporary.replace(path)
 
 
 def workbook_path(pdf_path: Path) -> Path:
@@ -96,51 +136,206 @@ def workbook_path(pdf_path: Path) -> Path:
     return pdf_path.with_suffix(".xlsx")
 
 
+def report_folder(settings: Settings, period: Period) -> Path:
+    return settings.output_path / "reports" / report_name(period) / period.label
+
+
+def plan_audiences(settings: Settings, period: Period, only_recipient: str | None = None,
+                   resend_reason: str | None = None) -> list[dict[str, Any]]:
+    """The work of publishing ``period``: one item per audience, small and JSON-ready
+    (an Airflow XCom): report, period, locale, department (None: the organisation),
+    the e-mail addresses of its recipients, and the re-send reason.
+
+    Both locales for the whole organisation (the archive has them, read or not) plus
+    every recipient's own slice. ``only_recipient`` (with ``resend_reason``: send that
+    one person the report again, deliberately; the ledger records it as a re-send with
+    the reason): that recipient's audience alone."""
+    report = report_name(period)
+    configured = recipients_of(settings, report)
+    chosen = [r for r in configured
+              if only_recipient is None or str(r.email) == only_recipient]
+    if only_recipient and not chosen:
+        raise ConfigError(f"{only_recipient} is not a recipient of the {report} report "
+                          f"(delivery.{report} in the settings)")
+    audiences = {(r.locale, r.department) for r in chosen}
+    if only_recipient is None:
+        audiences |= {(locale, None) for locale in LOCALES}
+    return [{"report": report, "period": period.label, "locale": locale,
+             "department": department,
+             "recipients": [str(r.email) for r in chosen
+                            if (r.locale, r.department) == (locale, department)],
+             "resend_reason": resend_reason}
+            for locale, department in sorted(audiences, key=lambda a: (a[1] or "", a[0]))]
+
+
+def check_marts_cover(settings: Settings, warehouse: Warehouse, period: Period,
+                      items: list[dict[str, Any]]) -> None:
+    """Raise PeriodError unless the KPI marts hold ``period`` for every slice the items
+    render (checked once, before any audience is rendered or sent)."""
+    frame = warehouse.fetch_frame(
+        f"select distinct dimension, dimension_value from {kpi_table(settings, period.kind)} "
+        "where period_start = ? and dimension in (?, 'department')",
+        [period.start, ORGANISATION[0]])
+    held = set(zip(frame["dimension"], frame["dimension_value"], strict=True))
+    for department in sorted({item["department"] or "" for item in items}):
+        if (("department", department) if department else ORGANISATION) not in held:
+            raise PeriodError(f"no KPI rows for {period.label}"
+                              + (f" and department {department!r}" if department else "")
+                              + f": the marts do not cover that {period.kind} "
+                                "(run the pipeline first)")
+
+
+def publish_audience(settings: Settings, item: dict[str, Any], run_id: str | None = None,
+                     send: bool = True) -> dict[str, Any]:
+    """One work item of plan_audiences: render the audience's report and deliver its
+    recipients' e-mails (each once, see delivery.ledger). The report DAG's mapped task
+    (pipeline.render_and_send) and render_and_deliver's loop both call this.
+
+    The warehouse is open only to read the slice's mart rows (read-only: on DuckDB,
+    other report tasks read at the same time) and, afterwards, for the ledger's claims
+    and outcomes (ledger.LedgerConnection); rendering, the slow part, holds none. Sends
+    that need attention are returned, not raised: finish_publishing reports them all
+    together. Returns a small summary (JSON-ready): the files, every outcome, timings."""
+    period = parse_report_period(item["report"], item["period"])
+    report, locale, department = item["report"], item["locale"], item["department"]
+    started = time.perf_counter()
+    with connected(settings, read_only=True) as warehouse:
+        inputs = report_inputs(settings, warehouse, period, department)
+    read = time.perf_counter()
+    path, context = render_from_inputs(period, locale, department,
+                                       report_folder(settings, period), inputs)
+    rendered = time.perf_counter()
+    log.info("rendered %s", path)
+    outcomes: list[Outcome] = []
+    recipients = _recipients_by_address(settings, report, item["recipients"])
+    envelopes = [report_envelope(recipient, period, context, path)
+                 for recipient in recipients] if send else []
+    written = time.perf_counter()
+    if envelopes:
+        with ledger_connection(settings) as ledger_warehouse:
+            outcomes = send_each(settings, ledger_warehouse, report, period.label, envelopes,
+                                 new_token(run_id),
+                                 resend_reason=item.get("resend_reason")).outcomes
+    return {"report": report, "period": period.label, "locale": locale,
+            "department": department, "pdf": str(path), "workbook": str(workbook_path(path)),
+            "outcomes": [asdict(outcome) for outcome in outcomes],
+            # read: the mart rows; render: PDF and workbook; write: the e-mails; send:
+            # claim, hand over and record each (the ledger's connection open).
+            "seconds": {"read": read - started, "render": rendered - read,
+                        "write": written - rendered, "send": time.perf_counter() - written}}
+
+
+def publish_each(settings: Settings, items: list[dict[str, Any]], run_id: str | None = None,
+                 send: bool = True) -> list[dict[str, Any]]:
+    """publish_audience for every item, one after another in this process (the command
+    line; a report DAG renders each audience in a task process of its own). Its memory
+    stays flat however many audiences (reports.render shares one font configuration;
+    docs/performance.md#publishing)."""
+    return [publish_audience(settings, item, run_id=run_id, send=send) for item in items]
+
+
+def _recipients_by_address(settings: Settings, report: str,
+                           addresses: list[str]) -> list[Recipient]:
+    """The configured recipients behind a work item's addresses. One removed from the
+    settings since the plan is not sent (the settings say who reads the report)."""
+    configured = {str(r.email): r for r in recipients_of(settings, report)}
+    missing = [address for address in addresses if address not in configured]
+    if missing:
+        log.warning("%s: no longer recipients of the %s report (delivery.%s), not sent",
+                    ", ".join(missing), report, report)
+    return [configured[address] for address in addresses if address in configured]
+
+
+class AudiencesUnfinished(PermanentError):
+    """An audience's task failed for good (its own failure alert says why): the report
+    is not out to everyone."""
+
+    # The failed task alerted the data team, and finish_publishing's delivery alert
+    # names its recipients: failing the run says nothing new.
+    data_team_alerted = True
+
+
+def finish_publishing(settings: Settings, period: Period, items: list[dict[str, Any]],
+                      results: list[dict[str, Any]], run_id: str | None = None) -> Published:
+    """After every audience's publish_audience (``results``: the summaries of those that
+    finished, in any order): prune the archive and rewrite its index, tell the data team
+    in one alert what needs attention (conclude_delivery), and raise as delivery does;
+    AudiencesUnfinished when an item has no result (its task failed for good), its
+    recipients' outcomes read from the ledger."""
+    report = report_name(period)
+    published = Published(delivery=DeliveryResult(report, period.label))
+    finished = set()
+    for result in results:
+        audience = (result["locale"], result["department"])
+        finished.add(audience)
+        published.reports[audience] = Path(result["pdf"])
+        published.delivery.outcomes += [Outcome(**outcome) for outcome in result["outcomes"]]
+    unfinished = [item for item in items if (item["locale"], item["department"]) not in finished]
+    if unfinished:
+        published.delivery.outcomes += _outcomes_in_the_ledger(settings, period, unfinished,
+                                                               run_id)
+    prune_archive(settings, period.end)
+    write_archive_index(settings)  # links output/reports, which pruning never touches
+    delivery_problem = None
+    try:
+        conclude_delivery(settings, published.delivery, new_token(run_id))
+    except (DeliveryIncomplete, DeliveryFailed) as problem:
+        if not unfinished:
+            raise
+        delivery_problem = problem
+    if unfinished:
+        names = ", ".join(f"{item['department'] or 'organisation'} {item['locale']}"
+                          for item in unfinished)
+        raise AudiencesUnfinished(
+            f"{report} {period.label}: {len(unfinished)} of {len(items)} audiences did not "
+            f"finish ({names}): their tasks failed (see their logs); "
+            f"{published.delivery.summary()} (the ledger keeps what went; a re-run sends "
+            "only the rest)") from delivery_problem
+    return published
+
+
+def _outcomes_in_the_ledger(settings: Settings, period: Period, items: list[dict[str, Any]],
+                            run_id: str | None) -> list[Outcome]:
+    """What the ledger says of the recipients of audiences whose task failed: sent
+    before it failed, or what keeps them waiting."""
+    report = report_name(period)
+    with connected(settings, read_only=True) as warehouse:
+        rows = ledger_rows(settings, warehouse, report, period.label)
+    this_run = f"{run_id or 'manual'}/"
+    outcomes = []
+    for item in items:
+        for address in item["recipients"]:
+            mine = [r for r in rows if r["recipient"] == address and (
+                r["claimed_by"].startswith(this_run) if item.get("resend_reason")
+                else r["sequence"] == 0)]
+            if not mine:
+                outcomes.append(Outcome(address, "retry", "not sent: the task of its "
+                                        "audience failed before sending it"))
+                continue
+            row = mine[-1]
+            status = {"sending": "in_flight"}.get(row["status"], row["status"])
+            if status == "sent" and not row["claimed_by"].startswith(this_run):
+                status = "already_sent"
+            outcomes.append(Outcome(address, status, row.get("error") or "",
+                                    int(row["sequence"]), message_id=row["message_id"]))
+    return outcomes
+
+
 def render_and_deliver(settings: Settings, period: Period, send: bool = True,
                        run_id: str | None = None, only_recipient: str | None = None,
                        resend_reason: str | None = None) -> Published:
-    """Both locales for the whole organisation plus every recipient's own slice, then
-    one personalised e-mail per recipient, each delivered once (see delivery.ledger).
-
-    ``only_recipient`` with ``resend_reason``: send that one person the report again,
-    deliberately; the ledger records it as a re-send with the reason."""
-    report = report_name(period)
-    configured = recipients_of(settings, report)
-    recipients = [r for r in configured
-                  if only_recipient is None or str(r.email) == only_recipient]
-    if only_recipient and not recipients:
-        raise ConfigError(f"{only_recipient} is not a recipient of the {report} report "
-                          f"(delivery.{report} in the settings)")
-    audiences = {(locale, None) for locale in LOCALES}
-    audiences |= {(r.locale, r.department) for r in configured}
-    out_dir = settings.output_path / "reports" / report / period.label
-    published = Published()
-    contexts: dict = {}
-    inputs_by_slice: dict = {}  # both locales of a slice show the same rows
-    with connected(settings) as warehouse:
-        for locale, department in sorted(audiences, key=lambda a: (a[1] or "", a[0])):
-            if department not in inputs_by_slice:
-                inputs_by_slice[department] = report_inputs(settings, warehouse, period,
-                                                            department)
-            path, context = render_report(settings, warehouse, period, locale, department,
-                                          out_dir, inputs_by_slice[department])
-            published.reports[(locale, department)] = path
-            contexts[(locale, department)] = context
-            log.info("rendered %s", path)
-        write_archive_index(settings)  # links output/reports, which pruning never touches
-        if not send:
-            return published
-        envelopes = [report_envelope(recipient, period, contexts[key],
-                                     published.reports[key])
-                     for recipient in recipients
-                     for key in [(recipient.locale, recipient.department)]]
-        try:
-            published.delivery = deliver(settings, warehouse, report, period.label,
-                                         envelopes, run_id=run_id,
-                                         resend_reason=resend_reason)
-        finally:
-            prune_archive(settings, period.end)
-    return published
+    """Publish ``period`` in this process: every audience's report (plan_audiences), one
+    personalised e-mail per recipient, each delivered once (see delivery.ledger), then
+    finish_publishing. ``send=False``: render and index only."""
+    items = plan_audiences(settings, period, only_recipient, resend_reason)
+    with connected(settings, read_only=True) as warehouse:
+        check_marts_cover(settings, warehouse, period, items)
+    results = publish_each(settings, items, run_id=run_id, send=send)
+    if not send:
+        write_archive_index(settings)
+        return Published(reports={(r["locale"], r["department"]): Path(r["pdf"])
+                                  for r in results})
+    return finish_publishing(settings, period, items, results, run_id=run_id)
 
 
 # The e-mail's chart travels inside the message; its Content-ID is fixed, so the same
@@ -167,8 +362,8 @@ def report_envelope(recipient: Recipient, period: Period, context: dict,
     images: tuple[InlineImage, ...] = ()
     if any(trend["measured"]):
         chart = {"cid": CHART_CID, "title": trend["title"], "alt": trend["alt"]}
-        images = (InlineImage(CHART_CID, on_target_png(trend["labels"], trend["on"],
-                                                       trend["measured"])),)
+        images = (InlineImage(CHART_CID, _chart_png(tuple(trend["labels"]), tuple(trend["on"]),
+                                                    tuple(trend["measured"]))),)
     workbook = workbook_path(pdf_path)
     also_attached: tuple[Attachment, ...] = ()
     if recipient.attach_workbook:
@@ -208,6 +403,14 @@ def report_envelope(recipient: Recipient, period: Period, context: dict,
                     Attachment(pdf_path.name, pdf_path.read_bytes()), recipient.locale,
                     recipient.department, recipient.role, also_attached=also_attached,
                     inline_images=images)
+
+
+@lru_cache(maxsize=4)
+def _chart_png(labels: tuple[str, ...], on_target: tuple[int | None, ...],
+               measured: tuple[int | None, ...]) -> bytes:
+    """The e-mail's chart, drawn once per audience: every recipient of an audience gets
+    the same one, and encoding the PNG was four fifths of writing an e-mail."""
+    return on_target_png(list(labels), list(on_target), list(measured))
 
 
 def delivered(settings: Settings, warehouse: Warehouse, period: Period) -> bool:

@@ -16,14 +16,25 @@ from servicepulse.errors import RetryableError
 
 T = TypeVar("T")
 
+# Tries come after 20 ms, 40 ms, … then every half second; a wait says whom it waits for
+# once it has lasted a second (a brief one, the usual case, says nothing).
+FIRST_PAUSE_SECONDS = 0.02
+LONGEST_PAUSE_SECONDS = 0.5
+QUIET_SECONDS = 1.0
+
 
 def wait_while_held(attempt: Callable[[], tuple[T | None, str | None]], limit: float,
                     waiting_for: str, busy: Callable[[str], RetryableError]) -> T:
     """Call ``attempt`` until it succeeds: it returns (result, None), or (None, who holds
-    the resource). While held, say once on stderr ``waiting for <waiting_for><who>``;
-    after ``limit`` seconds raise ``busy(message)``, the message naming the holder."""
+    the resource). Held for more than a moment, say once on stderr ``waiting for
+    <waiting_for><who>``; after ``limit`` seconds raise ``busy(message)``, the message
+    naming the holder.
+
+    Most holds are brief (another report task's ledger write or mart read lasts
+    milliseconds): the first tries come quickly and quietly, then every half second."""
     started = time.monotonic()
     said = False
+    pause = FIRST_PAUSE_SECONDS
     while True:
         result, holder = attempt()
         if holder is None:
@@ -32,8 +43,9 @@ def wait_while_held(attempt: Callable[[], tuple[T | None, str | None]], limit: f
         if waited >= limit:
             raise busy(holder + (f"; waited {waited:.0f} s (warehouse.lock_wait_seconds)"
                                  if limit else "") + "; run again when it has finished")
-        if not said:
+        if not said and waited >= QUIET_SECONDS:
             print(f"waiting for {waiting_for}{holder} (up to {limit:.0f} s, "
                   "warehouse.lock_wait_seconds)", file=sys.stderr, flush=True)
             said = True
-        time.sleep(min(0.5, max(0.05, limit - waited)))
+        time.sleep(min(pause, max(0.01, limit - waited)))
+        pause = min(LONGEST_PAUSE_SECONDS, pause * 2)

@@ -7,6 +7,10 @@ the outcome. Whatever did not end as "sent" reaches the data team (delivery.noti
 is raised:
 ``DeliveryIncomplete`` (temporary; the task's retries pick it up, the ledger skips
 what already went) or ``DeliveryFailed`` (a person must act; retries would not help).
+
+``deliver`` does both; a report whose audiences are sent by separate tasks sends each
+with ``send_each`` and concludes once, over all of them, with ``conclude_delivery``
+(publishing.finish_publishing).
 """
 
 from __future__ import annotations
@@ -86,6 +90,10 @@ class Outcome:
         return self.status in ("failed", "retry", "in_doubt", "in_flight")
 
 
+# Outcomes a later try may mend (a temporary failure, another worker still sending).
+RETRYABLE_STATUSES = ("retry", "in_flight")
+
+
 @dataclass
 class DeliveryResult:
     report: str
@@ -146,10 +154,26 @@ def deliver(settings: Settings, warehouse: Warehouse, report: str, period: str,
             envelopes: list[Envelope], run_id: str | None = None,
             transport: Transport | None = None, resend_reason: str | None = None,
             folder: tuple[str, ...] | None = None) -> DeliveryResult:
-    """Send each envelope once (``resend_reason``: send again, deliberately)."""
+    """Send each envelope once (``resend_reason``: send again, deliberately), then tell
+    the data team what needs attention and raise it (see conclude_delivery)."""
+    token = ledger.new_token(run_id)
+    result = send_each(settings, warehouse, report, period, envelopes, token,
+                       transport=transport, resend_reason=resend_reason, folder=folder)
+    return conclude_delivery(settings, result, token)
+
+
+def send_each(settings: Settings, warehouse: Warehouse, report: str, period: str,
+              envelopes: list[Envelope], token: str, transport: Transport | None = None,
+              resend_reason: str | None = None,
+              folder: tuple[str, ...] | None = None) -> DeliveryResult:
+    """Send each envelope once and record every outcome; alert and raise nothing (a
+    report's audiences are sent by separate tasks, and their outcomes concluded once,
+    together: conclude_delivery).
+
+    ``warehouse`` may be a ledger.LedgerConnection: it is then handed back between two
+    messages, so that other workers' claims get their turn at a DuckDB file."""
     transport = transport or transport_for(settings)
     ledger.ensure_ledger(settings, warehouse)
-    token = ledger.new_token(run_id)
     folder = folder or (report, period)
     result = DeliveryResult(report, period)
     for envelope in envelopes:
@@ -159,15 +183,25 @@ def deliver(settings: Settings, warehouse: Warehouse, report: str, period: str,
                 "%s %s to %s: %s%s", report, period, envelope.email, outcome.status,
                 f" ({outcome.detail})" if outcome.detail else "")
         result.outcomes.append(outcome)
+        if isinstance(warehouse, ledger.LedgerConnection):
+            warehouse.between_messages()
+    return result
+
+
+def conclude_delivery(settings: Settings, result: DeliveryResult, token: str
+                      ) -> DeliveryResult:
+    """What needs attention (or changed after delivery) reaches the data team in one
+    alert; then ``DeliveryIncomplete`` if a retry may mend it, ``DeliveryFailed`` if a
+    person must act."""
     problems = [o for o in result.outcomes if o.needs_attention]
     changed = [o for o in result.outcomes if o.content_changed]
     if problems or changed:
         result.alert = tell_the_data_team(settings,
                                           delivery_alert(result, problems, changed, token))
-    if any(o.status in ("retry", "in_flight") for o in problems):
-        raise DeliveryIncomplete(_problem_text(report, period, problems))
+    if any(o.status in RETRYABLE_STATUSES for o in problems):
+        raise DeliveryIncomplete(problem_text(result.report, result.period, problems))
     if problems:
-        raise DeliveryFailed(_problem_text(report, period, problems))
+        raise DeliveryFailed(problem_text(result.report, result.period, problems))
     return result
 
 
@@ -236,6 +270,8 @@ def _await_other_worker(settings: Settings, warehouse: Warehouse, entry: ledger.
     deadline = time.monotonic() + smtp.timeout_seconds * (smtp.max_attempts + 1) + sum(
         smtp.retry_backoff_seconds * 2 ** n for n in range(smtp.max_attempts))
     while claim.status == "sending" and not claim.won and time.monotonic() < deadline:
+        if isinstance(warehouse, ledger.LedgerConnection):
+            warehouse.while_waiting()
         time.sleep(0.2)
         claim = ledger.claim(settings, warehouse, entry, token, kind, resend_reason)
     return claim
@@ -286,7 +322,7 @@ def _message(settings: Settings, envelope: Envelope, message_id: str) -> EmailMe
                          inline_images=envelope.inline_images)
 
 
-def _problem_text(report: str, period: str, problems: list[Outcome]) -> str:
+def problem_text(report: str, period: str, problems: list[Outcome]) -> str:
     lines = [f"{report} {period}: {len(problems)} recipient(s) not delivered:"]
     lines += [f"  {o.recipient}: {o.status}: {o.detail}" for o in problems]
     return "\n".join(lines)

@@ -28,13 +28,22 @@ worker is alive is another run sending right now: this run waits for its outcome
 The content hash (subject, bodies and attachment) is recorded with every row: a
 period re-rendered from changed data after its delivery is reported as changed, not
 silently sent a second time.
+
+A report's audiences are sent by tasks running at once on several workers. On
+PostgreSQL each holds a connection while it sends; a DuckDB file has one writing
+process at a time, so there a delivery holds it only for about a second of claims,
+sends and outcomes at a time (LedgerConnection), and the others take turns.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +52,12 @@ import pandas as pd
 
 from servicepulse.errors import UserError
 from servicepulse.settings import Settings
-from servicepulse.warehouse import Warehouse, add_missing_columns, create_table_once
+from servicepulse.warehouse import (
+    Warehouse,
+    add_missing_columns,
+    create_table_once,
+    open_warehouse,
+)
 
 TABLE = "send_ledger"
 COLUMNS = """
@@ -104,6 +118,76 @@ class Claim:
     previous: dict | None = None  # the row this claim found, when it lost
     # Already sent with another content hash: the report changed after delivery.
     content_changed: bool = False
+
+
+# How long a delivery keeps a DuckDB file before it hands it back between two messages.
+# DuckDB lets one process at a time open its file for writing, so while one report task
+# sends, every other one waits for the file, to claim its own sends or even to read its
+# mart rows. Long enough that a run of quick messages (the file outbox, a fast relay)
+# pays for one connection, short enough that the others barely wait.
+DUCKDB_HOLD_SECONDS = 1.0
+
+
+class LedgerConnection:
+    """The warehouse as one delivery's ledger reads and writes it: opened on first use;
+    on DuckDB handed back between two messages once held ``hold_seconds`` (and while
+    waiting for another worker's send), then opened again for the next claim. Each
+    ledger statement commits by itself, so a claim never spans two connections.
+    PostgreSQL takes any number of writers: there one connection serves the whole
+    delivery."""
+
+    def __init__(self, settings: Settings, hold_seconds: float) -> None:
+        self.settings = settings
+        self.kind = settings.warehouse.kind
+        self.hold_seconds = hold_seconds
+        self._warehouse: Warehouse | None = None
+        self._opened_at = 0.0
+        self.connections_opened = 0
+
+    def _open(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = open_warehouse(self.settings)
+            self._opened_at = time.monotonic()
+            self.connections_opened += 1
+        return self._warehouse
+
+    def execute(self, sql: str, params: tuple | list | None = None) -> None:
+        self._open().execute(sql, params)
+
+    def fetch_frame(self, sql: str, params: tuple | list | None = None) -> pd.DataFrame:
+        return self._open().fetch_frame(sql, params)
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return self._open().table_exists(schema, table)
+
+    def between_messages(self) -> None:
+        """One message is done (claimed, sent, recorded): give the file back if it has
+        been held for a while."""
+        if self._warehouse is not None and \
+                time.monotonic() - self._opened_at >= self.hold_seconds:
+            self.close()
+
+    def while_waiting(self) -> None:
+        """About to wait for another worker: that worker needs the file to record its
+        outcome (DuckDB)."""
+        if math.isfinite(self.hold_seconds):
+            self.close()
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            warehouse, self._warehouse = self._warehouse, None
+            warehouse.close()
+
+
+@contextmanager
+def ledger_connection(settings: Settings) -> Iterator[LedgerConnection]:
+    """A delivery's connection to the ledger (LedgerConnection), closed at the end."""
+    hold = DUCKDB_HOLD_SECONDS if settings.warehouse.kind == "duckdb" else math.inf
+    connection = LedgerConnection(settings, hold)
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 def table_name(settings: Settings) -> str:

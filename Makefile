@@ -57,8 +57,10 @@ demo: setup
 PYTEST_WORKERS ?= auto
 PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+# The 25 slowest tests are listed at the end, and every test's time is kept in
+# output/test-results/junit.xml (what to make faster next, docs/testing.md).
 test: setup
-	$(PYTEST)
+	$(PYTEST) --durations=25 --junitxml=output/test-results/junit.xml
 
 # The inner loop: no Airflow runs, no PostgreSQL and no dbt builds (CI runs them all:
 # make test). A test that still reaches dbt fails and names the list to add it to

@@ -1,5 +1,6 @@
 {{ config(materialized='incremental', unique_key=['period_grain', 'period_start'],
-          incremental_strategy='delete+insert', on_schema_change='fail') }}
+          incremental_strategy='delete+insert', on_schema_change='fail',
+          post_hook="{{ drop_materialised_rows('kpi_observations_to_aggregate') }}") }}
 -- Grain: one row per (period_grain, period_start, kpi_id, dimension, dimension_value):
 -- every KPI observation summed per local day, ISO week and calendar month, for the
 -- organisation ('organisation', 'all') and each value of every dimension of
@@ -69,9 +70,10 @@ recomputed_periods as (
                        where month_days.month_start = recomputed_days.month_start)
 ),
 
-{#- The observations of the recomputed days. Read twice (sums, and percentiles over
-    the rows with a measure) rather than shared as one CTE: a CTE read twice is
-    materialised, all the observations at once. -#}
+{#- The observations of the recomputed days, read twice: the sums, and the percentiles
+    over the rows with a measure. Not one shared CTE, which DuckDB would hold whole in
+    memory; materialised_rows (macros/planner_statistics.sql) gives PostgreSQL an
+    analysed temporary table of them instead, and DuckDB the subquery. -#}
 {%- set observations -%}
     (
     select
@@ -93,6 +95,7 @@ recomputed_periods as (
     {%- endif %}
     )
 {%- endset %}
+{%- set observations = materialised_rows('kpi_observations_to_aggregate', observations) %}
 
 -- The numerators and denominators are summed exactly (kpi_exact_term, kpi_exact_sum:
 -- each observation at 6 decimal places, summed as a decimal) up to the weeks and months, and only then

@@ -15,8 +15,8 @@ from servicepulse.settings import Settings, load_settings
 # then any test that still reaches dbt fails and says to list its module here.
 DBT_BUILDING_MODULES = {
     "test_actions", "test_actions_app", "test_actions_browser", "test_any_history",
-    "test_bounded_dates", "test_build_inputs", "test_dbt_project", "test_dbt_results",
-    "test_email", "test_feedback_data", "test_incremental", "test_known_answers",
+    "test_bounded_dates", "test_build_inputs", "test_dbt_parse_cache", "test_dbt_project",
+    "test_dbt_results", "test_email", "test_feedback_data", "test_incremental", "test_known_answers",
     "test_kpi_period_finder", "test_onboarding_real_exports", "test_one_error_line",
     "test_partial_sources", "test_processes", "test_publish_fan_out", "test_quality",
     "test_quality_defects", "test_report_schedule", "test_report_shapes",
@@ -25,7 +25,18 @@ DBT_BUILDING_MODULES = {
 }
 
 
+# dbt's parse of the project, kept for every test's new output folder (settings:
+# warehouse.dbt_parse_cache): one folder per session, made by the controlling process
+# before pytest-xdist starts its workers, which inherit the variable.
+PARSE_CACHE_VARIABLE = "SERVICEPULSE_TESTS_DBT_PARSE_CACHE"
+
+
 def pytest_configure(config):
+    if not hasattr(config, "workerinput") and PARSE_CACHE_VARIABLE not in os.environ:
+        import tempfile
+
+        os.environ[PARSE_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="servicepulse-dbt-parse-")
+        config._servicepulse_parse_cache = os.environ[PARSE_CACHE_VARIABLE]
     if os.environ.get("SERVICEPULSE_TEST_FAST"):
         import servicepulse.transform
 
@@ -35,6 +46,13 @@ def pytest_configure(config):
                 "module to DBT_BUILDING_MODULES in tests/conftest.py")
 
         servicepulse.transform._dbt_command = refused
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_servicepulse_parse_cache", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop(PARSE_CACHE_VARIABLE, None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by the marks added here
@@ -81,6 +99,7 @@ def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
         "output_dir": str(tmp_path / "output"),
         "airflow_home": str(tmp_path / "airflow"),
         "warehouse": {"kind": "duckdb", "duckdb_path": str(tmp_path / "output" / "w.duckdb"),
+                      "dbt_parse_cache": os.environ.get(PARSE_CACHE_VARIABLE),
                       "postgres": dict(PG)},
         "sources": {"directory": str(sources_dir)},
         "delivery": {"sender": "servicepulse@example.com", "weekly": [

@@ -103,6 +103,13 @@ class WarehouseSettings(_Section):
     # writer at a time) before it gives up with a message naming the holder. Readers
     # (kpis, report) and writers (load, build, publish) both wait; 0 = do not wait.
     lock_wait_seconds: float = Field(300, ge=0)
+    # A folder where dbt's parse of the project (partial_parse.msgpack) is kept for the
+    # output folders of this machine that have none yet: a new one then starts from it
+    # instead of parsing the whole project, about 8 s per dbt command (CI, benchmarks,
+    # several deployments on one host). dbt checks a kept parse against the project's
+    # files, its own version, the vars and the profile, and parses again whatever
+    # differs. Unset: each output folder parses once on its own and keeps that.
+    dbt_parse_cache: Path | None = None
 
     @field_validator("schema_prefix")
     @classmethod
@@ -727,6 +734,11 @@ class Settings(_Section):
     @property
     def duckdb_path(self) -> Path:
         return self.path(self.warehouse.duckdb_path)
+
+    @property
+    def dbt_parse_cache_path(self) -> Path | None:
+        cache = self.warehouse.dbt_parse_cache
+        return self.path(cache) if cache is not None else None
 
     @property
     def sources_dir(self) -> Path:

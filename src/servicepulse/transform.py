@@ -43,7 +43,10 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
     pg = settings.warehouse.postgres
     env.update({
         "SERVICEPULSE_DBT_TARGET": settings.warehouse.kind,
-        "SERVICEPULSE_DUCKDB_PATH": str(settings.duckdb_path),
+        # Relative to dbt's working directory, the warehouse file's folder (run_dbt):
+        # dbt keeps its parse only while the profile stays the same, and an absolute
+        # path would make every output folder's profile a different one.
+        "SERVICEPULSE_DUCKDB_PATH": settings.duckdb_path.name,
         "SERVICEPULSE_DUCKDB_MEMORY_LIMIT": settings.warehouse.duckdb_memory_limit,
         "SERVICEPULSE_PG_HOST": pg.host,
         "SERVICEPULSE_PG_PORT": str(pg.port),
@@ -159,8 +162,12 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
     from servicepulse.warehouse import dbt_turn
 
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    environment = dbt_environment(settings)
+    parse_cache = _ParseCache(settings, environment, command)
+    parse_cache.seed(target_dir)
     with dbt_turn(settings):
-        completed = run_child(command, env=dbt_environment(settings), cwd=DBT_PROJECT_DIR)
+        completed = run_child(command, env=environment, cwd=settings.duckdb_path.parent)
+    parse_cache.keep(target_dir)
     output = completed.stdout + completed.stderr
     result = DbtResult(command, completed.returncode, output)
     if check and completed.returncode != 0:
@@ -177,6 +184,66 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResul
         raise TransformError(f"dbt {' '.join(arguments)} failed (exit {completed.returncode}):\n"
                              + "\n".join(failures[-30:] or output.splitlines()[-30:]))
     return result
+
+
+class _ParseCache:
+    """dbt's parse of the project kept for output folders that have none yet
+    (settings: warehouse.dbt_parse_cache). One file per set of vars and profile, the
+    inputs besides the project's files that dbt checks a kept parse against; it checks
+    the files itself and parses again what changed, so a stale file costs a parse, never
+    a wrong build. The newest files are kept (PARSES_KEPT)."""
+
+    FILE = "partial_parse.msgpack"
+    PARSES_KEPT = 16
+
+    def __init__(self, settings: Settings, environment: dict[str, str], command: list[str]):
+        import hashlib
+
+        self.folder = settings.dbt_parse_cache_path
+        vars_given = command[command.index("--vars") + 1]
+        profile = {name: value for name, value in environment.items()
+                   if name.startswith("SERVICEPULSE_") and name != "SERVICEPULSE_PG_PASSWORD"}
+        # The project's folder too: a parse names the files it read by their path, and a
+        # seed is loaded from there (another checkout's parse would read its files).
+        key = json.dumps([str(DBT_PROJECT_DIR), vars_given, profile], sort_keys=True)
+        self.name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".msgpack"
+
+    def seed(self, target_dir: Path) -> None:
+        import shutil
+
+        own = target_dir / self.FILE
+        kept = self.folder / self.name if self.folder else None
+        if kept is None or own.exists() or not kept.exists():
+            return
+        target_dir.mkdir(parents=True, exist_ok=True)
+        partial = own.with_suffix(f".{os.getpid()}.part")
+        shutil.copyfile(kept, partial)
+        partial.replace(own)
+
+    def keep(self, target_dir: Path) -> None:
+        """Keep this folder's parse unless the same is kept already (written to a
+        temporary file and renamed: several processes may keep at once)."""
+        import shutil
+
+        own = target_dir / self.FILE
+        if self.folder is None or not own.exists():
+            return
+        kept = self.folder / self.name
+        if kept.exists() and kept.stat().st_size == own.stat().st_size \
+                and kept.read_bytes() == own.read_bytes():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_suffix(f".{os.getpid()}.part")
+        shutil.copyfile(own, partial)
+        partial.replace(kept)
+        ages = {}
+        for path in self.folder.glob("*.msgpack"):
+            try:
+                ages[path] = path.stat().st_mtime
+            except FileNotFoundError:  # another process pruned it meanwhile
+                continue
+        for stale in sorted(ages, key=ages.get)[:-self.PARSES_KEPT]:
+            stale.unlink(missing_ok=True)
 
 
 def build(settings: Settings, full_refresh: bool = False) -> DbtResult:

@@ -35,8 +35,16 @@
     cast({{ expression }} as decimal(18, 6))
 {%- endmacro %}
 
+{#- A whole number (most observations: counts, seconds) goes to bigint directly:
+    PostgreSQL turns a double into a decimal through its text, which cost 6 of the 16 s
+    the 1M set's 4.7M observations took to compute. Exactly the same millionths: a
+    double that is a whole number below 10^12 has at most 12 digits. Anything else
+    (a fraction, 10^12 or more, NaN, infinity) takes the decimal as before, and fails
+    the build where that fails. -#}
 {% macro postgres__kpi_exact_term(expression) -%}
-    cast(cast({{ expression }} as decimal(18, 6)) * 1000000 as bigint)
+    case when {{ expression }} = trunc({{ expression }}) and abs({{ expression }}) < 1e12
+         then cast({{ expression }} as bigint) * 1000000
+         else cast(cast({{ expression }} as decimal(18, 6)) * 1000000 as bigint) end
 {%- endmacro %}
 
 {#- The exact sum of terms made by kpi_exact_term, as a decimal. -#}

@@ -91,15 +91,22 @@ def sources_feeding_tables(manifest_path: Path) -> list[tuple[str, str]] | None:
 
 def _source_rows(warehouse: Warehouse, tables: list[tuple[str, str]]) -> list | None:
     """Each table's row count and newest load, or None when one cannot say."""
+    if not tables:
+        return []
+    # Every table's columns in one query (not one per table).
+    wanted = " or ".join("(table_schema = ? and table_name = ?)" for _ in tables)
+    found = warehouse.fetch_frame(
+        f"select table_schema, table_name, column_name from information_schema.columns "
+        f"where {wanted}", [name for pair in tables for name in pair])
+    columns: dict[tuple[str, str], set[str]] = {}
+    for row in found.itertuples(index=False):
+        columns.setdefault((row.table_schema, row.table_name), set()).add(row.column_name)
     selects = []
     for schema, table in tables:
-        columns = warehouse.fetch_frame(
-            "select column_name from information_schema.columns where table_schema = ? "
-            "and table_name = ?", [schema, table])["column_name"].tolist()
-        if not columns:
+        if (schema, table) not in columns:
             selects.append(f"select '{schema}.{table}' as source_table, 0 as row_count, "
                            "null as newest_load")
-        elif "_loaded_at" not in columns:
+        elif "_loaded_at" not in columns[schema, table]:
             log.info("%s.%s has no _loaded_at: a build cannot tell it is unchanged",
                      schema, table)
             return None

@@ -153,12 +153,15 @@ def _dbt_command(*arguments: str) -> list[str]:
             "--profiles-dir", str(DBT_PROJECT_DIR)]
 
 
-def run_dbt(settings: Settings, *arguments: str, check: bool = True) -> DbtResult:
+def run_dbt(settings: Settings, *arguments: str, check: bool = True,
+            variables: dict[str, object] | None = None) -> DbtResult:
+    """dbt ``arguments`` on the configured warehouse; ``variables``: dbt_vars(settings)
+    when the caller has them already."""
     install_dbt_packages()
     target_dir = _target_dir(settings)
     command = [*_dbt_command(*arguments), "--target-path", str(target_dir),
                "--log-path", str(settings.output_path / "dbt" / "logs"), "--no-use-colors",
-               "--vars", json.dumps(dbt_vars(settings))]
+               "--vars", json.dumps(dbt_vars(settings) if variables is None else variables)]
     from servicepulse.warehouse import dbt_turn
 
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,13 +258,19 @@ def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
     from servicepulse.warehouse import connected
 
     business_calendar.check_seeded(settings.calendar)
-    _ensure_actions_tables(settings)
+    from servicepulse.actions.store import ensure_tables
+
+    every_var = dbt_vars(settings)
     # The span only decides which instants take DuckDB's arithmetic path, never a
     # value (reporting_utc_offset_span): it is no input of the marts.
-    variables = {name: value for name, value in dbt_vars(settings).items()
+    variables = {name: value for name, value in every_var.items()
                  if name != "reporting_utc_offset_span"}
     manifest = _target_dir(settings) / "manifest.json"
     with connected(settings) as warehouse:
+        # The corrective-actions tables dbt's actions source reads (created empty by
+        # the first build, so that the marts' views over them read the tables from the
+        # start).
+        ensure_tables(settings, warehouse)
         digest = build_inputs.inputs_digest(settings, warehouse, variables, manifest)
         last = build_inputs.last_built_from(settings, warehouse)
         if not full_refresh and digest is not None and last is not None and last[0] == digest:
@@ -274,7 +283,7 @@ def build(settings: Settings, full_refresh: bool = False) -> DbtResult:
     # in CI (a plain `dbt build`, and on PostgreSQL in tests/test_known_answers.py),
     # not in every nightly build, where they cost a third of a build with nothing new.
     result = run_dbt(settings, "build", "--exclude", "resource_type:unit_test",
-                     *(["--full-refresh"] if full_refresh else []))
+                     *(["--full-refresh"] if full_refresh else []), variables=every_var)
     with connected(settings) as warehouse:
         # The inputs as they were when this build started (a load since then is new to
         # the next build); after a first build, its own manifest says which sources count.
@@ -288,16 +297,6 @@ def _target_dir(settings: Settings) -> Path:
     """dbt's compiled artefacts, per warehouse: a DuckDB and a PostgreSQL build of the
     same checkout do not overwrite each other's manifest."""
     return settings.output_path / "dbt" / f"{settings.warehouse.kind}-target"
-
-
-def _ensure_actions_tables(settings: Settings) -> None:
-    """The corrective-actions tables dbt's actions source reads (created empty by the
-    first build, so that the marts' views over them read the tables from the start)."""
-    from servicepulse.actions.store import ensure_tables
-    from servicepulse.warehouse import connected
-
-    with connected(settings) as warehouse:
-        ensure_tables(settings, warehouse)
 
 
 def with_node_results(settings: Settings, result: DbtResult) -> DbtResult:

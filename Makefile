@@ -79,5 +79,6 @@ clean:
 	rm -rf output data/demo .airflow
 
 # Benchmarks (not part of `make test`): figures are printed and written to output/bench/.
+# One area: make bench ARGS="--only marts" (the options: python -m servicepulse.demo.benchmarks -h).
 bench: setup
-	$(VENV)/bin/python -m servicepulse.demo.benchmarks
+	$(VENV)/bin/python -m servicepulse.demo.benchmarks $(ARGS)

@@ -27,7 +27,8 @@ DBT_BUILDING_MODULES = {
 
 # dbt's parse of the project, kept for every test's new output folder (settings:
 # warehouse.dbt_parse_cache): one folder per session, made by the controlling process
-# before pytest-xdist starts its workers, which inherit the variable.
+# before pytest-xdist starts its workers, which inherit the variable. Set it empty to run
+# without (each output folder then parses the project on its own).
 PARSE_CACHE_VARIABLE = "SERVICEPULSE_TESTS_DBT_PARSE_CACHE"
 
 
@@ -99,7 +100,7 @@ def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
         "output_dir": str(tmp_path / "output"),
         "airflow_home": str(tmp_path / "airflow"),
         "warehouse": {"kind": "duckdb", "duckdb_path": str(tmp_path / "output" / "w.duckdb"),
-                      "dbt_parse_cache": os.environ.get(PARSE_CACHE_VARIABLE),
+                      "dbt_parse_cache": os.environ.get(PARSE_CACHE_VARIABLE) or None,
                       "postgres": dict(PG)},
         "sources": {"directory": str(sources_dir)},
         "delivery": {"sender": "servicepulse@example.com", "weekly": [

@@ -23,8 +23,6 @@ pipeline.publish_report), the items one after another (``publish_each``)."""
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -48,6 +46,7 @@ from servicepulse.delivery.ledger import ledger_connection, ledger_rows, new_tok
 from servicepulse.delivery.outbox import Attachment, InlineImage
 from servicepulse.errors import PermanentError
 from servicepulse.filenames import safe_name
+from servicepulse.files import write_whole
 from servicepulse.kpis import ORGANISATION, Period, PeriodError, kpi_table
 from servicepulse.reports import sections
 from servicepulse.reports.archive_index import write_archive_index
@@ -118,17 +117,9 @@ def render_from_inputs(period: Period, locale: str, department: str | None, out_
     context = build(period, locale, department, **inputs)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / report_filename(report, period, locale, department)
-    _write_whole(path, render_pdf(report, context))
-    _write_whole(workbook_path(path), report_workbook(period, locale, department, **inputs))
+    write_whole(path, render_pdf(report, context))
+    write_whole(workbook_path(path), report_workbook(period, locale, department, **inputs))
     return path, context
-
-
-def _write_whole(path: Path, content: bytes) -> None:
-    """Write under a name of this writer's own, then rename: a task re-run while the first
-    one still renders (or a reader) never sees half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_bytes(content)
-    temporary.replace(path)
 
 
 def workbook_path(pdf_path: Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from servicepulse.errors import RetryableError
+from servicepulse.files import write_whole
 from servicepulse.paths import DBT_PROJECT_DIR
 from servicepulse.processes import run_child
 from servicepulse.settings import Settings
@@ -159,14 +160,15 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True,
     when the caller has them already."""
     install_dbt_packages()
     target_dir = _target_dir(settings)
+    vars_given = json.dumps(dbt_vars(settings) if variables is None else variables)
     command = [*_dbt_command(*arguments), "--target-path", str(target_dir),
                "--log-path", str(settings.output_path / "dbt" / "logs"), "--no-use-colors",
-               "--vars", json.dumps(dbt_vars(settings) if variables is None else variables)]
+               "--vars", vars_given]
     from servicepulse.warehouse import dbt_turn
 
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     environment = dbt_environment(settings)
-    parse_cache = _ParseCache(settings, environment, command)
+    parse_cache = _ParseCache(settings, environment, vars_given)
     parse_cache.seed(target_dir)
     with dbt_turn(settings):
         completed = run_child(command, env=environment, cwd=settings.duckdb_path.parent)
@@ -199,11 +201,10 @@ class _ParseCache:
     FILE = "partial_parse.msgpack"
     PARSES_KEPT = 16
 
-    def __init__(self, settings: Settings, environment: dict[str, str], command: list[str]):
+    def __init__(self, settings: Settings, environment: dict[str, str], vars_given: str):
         import hashlib
 
         self.folder = settings.dbt_parse_cache_path
-        vars_given = command[command.index("--vars") + 1]
         profile = {name: value for name, value in environment.items()
                    if name.startswith("SERVICEPULSE_") and name != "SERVICEPULSE_PG_PASSWORD"}
         # The project's folder too: a parse names the files it read by their path, and a
@@ -212,33 +213,25 @@ class _ParseCache:
         self.name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".msgpack"
 
     def seed(self, target_dir: Path) -> None:
-        import shutil
-
         own = target_dir / self.FILE
         kept = self.folder / self.name if self.folder else None
         if kept is None or own.exists() or not kept.exists():
             return
         target_dir.mkdir(parents=True, exist_ok=True)
-        partial = own.with_suffix(f".{os.getpid()}.part")
-        shutil.copyfile(kept, partial)
-        partial.replace(own)
+        write_whole(own, kept.read_bytes())
 
     def keep(self, target_dir: Path) -> None:
-        """Keep this folder's parse unless the same is kept already (written to a
-        temporary file and renamed: several processes may keep at once)."""
-        import shutil
-
+        """Keep this folder's parse unless the same is kept already (several processes
+        may keep at once: write_whole)."""
         own = target_dir / self.FILE
         if self.folder is None or not own.exists():
             return
         kept = self.folder / self.name
-        if kept.exists() and kept.stat().st_size == own.stat().st_size \
-                and kept.read_bytes() == own.read_bytes():
+        parse = own.read_bytes()
+        if kept.exists() and kept.stat().st_size == len(parse) and kept.read_bytes() == parse:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_suffix(f".{os.getpid()}.part")
-        shutil.copyfile(own, partial)
-        partial.replace(kept)
+        write_whole(kept, parse)
         ages = {}
         for path in self.folder.glob("*.msgpack"):
             try:

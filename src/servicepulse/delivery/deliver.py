@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -37,6 +35,7 @@ from servicepulse.delivery.transport import (
     transport_for,
 )
 from servicepulse.errors import PermanentError, RetryableError
+from servicepulse.files import write_whole
 from servicepulse.kpis import Period, PeriodError
 from servicepulse.settings import Settings
 from servicepulse.warehouse import Warehouse
@@ -125,11 +124,9 @@ def archive_attachment(settings: Settings, report: str, period: str,
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{sha256}{Path(attachment.filename).suffix}"
     if not path.exists():
-        # A temporary name of this writer's own: two workers archiving the same PDF at
-        # once each rename a complete file onto the same content-addressed name.
-        temporary = folder / f".{sha256}.{os.getpid()}.{threading.get_ident()}.tmp"
-        temporary.write_bytes(attachment.content)
-        temporary.replace(path)
+        # Two workers archiving the same PDF at once each rename a complete file onto
+        # the same content-addressed name.
+        write_whole(path, attachment.content)
     return sha256, path
 
 

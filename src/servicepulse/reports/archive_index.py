@@ -19,11 +19,11 @@ concurrent publish of the other report) never sees half a page.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from servicepulse.files import write_whole
 from servicepulse.kpis import Period, PeriodError
 from servicepulse.reports import sections
 from servicepulse.reports.i18n import Messages
@@ -100,9 +100,7 @@ def write_archive_index(settings: Settings) -> Path:
     path = archive / "index.html"
     html = render_html("archive_index", "index.html.j2",
                        _context(published_files(settings), archive))
-    temporary = archive / f".index.html.{os.getpid()}.{threading.get_ident()}.tmp"
-    temporary.write_text(html, encoding="utf-8")
-    temporary.replace(path)
+    write_whole(path, html.encode("utf-8"))
     return path
 
 

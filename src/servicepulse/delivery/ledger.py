@@ -138,17 +138,14 @@ class LedgerConnection:
 
     def __init__(self, settings: Settings, hold_seconds: float) -> None:
         self.settings = settings
-        self.kind = settings.warehouse.kind
         self.hold_seconds = hold_seconds
         self._warehouse: Warehouse | None = None
         self._opened_at = 0.0
-        self.connections_opened = 0
 
     def _open(self) -> Warehouse:
         if self._warehouse is None:
             self._warehouse = open_warehouse(self.settings)
             self._opened_at = time.monotonic()
-            self.connections_opened += 1
         return self._warehouse
 
     def execute(self, sql: str, params: tuple | list | None = None) -> None:

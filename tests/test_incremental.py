@@ -274,6 +274,16 @@ CHANGES = {
         "crm_tickets", "ticket_id",
         "resolved_at < timestamptz '2026-08-20 00:00:00+08'",
         {"resolved_at": "resolved_at + interval 21 day", "contacts_to_resolve": "2"}),
+    # The percentiles are a model of their own (int_kpi_measures_aggregated_to_periods):
+    # the agent's day loses its only response time, so its FRT median must become null,
+    # not keep the earlier build's value.
+    "an agent's only first response of a day withdrawn": (
+        "crm_tickets", "ticket_id",
+        ("first_response_at is not null and ticket_id in (select min(ticket_id) "
+         "from raw.crm_tickets where first_response_at is not null "
+         "group by agent_id, cast(timezone('Asia/Shanghai', created_at) as date) "
+         "having count(distinct ticket_id) = 1)"),
+        {"first_response_at": "null"}),
     "customer changed type": (
         "crm_customers", "customer_id",
         ("customer_id in (select customer_id from raw.crm_tickets "

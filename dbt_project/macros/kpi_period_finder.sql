@@ -1,6 +1,7 @@
-{#- The KPI aggregate's period finder: which local days a build of
-    int_kpi_observations_aggregated_to_periods recomputes, as ranges of consecutive
-    days, and the data's as-of moment. The model runs it before it runs itself
+{#- The KPI aggregates' period finder: which local days a build of
+    int_kpi_observations_aggregated_to_periods (or of int_kpi_measures_aggregated_to_periods,
+    each over its own previous build) recomputes, as ranges of consecutive days, and the
+    data's as-of moment. The model runs it before it runs itself
     (run_query), so the days and the moment reach the rest of the model as constants:
     the database then applies those bounds while it scans the facts and backlog items,
     rather than carrying every row into the joins and aggregations (with bounds from a
@@ -243,4 +244,57 @@ order by first_day
             "day_before_as_of": (as_of_row[1] | string)[:10] if as_of_row[1] is not none else none}) %}
     {%- endif %}
     {{- return(found) }}
+{%- endmacro %}
+
+{#- The CTEs both period aggregates (int_kpi_observations_aggregated_to_periods,
+    int_kpi_measures_aggregated_to_periods) build on, after kpi_as_of_and_calendar:
+    inputs (the newest load of any source this build has seen: the next build looks for
+    versions loaded after it), recomputed_days (the finder's day ranges) and
+    recomputed_periods (those days, and the weeks and months they fill whole). -#}
+{% macro kpi_recomputed_periods_ctes(day_ranges) -%}
+inputs as (
+    select max(loaded_at) as inputs_loaded_through
+    from (
+        {%- for table in raw_table_systems() %}
+        select max(_loaded_at) as loaded_at from {{ raw_table(table) }}
+        {{- " union all" if not loop.last }}
+        {%- endfor %}
+    ) as loads
+),
+
+recomputed_days as (
+    select calendar_date, iso_week_start, month_start
+    from calendar
+    where {{ day_in_ranges('calendar_date', day_ranges) }}
+),
+
+recomputed_periods as (
+    select 'day' as period_grain, calendar_date as period_start
+    from recomputed_days
+    union all
+    select 'week', iso_week_start
+    from recomputed_days
+    group by iso_week_start
+    having count(*) = 7
+    union all
+    select 'month', month_start
+    from recomputed_days
+    group by month_start
+    having count(*) = (select count(*) from calendar as month_days
+                       where month_days.month_start = recomputed_days.month_start)
+)
+{%- endmacro %}
+
+{#- The observations of the days a period aggregate recomputes, as a condition on
+    int_kpi_observations_unioned (nothing in a full build). The bounds on the column
+    itself are applied as the facts are scanned; the ranges then drop the days between
+    them that are not recomputed. -#}
+{% macro kpi_observed_in_recomputed_days(found) -%}
+    {%- if is_incremental() -%}
+    observed_at_local >= {{ typed_literal(found.first_day, 'timestamp') }}
+        and observed_at_local < {{ typed_literal(found.last_day, 'timestamp') }} + interval '1 day'
+        and {{ day_in_ranges('cast(observed_at_local as date)', found.day_ranges) }}
+    {%- else -%}
+    true
+    {%- endif -%}
 {%- endmacro %}

@@ -11,9 +11,9 @@
     A KPI with nothing to measure has denominator 0 and a null value; a stock (count)
     with nothing open is 0.
 
-    The sums, percentiles and stocks come from int_kpi_observations_aggregated_to_periods
-    (one aggregation of the observations for all three grains, incremental by
-    period); this macro adds the spine of periods and slices, the values, the weighted
+    The sums and stocks come from int_kpi_observations_aggregated_to_periods, the
+    percentiles from int_kpi_measures_aggregated_to_periods (each one aggregation of the
+    observations for all three grains, incremental by period); this macro adds the spine of periods and slices, the values, the weighted
     KPIs, targets, statuses and the previous period's value, which cost in proportion
     to periods x slices, not to rows.
 
@@ -189,17 +189,24 @@ where current_period.period_start in ({{ kpi_period_literals(rebuilt_periods) }}
 {% macro kpi_spine_ctes(grain) %}
 aggregated as (
     select
-        period_start,
-        kpi_id,
-        dimension,
-        dimension_value,
-        numerator,
-        denominator,
-        median_measure,
-        p90_measure,
-        inputs_loaded_through
-    from {{ ref('int_kpi_observations_aggregated_to_periods') }}
-    where period_grain = '{{ grain }}'
+        sums.period_start,
+        sums.kpi_id,
+        sums.dimension,
+        sums.dimension_value,
+        sums.numerator,
+        sums.denominator,
+        percentiles.median_measure,
+        percentiles.p90_measure,
+        sums.inputs_loaded_through
+    from {{ ref('int_kpi_observations_aggregated_to_periods') }} as sums
+    -- Every measure is also an observation: its slice has sums.
+    left join {{ ref('int_kpi_measures_aggregated_to_periods') }} as percentiles
+        on sums.period_grain = percentiles.period_grain
+        and sums.period_start = percentiles.period_start
+        and sums.kpi_id = percentiles.kpi_id
+        and sums.dimension = percentiles.dimension
+        and sums.dimension_value = percentiles.dimension_value
+    where sums.period_grain = '{{ grain }}'
 ),
 
 definitions as (

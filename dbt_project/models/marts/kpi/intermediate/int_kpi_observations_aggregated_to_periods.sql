@@ -4,12 +4,11 @@
 -- Grain: one row per (period_grain, period_start, kpi_id, dimension, dimension_value):
 -- every KPI observation summed per local day, ISO week and calendar month, for the
 -- organisation ('organisation', 'all') and each value of every dimension of
--- kpi_dimensions(); the percentiles of the KPIs with a measure; and the stocks
--- (BACKLOG and its ageing buckets) measured at the period's end or at the data's
--- as-of moment, whichever is earlier. The KPI marts turn these rows into values,
--- targets and statuses; aggregating here once, not in each mart, reads the
--- observations once for the sums and once, pruned to the rows with a measure, for the
--- percentiles.
+-- kpi_dimensions(); and the stocks (BACKLOG and its ageing buckets) measured at the
+-- period's end or at the data's as-of moment, whichever is earlier. The KPI marts turn
+-- these rows, with the percentiles of int_kpi_measures_aggregated_to_periods (a model
+-- of its own, so the two run side by side), into values, targets and statuses;
+-- aggregating here once, not in each mart, reads the observations once.
 --
 -- Incremental by period: a nightly build recomputes only the periods whose rows can
 -- have changed (recomputed_day_ranges_query below) and replaces them whole, so it costs in
@@ -36,44 +35,13 @@
 
 with {{ as_of_cte }},
 
--- The newest load of any source this build has seen: the next build looks for
--- versions loaded after it.
-inputs as (
-    select max(loaded_at) as inputs_loaded_through
-    from (
-        {%- for table in raw_table_systems() %}
-        select max(_loaded_at) as loaded_at from {{ raw_table(table) }}
-        {{- " union all" if not loop.last }}
-        {%- endfor %}
-    ) as loads
-),
+{{ kpi_recomputed_periods_ctes(day_ranges) }},
 
-recomputed_days as (
-    select calendar_date, iso_week_start, month_start
-    from calendar
-    where {{ day_in_ranges('calendar_date', day_ranges) }}
-),
-
-recomputed_periods as (
-    select 'day' as period_grain, calendar_date as period_start
-    from recomputed_days
-    union all
-    select 'week', iso_week_start
-    from recomputed_days
-    group by iso_week_start
-    having count(*) = 7
-    union all
-    select 'month', month_start
-    from recomputed_days
-    group by month_start
-    having count(*) = (select count(*) from calendar as month_days
-                       where month_days.month_start = recomputed_days.month_start)
-),
-
-{#- The observations of the recomputed days, read twice: the sums, and the percentiles
-    over the rows with a measure. Not one shared CTE, which DuckDB would hold whole in
-    memory; materialised_rows (macros/planner_statistics.sql) gives PostgreSQL an
-    analysed temporary table of them instead, and DuckDB the subquery. -#}
+{#- The observations of the recomputed days. Not a CTE, which DuckDB would hold whole
+    in memory; materialised_rows (macros/planner_statistics.sql) gives PostgreSQL an
+    analysed temporary table of them instead (with the view's guessed sizes it sorted
+    every observation once per grouping set rather than hashing them), and DuckDB the
+    subquery. -#}
 {%- set observations -%}
     (
     select
@@ -83,16 +51,9 @@ recomputed_periods as (
         {{ kpi_exact_term('numerator_' ~ slot) }} as numerator_{{ slot }},
         {{ kpi_exact_term('denominator_' ~ slot) }} as denominator_{{ slot }},
         {%- endfor %}
-        measure,
         {{ dimension_list }}
     from {{ ref('int_kpi_observations_unioned') }}
-    {%- if is_incremental() %}
-    -- The bounds on the column itself are applied as the facts are scanned; the
-    -- ranges then drop the days between them that are not recomputed.
-    where observed_at_local >= {{ typed_literal(first_recomputed_day, 'timestamp') }}
-        and observed_at_local < {{ typed_literal(last_recomputed_day, 'timestamp') }} + interval '1 day'
-        and {{ day_in_ranges('cast(observed_at_local as date)', day_ranges) }}
-    {%- endif %}
+    where {{ kpi_observed_in_recomputed_days(found) }}
     )
 {%- endset %}
 {%- set observations = materialised_rows('kpi_observations_to_aggregate', observations) %}
@@ -149,39 +110,6 @@ period_sums as (
     where calendar.{{ column }} in (
         select period_start from recomputed_periods where period_grain = '{{ grain }}')
     group by 2, 3, 4, 5
-    {%- endfor %}
-),
-
--- Percentiles do not add up from days: each grain is computed from the measures.
-{%- set measures -%}
-    (
-    select observations.*, calendar.iso_week_start, calendar.month_start
-    from {{ observations }} as observations
-    inner join calendar
-        on observations.observed_on = calendar.calendar_date
-    where observations.measure is not null
-    )
-{%- endset %}
-percentiles as (
-    {%- for grain, column in [('day', 'observed_on'), ('week', 'iso_week_start'), ('month', 'month_start')] %}
-    select
-        '{{ grain }}' as period_grain,
-        {{ column }} as period_start,
-        kpi_id_1 as kpi_id,
-        {{ slice_columns() }},
-        -- Both percentiles from one ordered set (the same SQL on DuckDB and
-        -- PostgreSQL): two aggregates would each hold and sort every measure. The
-        -- grains stay separate aggregates: one aggregate of all three read the measures
-        -- once but held every grain's at the same time (10M full build: peak 5.3 GiB
-        -- against 3.6 GiB, for 36-40 s against 41-45 s).
-        percentile_cont(array[0.5, 0.9]) within group (order by measure) as measure_percentiles
-    from {{ measures }} as measures
-    {%- if grain != 'day' %}
-    where {{ column }} in (
-        select period_start from recomputed_periods where period_grain = '{{ grain }}')
-    {%- endif %}
-    {{ slice_grouping_sets(column ~ ', kpi_id_1') }}
-    {{ "union all" if not loop.last }}
     {%- endfor %}
 ),
 
@@ -411,23 +339,15 @@ flows as (
         period_sums.dimension,
         period_sums.dimension_value,
         cast(period_sums.numerator as double precision) as numerator,
-        cast(period_sums.denominator as double precision) as denominator,
-        percentiles.measure_percentiles[1] as median_measure,
-        percentiles.measure_percentiles[2] as p90_measure
+        cast(period_sums.denominator as double precision) as denominator
     from period_sums
-    left join percentiles
-        on period_sums.period_grain = percentiles.period_grain
-        and period_sums.period_start = percentiles.period_start
-        and period_sums.kpi_id = percentiles.kpi_id
-        and period_sums.dimension = percentiles.dimension
-        and period_sums.dimension_value = percentiles.dimension_value
 ),
 
 aggregated as (
     select * from flows
     union all
     select period_grain, period_start, kpi_id, dimension, dimension_value,
-           open_items, open_items, cast(null as double precision), cast(null as double precision)
+           open_items, open_items
     from stocks
 ),
 
@@ -447,8 +367,6 @@ select
     rows_.dimension_value,
     rows_.numerator,
     rows_.denominator,
-    rows_.median_measure,
-    rows_.p90_measure,
     as_of.data_as_of_local,
     inputs.inputs_loaded_through
 from (
@@ -456,7 +374,7 @@ from (
     union all
     select aggregated.period_grain, aggregated.period_start, kpis_observed.kpi_id,
            aggregated.dimension, aggregated.dimension_value, aggregated.numerator,
-           aggregated.denominator, aggregated.median_measure, aggregated.p90_measure
+           aggregated.denominator
     from aggregated
     inner join kpis_observed
         on aggregated.kpi_id = kpis_observed.observed_kpi_id

@@ -61,13 +61,21 @@ measured as (
              else coalesce(aggregated.numerator, 0) end as numerator,
         coalesce(aggregated.denominator, 0) as denominator,
         {{ kpi_value('spine.kind', 'aggregated.numerator', 'aggregated.denominator',
-                     'aggregated.median_measure', 'aggregated.p90_measure') }} as value
+                     'percentiles.median_measure', 'percentiles.p90_measure') }} as value
     from spine
     left join aggregated
         on spine.period_start = aggregated.period_start
         and spine.dimension = aggregated.dimension
         and spine.dimension_value = aggregated.dimension_value
         and spine.kpi_id = aggregated.kpi_id
+    -- The percentiles of the slices with observations (every measure is one), joined
+    -- here only: the spine's CTEs read the sums alone.
+    left join {{ ref('int_kpi_measures_aggregated_to_periods') }} as percentiles
+        on percentiles.period_grain = '{{ grain }}'
+        and aggregated.period_start = percentiles.period_start
+        and aggregated.dimension = percentiles.dimension
+        and aggregated.dimension_value = percentiles.dimension_value
+        and aggregated.kpi_id = percentiles.kpi_id
 ),
 
 -- Weighted KPIs of one slice and period, from that slice's component values; null
@@ -189,24 +197,15 @@ where current_period.period_start in ({{ kpi_period_literals(rebuilt_periods) }}
 {% macro kpi_spine_ctes(grain) %}
 aggregated as (
     select
-        sums.period_start,
-        sums.kpi_id,
-        sums.dimension,
-        sums.dimension_value,
-        sums.numerator,
-        sums.denominator,
-        percentiles.median_measure,
-        percentiles.p90_measure,
-        sums.inputs_loaded_through
-    from {{ ref('int_kpi_observations_aggregated_to_periods') }} as sums
-    -- Every measure is also an observation: its slice has sums.
-    left join {{ ref('int_kpi_measures_aggregated_to_periods') }} as percentiles
-        on sums.period_grain = percentiles.period_grain
-        and sums.period_start = percentiles.period_start
-        and sums.kpi_id = percentiles.kpi_id
-        and sums.dimension = percentiles.dimension
-        and sums.dimension_value = percentiles.dimension_value
-    where sums.period_grain = '{{ grain }}'
+        period_start,
+        kpi_id,
+        dimension,
+        dimension_value,
+        numerator,
+        denominator,
+        inputs_loaded_through
+    from {{ ref('int_kpi_observations_aggregated_to_periods') }}
+    where period_grain = '{{ grain }}'
 ),
 
 definitions as (

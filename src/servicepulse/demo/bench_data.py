@@ -20,9 +20,14 @@ START = date(2026, 7, 26)
 END_DAY = START + timedelta(days=DAYS - 1)
 
 
-def bench_config(workdir: Path, sources: Path, connectors: dict | None = None) -> Path:
+def bench_config(workdir: Path, sources: Path, connectors: dict | None = None,
+                 warehouse: dict | None = None) -> Path:
+    """A bench run's settings file in ``workdir``: its own output folder and Airflow home,
+    the generated ``sources``, and a DuckDB file in ``workdir`` unless ``warehouse`` names
+    another warehouse section."""
+    warehouse = warehouse or {"kind": "duckdb", "duckdb_path": str(workdir / "warehouse.duckdb")}
     config = {"output_dir": str(workdir / "output"), "airflow_home": str(workdir / "airflow"),
-              "warehouse": {"kind": "duckdb", "duckdb_path": str(workdir / "warehouse.duckdb")},
+              "warehouse": warehouse,
               "sources": {"directory": str(sources), **({"connectors": connectors}
                                                           if connectors else {})}}
     path = workdir / "bench.yaml"

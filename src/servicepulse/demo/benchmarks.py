@@ -373,12 +373,8 @@ def _postgres_config(source_config: Path, root: Path) -> Path:
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    config = {"output_dir": str(workdir / "output"), "airflow_home": str(workdir / "airflow"),
-              "warehouse": {"kind": "postgres", "postgres": {"dbname": BENCH_PG_DATABASE}},
-              "sources": {"directory": str(source.sources_dir)}}
-    path = workdir / "bench.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return bench_config(workdir, source.sources_dir, warehouse={
+        "kind": "postgres", "postgres": {"dbname": BENCH_PG_DATABASE}})
 
 
 def _child_load(config: str) -> dict[str, float]:

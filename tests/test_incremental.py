@@ -392,6 +392,31 @@ def test_kpi_tables_rewrite_what_an_earlier_build_left_stale(tmp_path, sources, 
                                       check_exact=False, rtol=1e-9, obj=table)
 
 
+def test_a_warehouse_with_the_percentiles_in_the_aggregate_builds_on(tmp_path, sources, full):
+    """A warehouse built before the percentiles had their own model keeps them as two
+    columns of the aggregate: its next nightly build drops them (a pre-hook) instead of
+    failing on the changed schema, and its KPI tables equal a full refresh."""
+    sources, _ = sources
+    upgraded = _copy(full, tmp_path / "upgraded", sources)
+    intermediate = upgraded.warehouse.schema("intermediate")
+    with connected(upgraded) as warehouse:
+        for column in ("median_measure", "p90_measure"):
+            warehouse.execute(f'alter table "{intermediate}".'
+                              f"int_kpi_observations_aggregated_to_periods "
+                              f"add column {column} double")
+        build_inputs.forget(upgraded, warehouse)  # another release: the next build runs
+    build(upgraded)
+    with connected(upgraded) as warehouse:
+        columns = warehouse.fetch_frame(
+            "select column_name from information_schema.columns "
+            f"where table_schema = '{intermediate}' "
+            "and table_name = 'int_kpi_observations_aggregated_to_periods'")["column_name"]
+    assert not {"median_measure", "p90_measure"} & set(columns)
+    for table, key in TABLES.items():
+        pd.testing.assert_frame_equal(_table(upgraded, table, key), _table(full, table, key),
+                                      check_exact=False, rtol=1e-9, obj=table)
+
+
 @pytest.fixture(scope="module")
 def two_nights(tmp_path_factory, sources):
     """A backfill up to the first nightly day, then the second night's build."""

@@ -298,3 +298,15 @@ recomputed_periods as (
     true
     {%- endif -%}
 {%- endmacro %}
+
+{#- Pre-hook of int_kpi_observations_aggregated_to_periods, for a warehouse built before
+    the percentiles moved to int_kpi_measures_aggregated_to_periods: drop the aggregate's
+    median_measure and p90_measure, which its incremental build (on_schema_change
+    'fail') would otherwise refuse. Its other rows stay right; the new model is built
+    whole on its first build. Nothing to do on a newer warehouse. -#}
+{% macro drop_columns_moved_to_measures() %}
+    {%- if is_incremental() %}
+    alter table {{ this }} drop column if exists median_measure;
+    alter table {{ this }} drop column if exists p90_measure
+    {%- endif %}
+{% endmacro %}

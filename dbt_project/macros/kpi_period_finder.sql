@@ -310,3 +310,43 @@ recomputed_periods as (
     alter table {{ this }} drop column if exists p90_measure
     {%- endif %}
 {% endmacro %}
+
+{#- The final select of both period aggregates: the rows of CTE `rows_cte` (period_grain,
+    period_start, kpi_id, dimension, dimension_value, then `value_columns`), and again for
+    each KPI that is another statistic of a KPI's observations (FRT_P90, the P90 of FRT's
+    response times: kpi_definitions.observations_of), so each observation is aggregated
+    once; with the as-of moment and the newest load seen (CTEs as_of and inputs). Rows of
+    no dimension value (facts that cannot say it) are left out. Starts with a CTE: call
+    it after a comma. -#}
+{% macro kpi_period_rows(rows_cte, value_columns) -%}
+kpis_observed as (
+    select kpi_id, observations_of as observed_kpi_id
+    from {{ ref('kpi_definitions') }}
+    where observations_of is not null
+)
+
+select
+    rows_.period_grain,
+    rows_.period_start,
+    rows_.kpi_id,
+    rows_.dimension,
+    rows_.dimension_value,
+    {%- for column in value_columns %}
+    rows_.{{ column }},
+    {%- endfor %}
+    as_of.data_as_of_local,
+    inputs.inputs_loaded_through
+from (
+    select * from {{ rows_cte }}
+    union all
+    select {{ rows_cte }}.period_grain, {{ rows_cte }}.period_start, kpis_observed.kpi_id,
+           {{ rows_cte }}.dimension, {{ rows_cte }}.dimension_value
+           {%- for column in value_columns %}, {{ rows_cte }}.{{ column }}{% endfor %}
+    from {{ rows_cte }}
+    inner join kpis_observed
+        on {{ rows_cte }}.kpi_id = kpis_observed.observed_kpi_id
+) as rows_
+cross join as_of
+cross join inputs
+where rows_.dimension_value is not null
+{%- endmacro %}

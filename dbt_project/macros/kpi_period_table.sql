@@ -13,9 +13,9 @@
 
     The sums and stocks come from int_kpi_observations_aggregated_to_periods, the
     percentiles from int_kpi_measures_aggregated_to_periods (each one aggregation of the
-    observations for all three grains, incremental by period); this macro adds the spine of periods and slices, the values, the weighted
-    KPIs, targets, statuses and the previous period's value, which cost in proportion
-    to periods x slices, not to rows.
+    observations for all three grains, incremental by period); this macro adds the spine
+    of periods and slices, the values, the weighted KPIs, targets, statuses and the
+    previous period's value, which cost in proportion to periods x slices, not to rows.
 
     Incremental by period (delete+insert on period_start): a nightly build rewrites the
     periods kpi_periods_to_rebuild names, the others keep their rows; a full refresh

@@ -89,7 +89,8 @@ periods_measured as (
         measured_kpis.kpi_id,
         'organisation' as dimension,
         'all' as dimension_value,
-        percentiles.measure_percentiles
+        percentiles.measure_percentiles[1] as median_measure,
+        percentiles.measure_percentiles[2] as p90_measure
     from recomputed_periods
     cross join measured_kpis
     left join percentiles
@@ -98,37 +99,10 @@ periods_measured as (
         and measured_kpis.kpi_id = percentiles.kpi_id
         and percentiles.dimension = 'organisation'
     union all
-    select period_grain, period_start, kpi_id, dimension, dimension_value, measure_percentiles
+    select period_grain, period_start, kpi_id, dimension, dimension_value,
+           measure_percentiles[1], measure_percentiles[2]
     from percentiles
     where dimension <> 'organisation' or kpi_id not in (select kpi_id from measured_kpis)
 ),
 
-kpis_observed as (
-    select kpi_id, observations_of as observed_kpi_id
-    from {{ ref('kpi_definitions') }}
-    where observations_of is not null
-)
-
-select
-    rows_.period_grain,
-    rows_.period_start,
-    rows_.kpi_id,
-    rows_.dimension,
-    rows_.dimension_value,
-    rows_.measure_percentiles[1] as median_measure,
-    rows_.measure_percentiles[2] as p90_measure,
-    as_of.data_as_of_local,
-    inputs.inputs_loaded_through
-from (
-    select * from periods_measured
-    union all
-    select periods_measured.period_grain, periods_measured.period_start, kpis_observed.kpi_id,
-           periods_measured.dimension, periods_measured.dimension_value,
-           periods_measured.measure_percentiles
-    from periods_measured
-    inner join kpis_observed
-        on periods_measured.kpi_id = kpis_observed.observed_kpi_id
-) as rows_
-cross join as_of
-cross join inputs
-where rows_.dimension_value is not null
+{{ kpi_period_rows('periods_measured', ['median_measure', 'p90_measure']) }}

@@ -332,54 +332,17 @@ stocks as (
         and day_stocks.dimension = 'organisation'
 ),
 
-flows as (
-    select
-        period_sums.period_grain,
-        period_sums.period_start,
-        period_sums.kpi_id,
-        period_sums.dimension,
-        period_sums.dimension_value,
-        cast(period_sums.numerator as double precision) as numerator,
-        cast(period_sums.denominator as double precision) as denominator
-    from period_sums
-),
-
+-- The flows' exact sums made doubles, and the stocks (a count is its own numerator and
+-- denominator).
 aggregated as (
-    select * from flows
+    select period_grain, period_start, kpi_id, dimension, dimension_value,
+           cast(numerator as double precision) as numerator,
+           cast(denominator as double precision) as denominator
+    from period_sums
     union all
     select period_grain, period_start, kpi_id, dimension, dimension_value,
            open_items, open_items
     from stocks
 ),
 
--- A KPI that is another statistic of a KPI's observations (FRT_P90, the P90 of FRT's
--- response times) takes that KPI's rows: each observation is aggregated once.
-kpis_observed as (
-    select kpi_id, observations_of as observed_kpi_id
-    from {{ ref('kpi_definitions') }}
-    where observations_of is not null
-)
-
-select
-    rows_.period_grain,
-    rows_.period_start,
-    rows_.kpi_id,
-    rows_.dimension,
-    rows_.dimension_value,
-    rows_.numerator,
-    rows_.denominator,
-    as_of.data_as_of_local,
-    inputs.inputs_loaded_through
-from (
-    select * from aggregated
-    union all
-    select aggregated.period_grain, aggregated.period_start, kpis_observed.kpi_id,
-           aggregated.dimension, aggregated.dimension_value, aggregated.numerator,
-           aggregated.denominator
-    from aggregated
-    inner join kpis_observed
-        on aggregated.kpi_id = kpis_observed.observed_kpi_id
-) as rows_
-cross join as_of
-cross join inputs
-where rows_.dimension_value is not null
+{{ kpi_period_rows('aggregated', ['numerator', 'denominator']) }}

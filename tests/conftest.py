@@ -16,6 +16,7 @@ from servicepulse.settings import Settings, load_settings
 DBT_BUILDING_MODULES = {
     "test_actions", "test_actions_app", "test_actions_browser", "test_any_history",
     "test_bounded_dates", "test_build_inputs", "test_dbt_parse_cache", "test_dbt_project",
+    "test_dbt_starter",
     "test_dbt_results", "test_email", "test_feedback_data", "test_incremental", "test_known_answers",
     "test_kpi_period_finder", "test_onboarding_real_exports", "test_one_error_line",
     "test_partial_sources", "test_processes", "test_publish_fan_out", "test_quality",
@@ -32,12 +33,23 @@ DBT_BUILDING_MODULES = {
 PARSE_CACHE_VARIABLE = "SERVICEPULSE_TESTS_DBT_PARSE_CACHE"
 
 
+# A dbt starter (servicepulse.dbt_starter) for every test's settings (warehouse.dbt_starter):
+# one per session, started by the controlling process, whose socket path the workers
+# inherit. dbt commands then skip importing dbt, about 3 s each, hundreds of times. Set
+# the variable empty to run every dbt command as the program, as production does.
+STARTER_VARIABLE = "SERVICEPULSE_TESTS_DBT_STARTER"
+
+
 def pytest_configure(config):
     if not hasattr(config, "workerinput") and PARSE_CACHE_VARIABLE not in os.environ:
         import tempfile
 
         os.environ[PARSE_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="servicepulse-dbt-parse-")
         config._servicepulse_parse_cache = os.environ[PARSE_CACHE_VARIABLE]
+    if (not hasattr(config, "workerinput") and STARTER_VARIABLE not in os.environ
+            and not os.environ.get("SERVICEPULSE_TEST_FAST")):  # no dbt there
+        config._servicepulse_starter = _start_dbt_starter()
+        os.environ[STARTER_VARIABLE] = config._servicepulse_starter.args[-1]
     if os.environ.get("SERVICEPULSE_TEST_FAST"):
         import servicepulse.transform
 
@@ -54,6 +66,34 @@ def pytest_unconfigure(config):
     if made:
         shutil.rmtree(made, ignore_errors=True)
         os.environ.pop(PARSE_CACHE_VARIABLE, None)
+    starter = getattr(config, "_servicepulse_starter", None)
+    if starter is not None:
+        from servicepulse.processes import end_group
+
+        end_group(starter)
+        shutil.rmtree(Path(starter.args[-1]).parent, ignore_errors=True)
+        os.environ.pop(STARTER_VARIABLE, None)
+
+
+def _start_dbt_starter():
+    """The session's dbt starter, once it listens (it dies with this process)."""
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from servicepulse.processes import die_with_parent
+
+    socket_path = Path(tempfile.mkdtemp(prefix="servicepulse-dbt-starter-")) / "dbt.sock"
+    starter = subprocess.Popen(
+        [sys.executable, "-m", "servicepulse.dbt_starter", str(socket_path)],
+        process_group=0, preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
+    deadline = time.monotonic() + 120
+    while not socket_path.exists():
+        if starter.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the dbt starter did not start (exit {starter.poll()})")
+        time.sleep(0.05)
+    return starter
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by the marks added here
@@ -101,6 +141,7 @@ def write_config(tmp_path: Path, sources_dir: Path, **overrides) -> Path:
         "airflow_home": str(tmp_path / "airflow"),
         "warehouse": {"kind": "duckdb", "duckdb_path": str(tmp_path / "output" / "w.duckdb"),
                       "dbt_parse_cache": os.environ.get(PARSE_CACHE_VARIABLE) or None,
+                      "dbt_starter": os.environ.get(STARTER_VARIABLE) or None,
                       "postgres": dict(PG)},
         "sources": {"directory": str(sources_dir)},
         "delivery": {"sender": "servicepulse@example.com", "weekly": [

@@ -29,7 +29,8 @@ GRACE_SECONDS = 10
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def _die_with_parent(parent: int):
+def die_with_parent(parent: int):
+    """A preexec_fn: the child gets SIGKILL when ``parent`` dies."""
     def prepare() -> None:  # runs in the child between fork and exec
         if _LIBC is not None:
             _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -47,8 +48,8 @@ def run_child(argv: list[str], env: dict[str, str] | None = None,
     # the child the leader of a new group.
     child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, process_group=0,
-                             preexec_fn=_die_with_parent(os.getpid()))  # noqa: PLW1509
-    with _forwarding_signals(child):
+                             preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
+    with forwarding_signals(child.pid):
         try:
             stdout, stderr = child.communicate(timeout=timeout)
         finally:
@@ -72,8 +73,8 @@ def end_group(child: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def _forwarding_signals(child: subprocess.Popen) -> Iterator[None]:
-    """While the child runs, SIGTERM and SIGINT to us go to its whole group too."""
+def forwarding_signals(group: int) -> Iterator[None]:
+    """While a child runs, SIGTERM and SIGINT to us go to its whole ``group`` too."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -81,7 +82,7 @@ def _forwarding_signals(child: subprocess.Popen) -> Iterator[None]:
 
     def forward(signum, frame):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, signum)
+            os.killpg(group, signum)
         handler = previous.get(signum)
         if callable(handler):
             handler(signum, frame)

@@ -1,7 +1,9 @@
 """Run dbt against the configured warehouse.
 
-dbt runs as a subprocess of the same virtualenv: its global state (flags, adapters,
-logging) then cannot leak between runs inside a long-lived Airflow worker.
+dbt runs as a process of its own, from the same virtualenv: its global state (flags,
+adapters, logging) then cannot leak between runs inside a long-lived Airflow worker. That
+is the `dbt` program, or a fresh copy of a dbt starter (servicepulse.dbt_starter) where
+one is configured.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -171,7 +174,7 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True,
     parse_cache = _ParseCache(settings, environment, vars_given)
     parse_cache.seed(target_dir)
     with dbt_turn(settings):
-        completed = run_child(command, env=environment, cwd=settings.duckdb_path.parent)
+        completed = _run_dbt_process(settings, command, environment)
     parse_cache.keep(target_dir)
     output = completed.stdout + completed.stderr
     result = DbtResult(command, completed.returncode, output)
@@ -189,6 +192,23 @@ def run_dbt(settings: Settings, *arguments: str, check: bool = True,
         raise TransformError(f"dbt {' '.join(arguments)} failed (exit {completed.returncode}):\n"
                              + "\n".join(failures[-30:] or output.splitlines()[-30:]))
     return result
+
+
+def _run_dbt_process(settings: Settings, command: list[str],
+                     environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """dbt as a program, or forked from the configured dbt starter (warehouse.dbt_starter)
+    when one answers."""
+    cwd = settings.duckdb_path.parent
+    starter = settings.dbt_starter_path
+    if starter is not None:
+        from servicepulse.dbt_starter import run_forked
+
+        try:
+            return run_forked(starter, command, environment, cwd)
+        except OSError as exc:
+            log.warning("the dbt starter at %s does not answer (%s): dbt runs as a program",
+                        starter, exc)
+    return run_child(command, env=environment, cwd=cwd)
 
 
 class _ParseCache:

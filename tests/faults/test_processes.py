@@ -41,7 +41,7 @@ def _kpis(settings) -> dict:
 
 
 def _processes(program: bytes) -> dict[int, int]:
-    """pid -> parent pid of every live process running ``program`` (e.g. b"/dbt")."""
+    """pid -> parent pid of every live process running ``program`` (e.g. b"/airflow")."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -56,56 +56,86 @@ def _processes(program: bytes) -> dict[int, int]:
     return found
 
 
-def _dbt_processes() -> dict[int, int]:
-    return _processes(b"/dbt")
+def _dbt_runs(settings) -> set[int]:
+    """The live dbt processes at work in this warehouse's folder: the dbt program, or a
+    copy forked from the dbt starter (warehouse.dbt_starter)."""
+    folder = settings.duckdb_path.parent.resolve()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        dbt = (any(part.endswith(b"/dbt") for part in command[:2])
+               or b"servicepulse.dbt_starter" in command)
+        if state != "Z" and dbt and cwd == folder:
+            found.add(int(entry.name))
+    return found
+
+
+def _is_a_starter_copy(pid: int) -> bool:
+    return b"servicepulse.dbt_starter" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+# dbt as a program (production), or forked from the session's dbt starter (tests/conftest.py)
+AS_PROGRAM = {"SERVICEPULSE__WAREHOUSE__DBT_STARTER": "null"}
+DBT_FROM = {"program": AS_PROGRAM, "starter": {}}
 
 
 def _start_build(settings, **extra) -> tuple[subprocess.Popen, int]:
-    """A build, and its dbt child once that runs. A full refresh: a plain build of the
+    """A build, and its dbt once that runs. A full refresh: a plain build of the
     unchanged warehouse would skip dbt (servicepulse.build_inputs)."""
     build = subprocess.Popen([*SERVICEPULSE, "build", "--full-refresh"],
                              env=_env(settings, **extra),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        children = [pid for pid, parent in _dbt_processes().items() if parent == build.pid]
-        if children:
-            return build, children[0]
+        runs = _dbt_runs(settings)
+        if runs:
+            return build, runs.pop()
         assert build.poll() is None, build.communicate()
         time.sleep(0.05)
     raise AssertionError("dbt never started")
 
 
-def _gone(pid: int, within: float = 30) -> bool:
+def _gone(settings, pid: int, within: float = 30) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if pid not in _dbt_processes():
+        if pid not in _dbt_runs(settings):
             return True
         time.sleep(0.1)
     return False
 
 
-def test_a_killed_build_leaves_no_dbt_and_a_rerun_gives_the_same_kpis(built):
+@pytest.mark.parametrize("dbt_from", DBT_FROM)
+def test_a_killed_build_leaves_no_dbt_and_a_rerun_gives_the_same_kpis(built, dbt_from):
     before = _kpis(built)
-    build, dbt = _start_build(built)
+    build, dbt = _start_build(built, **DBT_FROM[dbt_from])
+    assert _is_a_starter_copy(dbt) == (dbt_from == "starter")
     time.sleep(1)  # dbt is at work on the warehouse
     build.send_signal(signal.SIGKILL)
     build.wait(30)
-    assert _gone(dbt), f"dbt {dbt} outlived its killed parent"
+    assert _gone(built, dbt), f"dbt {dbt} outlived its killed parent"
     again = subprocess.run([*SERVICEPULSE, "build"], env=_env(built), capture_output=True,
                            text=True, timeout=300, check=False)
     assert again.returncode == 0, again.stderr
     assert _kpis(built) == before
 
 
-def test_sigterm_reaches_dbt_and_the_build_stops(built):
-    build, dbt = _start_build(built)
+@pytest.mark.parametrize("dbt_from", DBT_FROM)
+def test_sigterm_reaches_dbt_and_the_build_stops(built, dbt_from):
+    build, dbt = _start_build(built, **DBT_FROM[dbt_from])
+    assert _is_a_starter_copy(dbt) == (dbt_from == "starter")
     time.sleep(1)
     build.send_signal(signal.SIGTERM)
     _, err = build.communicate(timeout=60)
     assert build.returncode != 0
     assert "Traceback" not in err
-    assert _gone(dbt)
+    assert _gone(built, dbt)
 
 
 def test_a_second_build_waits_for_the_first_and_names_it(built):

@@ -5,6 +5,7 @@ only the periods the new data touches."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from servicepulse import build_inputs
 from servicepulse.constants import SOURCES
 from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.load import load_source
-from servicepulse.transform import build, run_dbt
+from servicepulse.transform import TransformError, build, run_dbt
 from servicepulse.warehouse import connected
 from tests.conftest import settings_for
 from tests.kpi_harness import all_kpi_rows
@@ -337,12 +338,19 @@ def test_each_kind_of_change_rebuilds_exactly_what_a_full_refresh_gives(
     facts), and the periods it keeps are right."""
     sources, _ = sources
     nightly = _copy(nightly_built, tmp_path / "nightly", sources)
+    _change_one_row(nightly, change)
+    build(nightly)
+    _assert_equals_a_full_refresh(nightly, tmp_path / "refreshed", sources, change)
+
+
+def _change_one_row(settings, change: str) -> None:
+    """A new version of one raw row, as CHANGES[change] describes: the changed columns, a
+    newer version stamp, loaded now."""
     table, key, which, new_values = CHANGES[change]
-    raw = nightly.warehouse.schema("raw")
-    # A new version: the changed columns, a newer version stamp, loaded now.
+    raw = settings.warehouse.schema("raw")
     replaced = {"updated_at": "updated_at + interval 1 second", **new_values,
                 "_loaded_at": "now()"}
-    with connected(nightly) as warehouse:
+    with connected(settings) as warehouse:
         changed = warehouse.fetch_frame(
             f'select min({key}) as k from "{raw}".{table} where {which}')["k"][0]
         assert changed is not None, f"no row to change for: {change}"
@@ -351,16 +359,46 @@ def test_each_kind_of_change_rebuilds_exactly_what_a_full_refresh_gives(
             + ", ".join(f"{expression} as {column}" for column, expression in replaced.items())
             + f') from "{raw}".{table} where {key} = ? '
             "order by updated_at desc, _loaded_at desc limit 1", [changed])
-    build(nightly)
-    # The yardstick: the same raw data with every model rebuilt whole (its tests are
-    # the nightly build's to pass, not the yardstick's).
-    refreshed = _copy(nightly, tmp_path / "refreshed", sources)
+
+
+def _assert_equals_a_full_refresh(nightly, folder, sources, what: str) -> None:
+    """The yardstick: the same raw data with every model rebuilt whole (its tests are the
+    nightly build's to pass, not the yardstick's)."""
+    refreshed = _copy(nightly, folder, sources)
     run_dbt(refreshed, "run", "--full-refresh")
     for table_name, order in TABLES.items():
         pd.testing.assert_frame_equal(_table(nightly, table_name, order),
                                       _table(refreshed, table_name, order),
                                       check_exact=False, rtol=1e-9,
-                                      obj=f"{table_name} after: {change}")
+                                      obj=f"{table_name} after: {what}")
+
+
+def test_a_build_whose_percentiles_failed_is_made_whole_by_the_next(tmp_path, sources,
+                                                                     nightly_built):
+    """The sums and the percentiles are two models built side by side. A night where the
+    percentiles fail and the sums succeed leaves the KPI tables unbuilt; the next build,
+    with nothing new, recomputes the percentiles of the periods that night changed (from
+    their own stale rows) and the KPI tables rewrite them: it equals a full refresh."""
+    sources, _ = sources
+    nightly = _copy(nightly_built, tmp_path / "nightly", sources)
+    change = "an agent's only first response of a day withdrawn"
+    _change_one_row(nightly, change)
+    measures = f'"{nightly.warehouse.schema("intermediate")}".int_kpi_measures_aggregated_to_periods'
+    with connected(nightly) as warehouse:  # on_schema_change: fail
+        warehouse.execute(f"alter table {measures} add column in_the_way integer")
+    with pytest.raises(TransformError, match="int_kpi_measures_aggregated_to_periods"):
+        build(nightly)
+    statuses = {result["unique_id"].rsplit(".", 1)[-1]: result["status"] for result in
+                json.loads((nightly.output_path / "dbt" / "duckdb-target"
+                            / "run_results.json").read_text())["results"]}
+    assert statuses["int_kpi_measures_aggregated_to_periods"] == "error"
+    assert statuses["int_kpi_observations_aggregated_to_periods"] == "success"
+    assert statuses["kpi_weekly"] == "skipped"
+    with connected(nightly) as warehouse:
+        warehouse.execute(f"alter table {measures} drop column in_the_way")
+    build(nightly)
+    _assert_equals_a_full_refresh(nightly, tmp_path / "refreshed", sources,
+                                  f"{change}, the percentiles failing the first night")
 
 
 def test_kpi_tables_rewrite_what_an_earlier_build_left_stale(tmp_path, sources, full):

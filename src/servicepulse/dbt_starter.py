@@ -37,11 +37,16 @@ from servicepulse.processes import GRACE_SECONDS, forwarding_signals
 REQUEST_BYTES = 1 << 20  # arguments and environment; a socket message holds them whole
 
 
+class StarterUnavailable(OSError):
+    """No dbt starter took the request: nothing of it ran, the caller may run dbt
+    otherwise."""
+
+
 def run_forked(starter: Path, argv: list[str], env: dict[str, str], cwd: Path | str,
                timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run dbt's command line ``argv`` (argv[0] the dbt program, the rest its arguments)
     in a copy of the starter listening at ``starter``; as processes.run_child (text
-    output, check=False). OSError when no starter listens there."""
+    output, check=False). StarterUnavailable when no starter took the request."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -49,10 +54,12 @@ def run_forked(starter: Path, argv: list[str], env: dict[str, str], cwd: Path | 
         connection.connect(str(starter))
         request = json.dumps({"argv": argv, "env": env, "cwd": str(cwd)}).encode()
         socket.send_fds(connection, [request], [out_write, err_write])
-    except BaseException:
+    except BaseException as exc:
         for fd in (out_read, out_write, err_read, err_write):
             os.close(fd)
         connection.close()
+        if isinstance(exc, OSError):
+            raise StarterUnavailable(f"the dbt starter at {starter}: {exc}") from exc
         raise
     os.close(out_write)
     os.close(err_write)
@@ -68,9 +75,13 @@ def run_forked(starter: Path, argv: list[str], env: dict[str, str], cwd: Path | 
         reader.start()
     group = 0
     try:
-        reply = connection.recv(64)
-        if not reply:
-            raise OSError(f"the dbt starter at {starter} closed the request unanswered")
+        try:
+            reply = connection.recv(64)
+        except OSError:
+            reply = b""
+        if not reply:  # the copy never started, or died before it began
+            raise StarterUnavailable(f"the dbt starter at {starter} closed the request "
+                                     "unanswered")
         group = int(json.loads(reply)["pid"])
         with forwarding_signals(group):
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -78,11 +89,15 @@ def run_forked(starter: Path, argv: list[str], env: dict[str, str], cwd: Path | 
                 reader.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 if reader.is_alive():
                     raise subprocess.TimeoutExpired(argv, timeout or 0)
-            ended = connection.recv(64)
+            try:
+                ended = connection.recv(64)
+            except OSError:  # as an empty answer: the copy ended without its exit code
+                ended = b""
     finally:
         if group:
             _end_group(group, connection)
         connection.close()
+    # Without an exit code the copy was killed; by which signal its caller cannot see.
     returncode = int(json.loads(ended)["exit"]) if ended else -signal.SIGKILL
     return subprocess.CompletedProcess(
         argv, returncode, outputs.get(out_read, b"").decode(errors="replace"),

@@ -201,11 +201,11 @@ def _run_dbt_process(settings: Settings, command: list[str],
     cwd = settings.duckdb_path.parent
     starter = settings.dbt_starter_path
     if starter is not None:
-        from servicepulse.dbt_starter import run_forked
+        from servicepulse.dbt_starter import StarterUnavailable, run_forked
 
         try:
             return run_forked(starter, command, environment, cwd)
-        except OSError as exc:
+        except StarterUnavailable as exc:
             log.warning("the dbt starter at %s does not answer (%s): dbt runs as a program",
                         starter, exc)
     return run_child(command, env=environment, cwd=cwd)

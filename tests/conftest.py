@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def pytest_configure(config):
         os.environ[PARSE_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="servicepulse-dbt-parse-")
         config._servicepulse_parse_cache = os.environ[PARSE_CACHE_VARIABLE]
     if (not hasattr(config, "workerinput") and STARTER_VARIABLE not in os.environ
-            and not os.environ.get("SERVICEPULSE_TEST_FAST")):  # no dbt there
+            and not os.environ.get("SERVICEPULSE_TEST_FAST")  # no dbt there
+            and sys.platform.startswith("linux")):  # its sockets and /proc
         config._servicepulse_starter = _start_dbt_starter()
         os.environ[STARTER_VARIABLE] = config._servicepulse_starter.args[-1]
     if os.environ.get("SERVICEPULSE_TEST_FAST"):
@@ -78,7 +80,6 @@ def pytest_unconfigure(config):
 def _start_dbt_starter():
     """The session's dbt starter, once it listens (it dies with this process)."""
     import subprocess
-    import sys
     import tempfile
     import time
 

@@ -18,6 +18,8 @@ from servicepulse.dbt_starter import run_forked
 from servicepulse.processes import end_group, run_child
 from tests.conftest import _start_dbt_starter
 
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the dbt starter is Linux's (its sockets, /proc)")
 DBT = str(Path(sys.executable).with_name("dbt"))
 # A macro that works without a sound for hours: only the starter's tie to its caller can
 # end it (a run that writes would also die of the closed pipe). Two loops: dbt's Jinja

@@ -120,7 +120,7 @@ def _end_group(group: int, connection: socket.socket) -> None:
 
 
 def serve(address: Path) -> None:
-    """Import dbt and its adapters, then fork a copy per request on ``address`` until
+    """Import dbt's command line, then fork a copy per request on ``address`` until
     killed."""
     import dbt.cli.main  # noqa: F401 (the import each run is spared)
 
@@ -164,6 +164,9 @@ def _run_request(connection: socket.socket) -> int:
     if len(fds) != 2 or not message:
         return 70
     request = json.loads(message)
+    # Before answering: a folder that is not there leaves the request unanswered, and the
+    # caller's fallback, the program, says so as it would have.
+    os.chdir(request["cwd"])
     os.setpgid(0, 0)
     null = os.open(os.devnull, os.O_RDONLY)
     for source, target in ((null, 0), (fds[0], 1), (fds[1], 2)):
@@ -178,7 +181,6 @@ def _run_request(connection: socket.socket) -> int:
         os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=die_with_the_caller, daemon=True).start()
-    os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])

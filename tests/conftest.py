@@ -77,8 +77,9 @@ def pytest_unconfigure(config):
         os.environ.pop(STARTER_VARIABLE, None)
 
 
-def _start_dbt_starter():
-    """The session's dbt starter, once it listens (it dies with this process)."""
+def _start_dbt_starter(program: list[str] | None = None):
+    """The session's dbt starter, once it listens (it dies with this process).
+    ``program``: the starter's command without its socket (tests of other runs)."""
     import subprocess
     import tempfile
     import time
@@ -87,7 +88,7 @@ def _start_dbt_starter():
 
     socket_path = Path(tempfile.mkdtemp(prefix="servicepulse-dbt-starter-")) / "dbt.sock"
     starter = subprocess.Popen(
-        [sys.executable, "-m", "servicepulse.dbt_starter", str(socket_path)],
+        [*(program or [sys.executable, "-m", "servicepulse.dbt_starter"]), str(socket_path)],
         process_group=0, preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509
     deadline = time.monotonic() + 120
     while not socket_path.exists():

@@ -4,17 +4,21 @@ caller killed outright)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from servicepulse.dbt_starter import run_forked
+from servicepulse import dbt_starter
+from servicepulse.dbt_starter import StarterUnavailable, run_forked
 from servicepulse.processes import end_group, run_child
 from tests.conftest import _start_dbt_starter
 
@@ -137,6 +141,79 @@ def test_a_forked_run_ends_with_its_caller(starter, project, tmp_path, signum):
         caller.kill()
         for pid in _copies_in(folder):
             os.kill(pid, signal.SIGKILL)
+
+
+def _copy_in(folder: Path) -> int:
+    """The copy at work in ``folder`` (its supervisor shares the folder, not the group)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for pid in _copies_in(folder):
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(pid) == pid:
+                    return pid
+        time.sleep(0.05)
+    raise AssertionError(f"no copy at work in {folder}")
+
+
+def test_a_copy_ended_by_a_signal_answers_that_signal(starter, project, tmp_path):
+    """As subprocess says of the program: a copy killed by SIGTERM returns -SIGTERM."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    done = {}
+    caller = threading.Thread(target=lambda: done.update(result=run_forked(
+        starter, _operation(project, "spin"), _env(), folder, timeout=120)))
+    caller.start()
+    try:
+        os.kill(_copy_in(folder), signal.SIGTERM)
+        caller.join(60)
+        assert not caller.is_alive()
+        assert done["result"].returncode == -signal.SIGTERM
+        assert _gone(folder)
+    finally:
+        for pid in _copies_in(folder):
+            os.kill(pid, signal.SIGKILL)
+
+
+def leave_a_stubborn_child(argv: list[str]) -> None:
+    """A run (in place of dbt's) that leaves a child behind in its group, one that ignores
+    SIGTERM and holds the caller's stderr open; it prints the child's pid."""
+    child = subprocess.Popen(["sh", "-c", 'trap "" TERM; echo $$; exec sleep 300'],
+                             stdout=subprocess.PIPE, text=True)
+    print(child.stdout.readline().strip(), flush=True)
+
+
+def test_what_a_copy_leaves_in_its_group_is_killed_when_it_exits(tmp_path):
+    started = _start_dbt_starter([
+        sys.executable, "-c",
+        ("import sys; from pathlib import Path; from servicepulse.dbt_starter import serve; "
+         "from tests.test_dbt_starter import leave_a_stubborn_child; "
+         "serve(Path(sys.argv[1]), run=leave_a_stubborn_child)")])
+    try:
+        done = run_forked(Path(started.args[-1]), ["stubborn"], _env(), tmp_path, timeout=60)
+    finally:
+        end_group(started)
+    assert done.returncode == 0, done.stderr
+    left = int(done.stdout)
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{left}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{left}").exists(), "the copy's child outlived it"
+
+
+def test_a_starter_that_does_not_answer_is_unavailable(tmp_path, monkeypatch):
+    """A socket that takes requests but never answers (a stuck starter): the caller
+    gives up after ANSWER_SECONDS, and may run dbt otherwise."""
+    monkeypatch.setattr(dbt_starter, "ANSWER_SECONDS", 1)
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stuck.bind(str(tmp_path / "stuck.sock"))
+    stuck.listen(8)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StarterUnavailable):
+            run_forked(tmp_path / "stuck.sock", ["dbt", "--version"], _env(), tmp_path)
+        assert time.monotonic() - started < 10
+    finally:
+        stuck.close()
 
 
 def test_without_a_starter_dbt_runs_as_the_program(project, tmp_path, caplog):

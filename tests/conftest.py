@@ -4,12 +4,16 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
 
 from servicepulse.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 # Modules whose tests build marts with dbt, themselves or through a fixture: `make
 # test-fast` leaves them out (mark dbt_build). It runs with SERVICEPULSE_TEST_FAST set, and
@@ -216,18 +220,43 @@ def postgres_prefix():
 _COPY_MAY_CHANGE = ("quality.", "delivery.", "reports.", "schedule.", "notifications.")
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], T]) -> T:
+    """What ``make(folder)`` returns, made in ``folder`` by the first test process of the
+    run (a pytest-xdist worker, or the only process) that asks, and read back by the
+    others: a built warehouse is built once a run, not once a worker. For what tests only
+    read or copy; the others wait for it while it is made (one lock per name)."""
+    import fcntl
+    import pickle
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / f"made-once-{name}"
+    made_file = root / f"made-once-{name}.pickle"
+    with open(root / f"made-once-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if made_file.exists():
+            return pickle.loads(made_file.read_bytes())
+        shutil.rmtree(folder, ignore_errors=True)  # a maker that failed halfway
+        folder.mkdir()
+        made = make(folder)
+        made_file.write_bytes(pickle.dumps(made))
+        return made
+
+
 @pytest.fixture(scope="session")
 def known_answers_built(tmp_path_factory) -> Settings:
-    """The known-answer sources loaded and built on DuckDB once per test process (the
-    real path: loader, then dbt). Tests take copies (copy_of_known_answers), so a test
+    """The known-answer sources loaded and built on DuckDB once per run (the real path:
+    loader, then dbt). Tests read it or take copies (copy_of_known_answers), so a test
     that changes its warehouse changes no other test's."""
     from tests import known_answers
     from tests.kpi_harness import UNTIL, load_and_build
 
-    folder = tmp_path_factory.mktemp("known-answers-built")
-    settings = settings_for(folder, known_answers.write(folder / "sources"))
-    load_and_build(settings, UNTIL)
-    return settings
+    def make(folder: Path) -> Settings:
+        settings = settings_for(folder, known_answers.write(folder / "sources"))
+        load_and_build(settings, UNTIL)
+        return settings
+
+    return made_once(tmp_path_factory, "known-answers-built", make)
 
 
 @pytest.fixture(scope="session")
@@ -249,17 +278,19 @@ def copy_of_known_answers(known_answers_built):
 @pytest.fixture(scope="session")
 def actions_built(tmp_path_factory) -> Settings:
     """The rectification loop's hand-made sources (tests/actions_data.py) loaded and
-    built on DuckDB once per test process; take a copy (tests.actions_data.tracked_copy)."""
+    built on DuckDB once per run; take a copy (tests.actions_data.tracked_copy)."""
     from datetime import datetime
 
     from tests import actions_data
     from tests.kpi_harness import SHANGHAI, load_and_build
 
-    folder = tmp_path_factory.mktemp("actions-built")
-    settings = settings_for(folder, actions_data.write(folder / "sources"),
-                            **actions_data.OVERRIDES)
-    load_and_build(settings, datetime(2026, 9, 28, tzinfo=SHANGHAI))
-    return settings
+    def make(folder: Path) -> Settings:
+        settings = settings_for(folder, actions_data.write(folder / "sources"),
+                                **actions_data.OVERRIDES)
+        load_and_build(settings, datetime(2026, 9, 28, tzinfo=SHANGHAI))
+        return settings
+
+    return made_once(tmp_path_factory, "actions-built", make)
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

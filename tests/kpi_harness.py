@@ -38,7 +38,7 @@ def kpis_by(settings: Settings, period: str, dimension: str) -> dict:
 
 def all_kpi_rows(settings: Settings, grain: str) -> list[tuple]:
     """Every row of a KPI mart, every dimension, in one engine-neutral form."""
-    with connected(settings) as warehouse:
+    with connected(settings, read_only=True) as warehouse:
         frame = warehouse.fetch_frame(
             f"select period_start, period_end, dimension, dimension_value, kpi_id, numerator, "
             f"denominator, value, target, status, previous_value "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -19,11 +20,11 @@ from servicepulse.demo.generate import GenerationSpec, generate
 from servicepulse.load import load_source
 from servicepulse.transform import TransformError, build, run_dbt
 from servicepulse.warehouse import connected
-from tests.conftest import settings_for
+from tests.conftest import made_once, settings_for
 from tests.kpi_harness import all_kpi_rows
 
-# Its tests are long and independent: under pytest-xdist they go to every worker
-# (each worker builds the module's fixtures it needs once).
+# Its tests are long and independent: under pytest-xdist they go to every worker (the
+# module's fixtures are made once a run, conftest.made_once, and only read or copied).
 pytestmark = pytest.mark.spread_over_workers
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -54,7 +55,7 @@ def _load(settings, day: date) -> None:
 
 def _table(settings, table: str, order: str) -> pd.DataFrame:
     schema = settings.warehouse.schema("marts")
-    with connected(settings) as warehouse:
+    with connected(settings, read_only=True) as warehouse:
         frame = warehouse.fetch_frame(f'select * from "{schema}"."{table}" order by {order}')
     # When a version reached the warehouse differs between the two warehouses, and so
     # do when a row was last written and the newest load a KPI row was written with.
@@ -102,9 +103,13 @@ def _months(aggregates: pd.DataFrame) -> set[str]:
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
+    return made_once(tmp_path_factory, "incremental-sources", _write_sources)
+
+
+def _write_sources(made: Path) -> tuple[Path, list[str]]:
     """Generated deliveries plus, on the nightly days, new versions of rows the backfill
     already loaded: a corrected ticket, a reopened ticket, a customer who changed type."""
-    folder = tmp_path_factory.mktemp("incremental") / "sources"
+    folder = made / "sources"
     generate(GenerationSpec(out=folder, start=START, days=DAYS, seed=11, tickets_per_day=40))
     tickets = pd.read_csv(folder / "crm_tickets.csv", dtype=str, keep_default_na=False)
     customers = pd.read_csv(folder / "crm_customers.csv", dtype=str, keep_default_na=False)
@@ -147,10 +152,13 @@ def sources(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full(tmp_path_factory, sources):
     """One backfill of every delivery up to the last nightly day, one full refresh."""
-    settings = settings_for(tmp_path_factory.mktemp("full"), sources[0])
-    _load(settings, NIGHTLY[-1])
-    build(settings, full_refresh=True)
-    return settings
+    def make(folder: Path):
+        settings = settings_for(folder, sources[0])
+        _load(settings, NIGHTLY[-1])
+        build(settings, full_refresh=True)
+        return settings
+
+    return made_once(tmp_path_factory, "incremental-full", make)
 
 
 def test_nightly_incremental_runs_equal_one_full_refresh(tmp_path, sources, full):
@@ -225,7 +233,7 @@ def test_marts_agree_with_an_independent_hand_written_query(full, yardstick):
     from servicepulse.demo.benchmarks import HAND_WRITTEN_QUERIES
 
     schema = full.warehouse.schema("marts")
-    with connected(full) as warehouse:
+    with connected(full, read_only=True) as warehouse:  # the workers share it
         by_hand = warehouse.fetch_frame(HAND_WRITTEN_QUERIES[yardstick].read_text())
         marts = warehouse.fetch_frame(
             f'select period_start, kpi_id, dimension, dimension_value as slice, value from "{schema}".'
@@ -315,10 +323,13 @@ CHANGES = {
 @pytest.fixture(scope="module")
 def nightly_built(tmp_path_factory, sources):
     """Every delivery up to the last nightly day, loaded and built (incrementally)."""
-    nightly = settings_for(tmp_path_factory.mktemp("nightly-built"), sources[0])
-    _load(nightly, NIGHTLY[-1])
-    build(nightly)
-    return nightly
+    def make(folder: Path):
+        nightly = settings_for(folder, sources[0])
+        _load(nightly, NIGHTLY[-1])
+        build(nightly)
+        return nightly
+
+    return made_once(tmp_path_factory, "incremental-nightly-built", make)
 
 
 def _copy(built, folder, sources):
@@ -458,12 +469,15 @@ def test_a_warehouse_with_the_percentiles_in_the_aggregate_builds_on(tmp_path, s
 @pytest.fixture(scope="module")
 def two_nights(tmp_path_factory, sources):
     """A backfill up to the first nightly day, then the second night's build."""
-    nightly = settings_for(tmp_path_factory.mktemp("two-nights"), sources[0])
-    _load(nightly, NIGHTLY[0])
-    build(nightly)
-    _load(nightly, NIGHTLY[1])
-    build(nightly)
-    return nightly
+    def make(folder: Path):
+        nightly = settings_for(folder, sources[0])
+        _load(nightly, NIGHTLY[0])
+        build(nightly)
+        _load(nightly, NIGHTLY[1])
+        build(nightly)
+        return nightly
+
+    return made_once(tmp_path_factory, "incremental-two-nights", make)
 
 
 # What a faulty nightly build could write: (SQL over the marts, the key test it fails).

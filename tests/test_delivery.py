@@ -304,3 +304,40 @@ def test_an_untrusted_certificate_is_a_permanent_error(tmp_path):
         with pytest.raises(DeliveryFailed, match="CERTIFICATE_VERIFY_FAILED.*smtp.ca_file"):
             publish(settings)
     assert catcher.delivered() == {}
+
+
+
+def test_a_claim_whose_insert_lost_reads_the_winners_row_once_it_is_there(tmp_path,
+                                                                          monkeypatch):
+    """Two workers claim one delivery on DuckDB. Under load the second's insert can fail
+    on the first's row while that commit is still under way, so the row cannot be read
+    yet (a CI run hit it: IndexError). The claim tries again until the row is there and
+    does not claim."""
+    settings = settings_for(tmp_path, tmp_path / "sources")
+    entry = ledger.LedgerEntry("weekly", PERIOD, "ops@example.com", "hash", "<id@example.com>")
+    real_insert = ledger._insert_row
+    committed = threading.Event()
+    with connected(settings) as first, connected(settings) as second:
+        ledger.ensure_ledger(settings, first)
+        table = ledger.table_name(settings)
+
+        def commit_the_first_claim() -> None:
+            real_insert(first, table, entry, 0, "scheduled", "first", None)
+            committed.set()
+
+        def losing_until_it_is_committed(warehouse, *arguments):
+            if warehouse is second and not committed.is_set():
+                raise RuntimeError("TransactionContext Error: Failed to commit: PRIMARY KEY "
+                                   "or UNIQUE constraint violation: duplicate key")
+            return real_insert(warehouse, *arguments)
+
+        monkeypatch.setattr(ledger, "_insert_row", losing_until_it_is_committed)
+        committing = threading.Timer(0.5, commit_the_first_claim)
+        committing.start()
+        try:
+            claim = ledger.claim(settings, second, entry, "second")
+        finally:
+            committing.join()
+    assert committed.is_set()
+    assert not claim.won and claim.status == "sending"
+    assert claim.previous["claimed_by"] == "first"

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from servicepulse.errors import UserError
+from servicepulse.errors import RetryableError, UserError
 from servicepulse.settings import Settings
 from servicepulse.warehouse import (
     Warehouse,
@@ -87,6 +87,14 @@ COLUMNS = """
 """
 # Columns added after the first release: an older ledger gets them on first use.
 ADDED_COLUMNS = (("worker", "VARCHAR"), ("handover_started_at", "TIMESTAMPTZ"))
+# A claim that lost its insert reads the winner's row; until the winner commits there is
+# none to read (DuckDB), so it tries again for up to 5 s.
+CLAIM_READ_ATTEMPTS = 50
+CLAIM_READ_PAUSE_SECONDS = 0.1
+
+
+class LedgerBusy(RetryableError):
+    """A ledger row another worker is writing could not be claimed or read in time."""
 
 
 @dataclass(frozen=True)
@@ -271,9 +279,21 @@ def claim(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, token: s
                 return Claim(True, "sending", sequence, token)
         raise RuntimeError(f"could not number a re-send of {entry.report} {entry.period} "
                            f"to {entry.recipient}: too many simultaneous re-sends")
-    if _insert(warehouse, table, entry, 0, kind, token, reason):
-        return Claim(True, "sending", 0, token)
-    existing = _row(warehouse, table, entry, 0)
+    existing = None
+    for _ in range(CLAIM_READ_ATTEMPTS):
+        if _insert(warehouse, table, entry, 0, kind, token, reason):
+            return Claim(True, "sending", 0, token)
+        existing = _row_if_any(warehouse, table, entry, 0)
+        if existing is not None:
+            break
+        # On DuckDB an insert loses to another's before that one commits: its row cannot
+        # be read yet (or that insert lost too, to ours, and is gone). Try both again.
+        time.sleep(CLAIM_READ_PAUSE_SECONDS)
+    if existing is None:
+        raise LedgerBusy(f"the delivery ledger {table}: {entry.report} {entry.period} to "
+                         f"{entry.recipient} could neither be claimed nor read for "
+                         f"{CLAIM_READ_ATTEMPTS * CLAIM_READ_PAUSE_SECONDS:.0f} s; another "
+                         "worker holds it: try again")
     previous = dict(existing)
     status = existing["status"]
     if status == "retry":
@@ -378,10 +398,21 @@ def _insert_row(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: 
 
 
 def _row(warehouse: Warehouse, table: str, entry: LedgerEntry, sequence: int) -> dict:
+    row = _row_if_any(warehouse, table, entry, sequence)
+    if row is None:
+        raise LedgerBusy(f"the delivery ledger {table} has no row for {entry.report} "
+                         f"{entry.period} to {entry.recipient} (sequence {sequence}) that "
+                         "this worker's claim found a moment ago: try again")
+    return row
+
+
+def _row_if_any(warehouse: Warehouse, table: str, entry: LedgerEntry,
+                sequence: int) -> dict | None:
     frame = warehouse.fetch_frame(
         f"select * from {table} where report = ? and period = ? and recipient = ? "
         "and sequence = ?", [entry.report, entry.period, entry.recipient, sequence])
-    return frame.to_dict(orient="records")[0]
+    rows = frame.to_dict(orient="records")
+    return rows[0] if rows else None
 
 
 def mark(settings: Settings, warehouse: Warehouse, entry: LedgerEntry, sequence: int,

@@ -25,7 +25,10 @@ build with nothing new (servicepulse.build_inputs skips dbt), against dbt's own 
 `dbt build` of an empty project. Then the 1M set on the local PostgreSQL server (database
 servicepulse_bench_marts, made afresh): the real loader, a full build, the hand-written
 yardstick in PostgreSQL's SQL, every row of the three KPI tables against DuckDB's, and
-the same nightly builds. `--marts-sizes 1M` leaves out the 10M DuckDB sets.
+the same nightly builds. `--marts-sizes 1M` leaves out the 10M DuckDB sets;
+`--postgres-sizes 1M 10M` adds the 10M history set on PostgreSQL (database
+servicepulse_bench_marts_10m: the 10M DuckDB set's raw rows copied into tables made as
+the 1M load made them; the full build, the yardstick and the nightly builds).
 
 Reports: the weekly report of the data's last complete ISO week and the monthly report
 of its last complete month, whole organisation and one department, zh-CN and en, each
@@ -433,20 +436,105 @@ def _kpi_rows(config: Path, table: str) -> list[tuple]:
             for record in frame.itertuples(index=False)]
 
 
-def bench_marts_postgres(duckdb_config: Path, root: Path) -> dict:
-    """The 1M set on the local PostgreSQL server: load, full build, the hand-written
-    yardstick, every KPI row against DuckDB's, and the nightly builds (10,000 changed
-    tickets; nothing new), each in a child process."""
-    config = _postgres_config(duckdb_config, root)
-    row: dict = {"size": "1M", "warehouse": "postgres"}
-    row.update(_in_child("_child_load", str(config)))
+# The 10M history set on PostgreSQL: a database of its own, made afresh by every run that
+# asks for it (--postgres-sizes 10M), its raw tables copied from the 10M DuckDB set.
+BENCH_PG_DATABASE_10M = "servicepulse_bench_marts_10m"
+
+
+def _postgres_copy_of(duckdb_config: Path, postgres_1m_config: Path, root: Path) -> Path:
+    """A PostgreSQL warehouse holding the raw rows of the DuckDB warehouse of
+    ``duckdb_config`` (the scaled 10M set, which no loader delivered): every raw table
+    made as the real loader made it in the 1M PostgreSQL warehouse (same columns, same
+    types), filled by COPY from a CSV export of DuckDB's table, then analysed."""
+    import shutil
+    import tempfile
+
+    import duckdb
+    import psycopg2
+
+    from servicepulse.settings import load_settings
+
+    source = load_settings(duckdb_config, environ={})
+    model = load_settings(postgres_1m_config, environ={})
+    server = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    server.autocommit = True
+    with server.cursor() as cursor:
+        cursor.execute(f"drop database if exists {BENCH_PG_DATABASE_10M}")
+        cursor.execute(f"create database {BENCH_PG_DATABASE_10M}")
+    server.close()
+    workdir = root / "marts-10x-history-postgres"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    config = bench_config(workdir, source.sources_dir, warehouse={
+        "kind": "postgres", "postgres": {"dbname": BENCH_PG_DATABASE_10M}})
+    target = load_settings(config, environ={})
+    raw_model, raw = model.warehouse.schema("raw"), target.warehouse.schema("raw")
+    with psycopg2.connect(model.warehouse.postgres.dsn()) as made, made.cursor() as cursor:
+        cursor.execute("select table_name from information_schema.tables "
+                       "where table_schema = %s and table_type = 'BASE TABLE' "
+                       "order by table_name", (raw_model,))
+        tables = {}
+        for (table,) in cursor.fetchall():
+            cursor.execute(
+                "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+                "where attrelid = %s::regclass and attnum > 0 and not attisdropped "
+                "order by attnum", (f'"{raw_model}"."{table}"',))
+            tables[table] = cursor.fetchall()
+    warehouse = duckdb.connect(str(source.duckdb_path), read_only=True)
+    copied: dict[str, int] = {}
+    with psycopg2.connect(target.warehouse.postgres.dsn()) as connection, \
+            connection.cursor() as cursor, tempfile.TemporaryDirectory(dir=root) as scratch:
+        cursor.execute(f'create schema "{raw}"')
+        for table, columns in tables.items():
+            cursor.execute(f'create table "{raw}"."{table}" ('
+                           + ", ".join(f'"{name}" {kind}' for name, kind in columns) + ")")
+            exists = warehouse.execute(
+                "select count(*) from information_schema.tables where table_schema = 'raw' "
+                "and table_name = ?", [table]).fetchone()[0]
+            if not exists:
+                continue
+            names = ", ".join(f'"{name}"' for name, _ in columns)
+            export = Path(scratch) / f"{table}.csv"
+            warehouse.execute(f"copy (select {names} from raw.{table}) to '{export}' "
+                              "(header, delimiter ',')")
+            with export.open(encoding="utf-8") as rows:
+                cursor.copy_expert(f'copy "{raw}"."{table}" ({names}) from stdin '
+                                   "with (format csv, header true)", rows)
+            export.unlink()
+            cursor.execute(f'select count(*) from "{raw}"."{table}"')
+            copied[table] = cursor.fetchone()[0]
+        connection.commit()
+        connection.autocommit = True
+        cursor.execute("analyze")
+    warehouse.close()
+    print(f"marts, 10M on PostgreSQL: raw rows copied from the 10M DuckDB set: {copied}",
+          flush=True)
+    return config
+
+
+def bench_marts_postgres(duckdb_config: Path, root: Path, size: str = "1M",
+                         duckdb_1m_config: Path | None = None,
+                         postgres_1m_config: Path | None = None) -> dict:
+    """A set on the local PostgreSQL server, each step in a child process: the full
+    build, the hand-written yardstick and the nightly builds (10,000 changed tickets;
+    nothing new). The 1M set is loaded by the real loader and its KPI rows compared with
+    DuckDB's, every row; the 10M set (``duckdb_config`` then names the 10M DuckDB set)
+    is copied from DuckDB's raw tables into tables made as the 1M load made them."""
+    if size == "1M":
+        config = _postgres_config(duckdb_config, root)
+    else:
+        assert postgres_1m_config is not None, "the 10M set is made after the 1M set"
+        config = _postgres_copy_of(duckdb_config, postgres_1m_config, root)
+    row: dict = {"size": size, "warehouse": "postgres", "config": str(config)}
+    if size == "1M":
+        row.update(_in_child("_child_load", str(config)))
     row.update(_in_child("_child_full_build", str(config)))
     if PG_YARDSTICK.is_file():
         row.update(_in_child("_child_postgres_hand_written_query", str(config)))
         row["build_vs_hand_written_every_dimension"] = (
             row["full_build_s"] / row["hand_written_every_dimension_s"])
     row["kpi_rows_differing_from_duckdb"], row["kpi_rows"] = {}, {}
-    for table in KPI_TABLES:
+    for table in KPI_TABLES if size == "1M" else ():  # the aim: equal at 1M
         on_postgres, on_duckdb = _kpi_rows(config, table), _kpi_rows(duckdb_config, table)
         row["kpi_rows"][table] = len(on_postgres)
         # Rows in one and not in the other, either way (0: every row identical).
@@ -458,7 +546,8 @@ def bench_marts_postgres(duckdb_config: Path, root: Path) -> dict:
     row["nightly_build_s"] = statistics.median(row["nightly_build_runs_s"])
     row["unchanged_build_runs_s"] = [run["unchanged_build_s"] for run in runs]
     row["unchanged_build_s"] = statistics.median(row["unchanged_build_runs_s"])
-    print(f"marts, 1M on PostgreSQL: load {row['load_s']:.1f} s; full dbt build "
+    print(f"marts, {size} on PostgreSQL: "
+          + (f"load {row['load_s']:.1f} s; " if "load_s" in row else "") + "full dbt build "
           f"{row['full_build_s']:.1f} s (peak RSS {row['peak_rss_mib']:.0f} MiB); "
           + (f"hand-written weekly query by every dimension "
              f"{row['hand_written_every_dimension_s']:.1f} s (build = "
@@ -615,7 +704,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="run one part (default: all)")
     parser.add_argument("--marts-sizes", nargs="+", choices=[size for size, _, _ in MARTS_SIZES],
                         default=[size for size, _, _ in MARTS_SIZES],
-                        help="the DuckDB sizes of the marts benchmark (PostgreSQL: 1M)")
+                        help="the DuckDB sizes of the marts benchmark")
+    parser.add_argument("--postgres-sizes", nargs="+", choices=["1M", "10M"], default=["1M"],
+                        help="the PostgreSQL sizes of the marts benchmark (10M: copied from "
+                             "the 10M DuckDB set, about an hour more)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "ingest"):
@@ -644,13 +736,24 @@ def main(argv: list[str] | None = None) -> int:
         # The marts benchmark starts from the largest generated data set.
         config, _ = prepare(max(args.tickets_per_day), args.out)
         marts = bench_marts(config, args.out, args.marts_sizes)
-        marts.append(bench_marts_postgres(config, args.out))
-        same_data = [row for row in marts if row.get("warehouse") == "duckdb"
-                     and row["size"] == "1M" and row.get("layout") == "history"]
-        if same_data:  # the aim is a ratio within one run
-            marts[-1]["build_vs_duckdb"] = marts[-1]["full_build_s"] / same_data[0]["full_build_s"]
-            print(f"marts, 1M: PostgreSQL's full build = {marts[-1]['build_vs_duckdb']:.2f}x "
-                  "DuckDB's", flush=True)
+        on_postgres = {"1M": bench_marts_postgres(config, args.out)}
+        if "10M" in args.postgres_sizes:
+            on_postgres["10M"] = bench_marts_postgres(
+                _scaled_warehouse(config, 10, args.out, "history"), args.out, "10M",
+                postgres_1m_config=Path(on_postgres["1M"]["config"]))
+            ratio = on_postgres["10M"]["nightly_build_s"] / on_postgres["1M"]["nightly_build_s"]
+            on_postgres["10M"]["nightly_vs_1M"] = ratio
+            print(f"marts, PostgreSQL: nightly incremental build on 10M rows of history / on "
+                  f"1M (medians): {ratio:.2f}x", flush=True)
+        for size, row in on_postgres.items():
+            marts.append(row)
+            same_data = [duckdb_row for duckdb_row in marts
+                         if duckdb_row.get("warehouse") == "duckdb"
+                         and duckdb_row["size"] == size and duckdb_row.get("layout") == "history"]
+            if same_data:  # the aim is a ratio within one run
+                row["build_vs_duckdb"] = row["full_build_s"] / same_data[0]["full_build_s"]
+                print(f"marts, {size}: PostgreSQL's full build = {row['build_vs_duckdb']:.2f}x "
+                      "DuckDB's", flush=True)
         (args.out / "marts.json").write_text(json.dumps(marts, indent=2))
         print(f"results: {args.out / 'marts.json'}")
         if args.only == "marts":

@@ -5,9 +5,12 @@
       rows. With guessed sizes the daily KPI table joined its 270,000 values by nested
       loops: 194 s at 1M tickets, 2.7 s once the aggregate under it had statistics.
     - Indexes, on an incremental model: its unique key (the delete of delete+insert
-      finds the rows it replaces) and built_at (the next model's
-      written_after_last_build). Created once after a full build; kept up by
-      PostgreSQL as rows arrive.
+      finds the rows it replaces), built_at (the next model's
+      written_after_last_build) and inputs_loaded_through (the KPI aggregate and
+      tables: a nightly build's tests check the rows it wrote, latest_build_rows, and
+      the KPI tables find the periods the aggregate rebuilt, each from its maximum;
+      without it every test read the whole table, and the night cost grew with the
+      history). Created once after a full build; kept up by PostgreSQL as rows arrive.
     DuckDB keeps statistics as it writes and skips row groups by min/max: nothing to do
     there. A project post-hook (dbt_project.yml) for models and seeds; nothing for views. -#}
 {% macro refresh_planner_statistics() %}
@@ -23,7 +26,9 @@
         {%- set unique_key = config.get('unique_key') %}
         {%- set keys = [unique_key] if unique_key is string else unique_key %}
         {%- set column_names = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
-        {%- set lookups = [keys] + ([['built_at']] if 'built_at' in column_names else []) %}
+        {%- set lookups = [keys] + ([['built_at']] if 'built_at' in column_names else [])
+                          + ([['inputs_loaded_through']] if 'inputs_loaded_through' in column_names
+                             else []) %}
         {%- for columns in lookups %}
     create index if not exists "{{ (this.identifier ~ '__' ~ (columns | join('__')))[:63] }}"
         on {{ this }} ({{ columns | join(', ') }});

@@ -42,6 +42,27 @@ valued_periods as (
     {%- endif %}
 ),
 
+{#- The aggregate's sums and percentiles of those periods. A nightly build reads them
+    from the models by period (on PostgreSQL by their period index), not the history:
+    joined through the whole `aggregated`, PostgreSQL sorted every period's rows each
+    night (kpi_daily on ten times the history: 4.5 s -> 13.7 s). -#}
+{%- set valued_period_filter -%}
+    {%- if rebuilt_periods is not none %}
+        and period_start in ({{ kpi_period_literals(rebuilt_periods + kpi_periods_before(rebuilt_periods, grain)) }})
+    {%- endif %}
+{%- endset %}
+valued_sums as (
+    select period_start, kpi_id, dimension, dimension_value, numerator, denominator
+    from {{ ref('int_kpi_observations_aggregated_to_periods') }}
+    where period_grain = '{{ grain }}'{{ valued_period_filter }}
+),
+
+valued_percentiles as (
+    select period_start, kpi_id, dimension, dimension_value, median_measure, p90_measure
+    from {{ ref('int_kpi_measures_aggregated_to_periods') }}
+    where period_grain = '{{ grain }}'{{ valued_period_filter }}
+),
+
 spine as (
     select valued_periods.period_start, slices.dimension, slices.dimension_value, definitions.*
     from valued_periods
@@ -63,16 +84,15 @@ measured as (
         {{ kpi_value('spine.kind', 'aggregated.numerator', 'aggregated.denominator',
                      'percentiles.median_measure', 'percentiles.p90_measure') }} as value
     from spine
-    left join aggregated
+    left join valued_sums as aggregated
         on spine.period_start = aggregated.period_start
         and spine.dimension = aggregated.dimension
         and spine.dimension_value = aggregated.dimension_value
         and spine.kpi_id = aggregated.kpi_id
     -- The percentiles of the slices with observations (every measure is one), joined
     -- here only: the spine's CTEs read the sums alone.
-    left join {{ ref('int_kpi_measures_aggregated_to_periods') }} as percentiles
-        on percentiles.period_grain = '{{ grain }}'
-        and aggregated.period_start = percentiles.period_start
+    left join valued_percentiles as percentiles
+        on aggregated.period_start = percentiles.period_start
         and aggregated.dimension = percentiles.dimension
         and aggregated.dimension_value = percentiles.dimension_value
         and aggregated.kpi_id = percentiles.kpi_id
@@ -335,6 +355,24 @@ slices as (
         {%- do periods.append((row[0] | string)[:10]) %}
     {%- endfor %}
     {{- return(periods) }}
+{% endmacro %}
+
+{#- The period before each of ``periods`` ('YYYY-MM-DD' strings, as
+    kpi_periods_to_rebuild gives them), in the same form. -#}
+{% macro kpi_periods_before(periods, grain) %}
+    {%- set before = [] %}
+    {%- for period in periods %}
+        {%- set start = modules.datetime.date.fromisoformat(period) %}
+        {%- if grain == 'day' %}
+            {%- set previous = start - modules.datetime.timedelta(days=1) %}
+        {%- elif grain == 'week' %}
+            {%- set previous = start - modules.datetime.timedelta(days=7) %}
+        {%- else %}
+            {%- set previous = (start - modules.datetime.timedelta(days=1)).replace(day=1) %}
+        {%- endif %}
+        {%- do before.append(previous.isoformat()) %}
+    {%- endfor %}
+    {{- return(before) }}
 {% endmacro %}
 
 {#- Periods as a list of date literals for `in (...)`; null matches nothing. -#}

@@ -10,7 +10,10 @@
       tables: a nightly build's tests check the rows it wrote, latest_build_rows, and
       the KPI tables find the periods the aggregate rebuilt, each from its maximum;
       without it every test read the whole table, and the night cost grew with the
-      history). Created once after a full build; kept up by PostgreSQL as rows arrive.
+      history); and any a model names in meta.lookup_indexes (the KPI aggregate's
+      slices, which the KPI tables walk: kpi_observed_slices). Created once after a
+      full build, or after the first build that asks for one; kept up by PostgreSQL as
+      rows arrive.
     DuckDB keeps statistics as it writes and skips row groups by min/max: nothing to do
     there. A project post-hook (dbt_project.yml) for models and seeds; nothing for views. -#}
 {% macro refresh_planner_statistics() %}
@@ -28,9 +31,19 @@
         {%- set column_names = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
         {%- set lookups = [keys] + ([['built_at']] if 'built_at' in column_names else [])
                           + ([['inputs_loaded_through']] if 'inputs_loaded_through' in column_names
-                             else []) %}
+                             else [])
+                          + (config.get('meta') or {}).get('lookup_indexes', []) %}
+        {#- PostgreSQL cuts names at 63 characters: two lookups cut to one name would
+            leave the second index unmade, silently (if not exists). #}
+        {%- set names = [] %}
         {%- for columns in lookups %}
-    create index if not exists "{{ (this.identifier ~ '__' ~ (columns | join('__')))[:63] }}"
+            {%- set name = (this.identifier ~ '__' ~ (columns | join('__')))[:63] %}
+            {%- if name in names %}
+                {{- exceptions.raise_compiler_error("two indexes of " ~ this ~ " would be named "
+                                                    ~ name ~ ": name one lookup differently") }}
+            {%- endif %}
+            {%- do names.append(name) %}
+    create index if not exists "{{ name }}"
         on {{ this }} ({{ columns | join(', ') }});
         {%- endfor %}
     {%- endif %}

@@ -150,6 +150,20 @@ valued as (
            case when value is null then 0 else 1 end,
            value
     from weighted
+),
+
+-- Each value beside the one of the period before, where that period was valued (every
+-- slice has a row in every valued period). A window, not a join of `valued` with
+-- itself: PostgreSQL, guessing a few thousand rows where there are 270,000, merged that
+-- join on two of its four keys and filtered 33M pairs, a number that grows with the
+-- square of the periods: the select of a 1M-ticket nightly kpi_daily took 10.7 s, now 3.0 s.
+valued_with_previous as (
+    select
+        valued.*,
+        case when lag(period_start) over slice_history = cast(period_start - {{ step }} as date)
+             then lag(value) over slice_history end as previous_period_value
+    from valued
+    window slice_history as (partition by dimension, dimension_value, kpi_id order by period_start)
 )
 
 select
@@ -180,12 +194,12 @@ select
                       'coalesce(department_target.amber_band, organisation_target.amber_band)',
                       'definitions.direction') }}
     end as status,
-    case when definitions.not_measured_reason is null then previous_period.value end
+    case when definitions.not_measured_reason is null then current_period.previous_period_value end
         as previous_value,
     definitions.not_measured_reason,
     inputs.inputs_loaded_through,
     '{{ fingerprint }}' as rules_fingerprint
-from valued as current_period
+from valued_with_previous as current_period
 cross join (
     select max(inputs_loaded_through) as inputs_loaded_through
     from {{ ref('int_kpi_observations_aggregated_to_periods') }}
@@ -206,11 +220,6 @@ left join {{ ref('int_kpi_targets_in_force') }} as department_target
     and current_period.period_start >= department_target.effective_from
     and (department_target.effective_until is null
          or current_period.period_start < department_target.effective_until)
-left join valued as previous_period
-    on previous_period.period_start = cast(current_period.period_start - {{ step }} as date)
-    and previous_period.dimension = current_period.dimension
-    and previous_period.dimension_value = current_period.dimension_value
-    and previous_period.kpi_id = current_period.kpi_id
 {%- if rebuilt_periods is not none %}
 where current_period.period_start in ({{ kpi_period_literals(rebuilt_periods) }})
 {%- endif %}

@@ -246,6 +246,7 @@ definitions as (
     where period_grain = '{{ grain }}'
         and dimension = 'organisation'
         and kpi_id in (select kpi_id from definitions where kind <> 'count')
+        and period_start is not null
 {%- endset %}
 periods as (
     select cast(series.period_start as date) as period_start
@@ -285,26 +286,42 @@ slices as (
 
 {#- The distinct (dimension, dimension_value, kpi_id) of the aggregate's rows of a grain,
     as a select. DuckDB scans the columns. PostgreSQL walks the aggregate's index on
-    (period_grain, dimension, dimension_value, kpi_id) from one slice to the next
-    (a recursive CTE: one index probe per slice, however many periods each has); its
-    DISTINCT would read every row of the history. The index is made by
-    refresh_planner_statistics (the aggregate's meta.lookup_indexes). -#}
+    kpi_slice_lookup_columns() from one slice to the next (a recursive CTE: one index
+    probe per slice, however many periods each has); its DISTINCT would read every row
+    of the history. The index is made by refresh_planner_statistics (the aggregate's
+    meta.lookup_indexes) after the aggregate is built. Where it is not there yet (the
+    KPI tables built alone, `dbt build -s kpi_daily`, before the aggregate was built by
+    a version that makes it), the walk would read and sort every row of the grain once
+    per slice: the KPI table then takes DISTINCT, as on DuckDB. -#}
 {% macro kpi_observed_slices(grain) %}
     {{- return(adapter.dispatch('kpi_observed_slices')(grain)) }}
+{% endmacro %}
+
+{#- The columns of the aggregate's index the slice walk follows (its model's
+    meta.lookup_indexes names them by this macro). -#}
+{% macro kpi_slice_lookup_columns() %}
+    {{- return(['period_grain', 'dimension', 'dimension_value', 'kpi_id']) }}
 {% endmacro %}
 
 {% macro default__kpi_observed_slices(grain) %}
     select distinct dimension, dimension_value, kpi_id
     from {{ ref('int_kpi_observations_aggregated_to_periods') }}
     where period_grain = '{{ grain }}'
+        and dimension_value is not null and kpi_id is not null
 {% endmacro %}
 
 {% macro postgres__kpi_observed_slices(grain) %}
     {%- set aggregate = ref('int_kpi_observations_aggregated_to_periods') %}
+    {%- if execute and not relation_has_index(aggregate, kpi_slice_lookup_columns()) %}
+        {{- return(default__kpi_observed_slices(grain)) }}
+    {%- endif %}
+    {%- set slice_filter -%}
+        period_grain = '{{ grain }}' and dimension_value is not null and kpi_id is not null
+    {%- endset %}
     with recursive walk as (
         (select dimension, dimension_value, kpi_id
          from {{ aggregate }}
-         where period_grain = '{{ grain }}'
+         where {{ slice_filter }}
          order by dimension, dimension_value, kpi_id
          limit 1)
         union all
@@ -313,7 +330,7 @@ slices as (
         cross join lateral (
             select dimension, dimension_value, kpi_id
             from {{ aggregate }}
-            where period_grain = '{{ grain }}'
+            where {{ slice_filter }}
                 and (dimension, dimension_value, kpi_id)
                     > (walk.dimension, walk.dimension_value, walk.kpi_id)
             order by dimension, dimension_value, kpi_id

@@ -33,16 +33,14 @@
                           + ([['inputs_loaded_through']] if 'inputs_loaded_through' in column_names
                              else [])
                           + (config.get('meta') or {}).get('lookup_indexes', []) %}
-        {#- PostgreSQL cuts names at 63 characters: two lookups cut to one name would
-            leave the second index unmade, silently (if not exists). #}
-        {%- set names = [] %}
         {%- for columns in lookups %}
-            {%- set name = (this.identifier ~ '__' ~ (columns | join('__')))[:63] %}
-            {%- if name in names %}
-                {{- exceptions.raise_compiler_error("two indexes of " ~ this ~ " would be named "
-                                                    ~ name ~ ": name one lookup differently") }}
+            {%- set name = lookup_index_name(this, columns) %}
+            {%- set cut_name = (this.identifier ~ '__' ~ (columns | join('__')))[:63] %}
+            {%- if cut_name != name %}
+    {#- Earlier versions named every index by its name cut to 63 characters: a second
+        index of the same lookup would only slow every write. #}
+    drop index if exists "{{ this.schema }}"."{{ cut_name }}";
             {%- endif %}
-            {%- do names.append(name) %}
     create index if not exists "{{ name }}"
         on {{ this }} ({{ columns | join(', ') }});
         {%- endfor %}
@@ -51,6 +49,28 @@
     analyze {{ this }}
     {%- endif %}
 {%- endmacro %}
+
+{#- The name of the index of `relation` on `columns` (a list): the table's name and the
+    columns', so that another list of columns is another index. PostgreSQL cuts names at
+    63 characters; a longer name keeps 54 and adds 8 of the full name's md5, so two
+    lookups cut to one prefix, or a lookup whose columns changed, still get indexes of
+    their own (creation is `if not exists`: a name clash would leave one unmade). -#}
+{% macro lookup_index_name(relation, columns) %}
+    {%- set name = relation.identifier ~ '__' ~ (columns | join('__')) %}
+    {%- if name | length <= 63 %}
+        {{- return(name) }}
+    {%- endif %}
+    {{- return(name[:54] ~ '_' ~ local_md5(name)[:8]) }}
+{% endmacro %}
+
+{#- Whether PostgreSQL has the index lookup_index_name(relation, columns) names: the
+    queries that follow an index use it only where it is there (kpi_observed_slices). -#}
+{% macro relation_has_index(relation, columns) %}
+    {%- set found = run_query("select 1 from pg_indexes where schemaname = '" ~ relation.schema
+                              ~ "' and tablename = '" ~ relation.identifier
+                              ~ "' and indexname = '" ~ lookup_index_name(relation, columns) ~ "'") %}
+    {{- return(found.rows | length > 0) }}
+{% endmacro %}
 
 {#- The rows a model reads more than once, given as a parenthesised subquery, as the
     relation its selects read them from.

@@ -2,7 +2,7 @@
           incremental_strategy='delete+insert', on_schema_change='fail',
           pre_hook="{{ drop_columns_moved_to_measures() }}",
           post_hook="{{ drop_materialised_rows('kpi_observations_to_aggregate') }}",
-          meta={'lookup_indexes': [['period_grain', 'dimension', 'dimension_value', 'kpi_id']]}) }}
+          meta={'lookup_indexes': [kpi_slice_lookup_columns()]}) }}
 -- Grain: one row per (period_grain, period_start, kpi_id, dimension, dimension_value):
 -- every KPI observation summed per local day, ISO week and calendar month, for the
 -- organisation ('organisation', 'all') and each value of every dimension of

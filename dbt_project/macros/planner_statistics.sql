@@ -11,7 +11,8 @@
       the KPI tables find the periods the aggregate rebuilt, each from its maximum;
       without it every test read the whole table, and the night cost grew with the
       history); and any a model names in meta.lookup_indexes (the KPI aggregate's
-      slices, which the KPI tables walk: kpi_observed_slices). Created once after a
+      slices, which the KPI tables walk: kpi_observed_slices; the facts' anchor
+      moments, by which the aggregates read the days they recompute). Created once after a
       full build, or after the first build that asks for one; kept up by PostgreSQL as
       rows arrive.
     DuckDB keeps statistics as it writes and skips row groups by min/max: nothing to do
@@ -42,7 +43,9 @@
     drop index if exists "{{ this.schema }}"."{{ cut_name }}";
             {%- endif %}
     create index if not exists "{{ name }}"
-        on {{ this }} ({{ columns | join(', ') }});
+        on {{ this }} (
+            {%- for column in columns %}{{ '(' ~ column ~ ')' if '(' in column else column }}
+            {{- ', ' if not loop.last }}{% endfor %});
         {%- endfor %}
     {%- endif %}
     {%- if materialized in ('table', 'incremental', 'seed') %}
@@ -50,13 +53,16 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- The name of the index of `relation` on `columns` (a list): the table's name and the
-    columns', so that another list of columns is another index. PostgreSQL cuts names at
+{#- The name of the index of `relation` on `columns` (a list of columns or expressions,
+    such as "cast(due_date as timestamp)"): the table's name and the columns', anything
+    but letters, digits and underscores made an underscore, so that another list of
+    columns is another index. PostgreSQL cuts names at
     63 characters; a longer name keeps 54 and adds 8 of the full name's md5, so two
     lookups cut to one prefix, or a lookup whose columns changed, still get indexes of
     their own (creation is `if not exists`: a name clash would leave one unmade). -#}
 {% macro lookup_index_name(relation, columns) %}
-    {%- set name = relation.identifier ~ '__' ~ (columns | join('__')) %}
+    {%- set name = modules.re.sub('[^0-9a-z_]+', '_',
+                                  (relation.identifier ~ '__' ~ (columns | join('__'))) | lower) %}
     {%- if name | length <= 63 %}
         {{- return(name) }}
     {%- endif %}

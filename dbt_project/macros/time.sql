@@ -53,6 +53,17 @@
     {%- endfor %})
 {%- endmacro %}
 
+{#- Whether a local timestamp expression lies on a day of one of `ranges` (as in
+    day_in_ranges), as bounds on the expression itself, which an index on it can serve;
+    cast to a date, it could not. -#}
+{% macro moment_in_day_ranges(moment, ranges) -%}
+    (false
+    {%- for first_day, last_day in ranges %}
+        or ({{ moment }} >= {{ typed_literal(first_day, 'timestamp') }}
+            and {{ moment }} < {{ typed_literal(last_day, 'timestamp') }} + interval '1 day')
+    {%- endfor %})
+{%- endmacro %}
+
 {#- Elapsed minutes between two instants, with fractions (dbt.datediff counts
     boundaries crossed on some adapters, which is not elapsed time). -#}
 {% macro minutes_between(start_column, end_column) -%}

@@ -1,5 +1,10 @@
 {{ config(materialized='incremental', unique_key='complaint_id', incremental_strategy='delete+insert',
-          on_schema_change='append_new_columns') }}
+          on_schema_change='append_new_columns',
+          meta={'lookup_indexes': [['received_at_local'], ['resolved_at_local'],
+                                   ['left_backlog_at_local']]}) }}
+-- lookup_indexes (PostgreSQL): the moments KPI observations and backlog items are
+-- anchored on; a nightly build reads the days it recomputes by them
+-- (kpi_observed_in_recomputed_days), not every fact of the history.
 -- Grain: one row per complaint (latest version), with its step durations, its
 -- working-day deadlines (dim_dates) and the attributes of its customer and ticket.
 -- A complaint takes attributes from its ticket and its customer.

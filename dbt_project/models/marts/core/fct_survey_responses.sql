@@ -1,5 +1,8 @@
 {{ config(materialized='incremental', unique_key='response_id', incremental_strategy='delete+insert',
-          on_schema_change='fail') }}
+          on_schema_change='fail',
+          meta={'lookup_indexes': [['sent_at_local'], ['answered_at_local']]}) }}
+-- lookup_indexes (PostgreSQL): the moments KPI observations are anchored on; a nightly build reads the days it recomputes by them
+-- (kpi_observed_in_recomputed_days), not every fact of the history.
 -- Grain: one row per survey response (latest version), sent or answered, attributed to
 -- what it rates: the ticket's department, agent and channel, or the complaint's when it
 -- rates a complaint; the customer's attributes from the responding customer. No free

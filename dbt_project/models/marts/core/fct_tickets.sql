@@ -1,5 +1,11 @@
 {{ config(materialized='incremental', unique_key='ticket_id', incremental_strategy='delete+insert',
-          on_schema_change='append_new_columns') }}
+          on_schema_change='append_new_columns',
+          meta={'lookup_indexes': [['created_at_local'], ['resolved_at_local'], ['delivered_at_local'],
+                                   ['left_backlog_at_local'], ['response_due_at'],
+                                   ['cast(resolution_due_date as timestamp)']]}) }}
+-- lookup_indexes (PostgreSQL): the moments KPI observations and backlog items are
+-- anchored on; a nightly build reads the days it recomputes by them
+-- (kpi_observed_in_recomputed_days), not every fact of the history.
 -- Grain: one row per ticket (latest version), with its customer's attributes, its
 -- working-day deadlines (dim_dates) and the measures every ticket KPI is built from.
 -- A ticket takes attributes from its customer.

@@ -139,41 +139,71 @@ period_sums as (
     where closed_at_local is null or closed_at_local > opened_at_local
     )
 {%- endset %}
-{#- The days measured at their end: the recomputed ones before the as-of moment's day
-    (and the days between them, which the running sum passes through). -#}
-{%- set stock_first_day = first_recomputed_day %}
-{%- set stock_last_day = [last_recomputed_day, day_before_as_of] | reject('none') | min
-                         if day_ranges else none %}
-{%- set stock_range_starts = typed_literal(stock_first_day, 'timestamp') %}
-{%- set stock_range_ends = "(" ~ typed_literal(stock_last_day, 'timestamp') ~ " + interval '1 day')" %}
+{#- The days measured at their end: each range of recomputed days, up to the day
+    before the as-of moment's. Each range is summed on its own, from the items open
+    when it starts: bounds of its own, which PostgreSQL reads by the facts' indexes on
+    when items opened and closed, so a night that recomputes the first and the last
+    month reads those months' items and the open ones, not the years between. -#}
+{%- set stock_ranges = [] %}
+{%- for first_day, last_day in day_ranges %}
+    {%- set first = (first_day | string)[:10] %}
+    {%- set last = [(last_day | string)[:10], day_before_as_of] | reject('none') | min %}
+    {%- if first <= last %}
+        {%- do stock_ranges.append((first, last)) %}
+    {%- endif %}
+{%- endfor %}
 
--- The items open when the range starts, then each day's openings and closings (an
--- item closed on day D, after its start, is open no more from D's end: closed_on).
+stock_ranges as (
+    {%- for first, last in stock_ranges %}
+    select {{ loop.index }} as stock_range, {{ typed_literal(first, 'date') }} as first_day,
+           {{ typed_literal(last, 'date') }} as last_day
+    {{- "\n    union all" if not loop.last }}
+    {%- else %}
+    select 0 as stock_range, cast(null as date) as first_day, cast(null as date) as last_day
+    from as_of
+    where false
+    {%- endfor %}
+),
+
+-- Per range: the items open when it starts, then each day's openings and closings (an
+-- item closed on day D, after the range's start, is open no more from D's end:
+-- closed_on).
 backlog_changes as (
-    select {{ typed_literal(stock_first_day, 'date') }} as changed_on, 1 as change,
+    {%- for first, last in stock_ranges %}
+    {%- set starts = typed_literal(first, 'timestamp') %}
+    {%- set ends = "(" ~ typed_literal(last, 'timestamp') ~ " + interval '1 day')" %}
+    select {{ loop.index }} as stock_range, {{ typed_literal(first, 'date') }} as changed_on,
+           1 as change, {{ dimension_columns(relation='items') }}
+    from {{ backlog_items }} as items
+    where items.opened_at_local < {{ starts }}
+        and (items.closed_at_local is null or items.closed_at_local > {{ starts }})
+    union all
+    select {{ loop.index }}, items.opened_on, 1, {{ dimension_columns(relation='items') }}
+    from {{ backlog_items }} as items
+    where items.opened_at_local >= {{ starts }}
+        and items.opened_at_local < {{ ends }}
+    union all
+    select {{ loop.index }}, items.closed_on, -1, {{ dimension_columns(relation='items') }}
+    from {{ backlog_items }} as items
+    where items.closed_at_local > {{ starts }}
+        and items.closed_at_local <= {{ ends }}
+    {{- "\n    union all" if not loop.last }}
+    {%- else %}
+    select 0 as stock_range, cast(null as date) as changed_on, 0 as change,
            {{ dimension_columns(relation='items') }}
     from {{ backlog_items }} as items
-    where items.opened_at_local < {{ stock_range_starts }}
-        and (items.closed_at_local is null or items.closed_at_local > {{ stock_range_starts }})
-    union all
-    select items.opened_on, 1, {{ dimension_columns(relation='items') }}
-    from {{ backlog_items }} as items
-    where items.opened_at_local >= {{ stock_range_starts }}
-        and items.opened_at_local < {{ stock_range_ends }}
-    union all
-    select items.closed_on, -1, {{ dimension_columns(relation='items') }}
-    from {{ backlog_items }} as items
-    where items.closed_at_local > {{ stock_range_starts }}
-        and items.closed_at_local <= {{ stock_range_ends }}
+    where false
+    {%- endfor %}
 ),
 
 daily_backlog_changes as (
     select
+        stock_range,
         changed_on,
         {{ slice_columns() }},
         sum(change) as change
     from backlog_changes
-    {{ slice_grouping_sets('changed_on') }}
+    {{ slice_grouping_sets('stock_range, changed_on') }}
 ),
 
 daily_backlog as (
@@ -182,18 +212,21 @@ daily_backlog as (
         slices.dimension,
         slices.dimension_value,
         sum(coalesce(changes.change, 0)) over (
-            partition by slices.dimension, slices.dimension_value
+            partition by slices.stock_range, slices.dimension, slices.dimension_value
             order by days.calendar_date
             rows between unbounded preceding and current row
         ) as open_items
-    from calendar as days
-    cross join (select distinct dimension, dimension_value from daily_backlog_changes) as slices
+    from stock_ranges
+    inner join calendar as days
+        on days.calendar_date between stock_ranges.first_day and stock_ranges.last_day
+    inner join (select distinct stock_range, dimension, dimension_value
+                from daily_backlog_changes) as slices
+        on slices.stock_range = stock_ranges.stock_range
     left join daily_backlog_changes as changes
-        on changes.changed_on = days.calendar_date
+        on changes.stock_range = slices.stock_range
+        and changes.changed_on = days.calendar_date
         and changes.dimension = slices.dimension
         and changes.dimension_value = slices.dimension_value
-    where days.calendar_date between {{ typed_literal(stock_first_day, 'date') }}
-        and {{ typed_literal(stock_last_day, 'date') }}
 ),
 
 -- Open items counted one by one, with their age: those opened in the 5 days before
@@ -211,13 +244,15 @@ counted_backlog as (
             select 0 as days_after union all select 1 union all select 2
             union all select 3 union all select 4
         ) as offsets
-        -- Still open at the end of its first day, and young in the range.
+        -- Still open at the end of its first day, and young in a range.
         where (items.closed_on is null or items.closed_on > items.opened_on)
-            and items.opened_at_local >= {{ stock_range_starts }} - interval '4 day'
-            and items.opened_at_local < {{ stock_range_ends }}
+            and (false
+            {%- for first, last in stock_ranges %}
+                or (items.opened_at_local >= {{ typed_literal(first, 'timestamp') }} - interval '4 day'
+                    and items.opened_at_local < {{ typed_literal(last, 'timestamp') }} + interval '1 day')
+            {%- endfor %})
     ) as candidates
-    where candidates.measured_on between {{ typed_literal(stock_first_day, 'date') }}
-                                     and {{ typed_literal(stock_last_day, 'date') }}
+    where {{ day_in_ranges('candidates.measured_on', stock_ranges) }}
         and (candidates.closed_on is null or candidates.closed_on > candidates.measured_on)
 
     union all

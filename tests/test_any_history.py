@@ -112,6 +112,25 @@ def test_the_business_calendar_covers_the_years_of_the_data(tmp_path):
                 "stg_calendar__data_years int_public_calendar_days dim_dates")
         assert calendar_span(overridden)[:2] == expected
 
+    # A later delivery holding a 2019 timestamp widens the calendar in a nightly build,
+    # which reads only the rows loaded since the last: as a full refresh would.
+    raw = settings.warehouse.schema("raw")
+    with connected(settings) as warehouse:
+        columns = warehouse.fetch_frame(
+            "select column_name, data_type from information_schema.columns "
+            f"where table_schema = '{raw}' and table_name = 'crm_tickets'")
+        stamp = next(name for name, kind in zip(columns["column_name"], columns["data_type"])
+                     if "TIMESTAMP" in kind.upper() and not name.startswith("_"))
+        warehouse.execute(f"create temp table later as select * from {raw}.crm_tickets limit 1")
+        warehouse.execute(f"update later set \"{stamp}\" = timestamptz '2019-06-01 12:00:00+00', "
+                          "_loaded_at = now()")
+        warehouse.execute(f"insert into {raw}.crm_tickets select * from later")
+    calendar_models = "stg_calendar__data_years int_public_calendar_days dim_dates"
+    run_dbt(settings, "run", "--select", calendar_models)
+    assert calendar_span(settings)[:2] == (2016, 2020)
+    run_dbt(settings, "run", "--full-refresh", "--select", calendar_models)
+    assert calendar_span(settings)[:2] == (2016, 2020)
+
 
 def test_a_historic_complaint_is_late_to_its_datas_as_of_not_today(tmp_path):
     """A complaint from March 2019 still unclassified when its export ends is late by

@@ -1,3 +1,5 @@
+{{ config(materialized='incremental', unique_key='calendar_bounds', incremental_strategy='delete+insert',
+          on_schema_change='sync_all_columns') }}
 -- Grain: one row. The years the business calendar covers: the configured years
 -- (vars calendar_first_year / calendar_last_year, from the settings), else the years of
 -- the raw data, from its earliest timestamp to the year after its newest (deadlines run
@@ -5,6 +7,11 @@
 -- It reads the raw tables, not the staging views: a min/max per table costs one column
 -- scan, where the staging views would first pick every row's latest version. Every
 -- timestamp column of a raw table counts except the loader's own (named _…).
+-- A one-row table, incremental: a nightly build takes the bounds of the rows loaded
+-- since the last (by the raw tables' load-time index) with the bounds it keeps, where
+-- a view scanned every raw timestamp of the history once per reader (the calendar and
+-- three tests: 3-5 s each at 10M tickets on PostgreSQL). The years only widen: a
+-- timestamp corrected away keeps its year in the calendar until a full refresh.
 {%- set configured_first = var('calendar_first_year', none) -%}
 {%- set configured_last = var('calendar_last_year', none) -%}
 {%- set scans = [] -%}
@@ -29,16 +36,29 @@ with raw_bounds as (
     {%- for relation, columns in scans %}
     select
         least({% for column in columns %}min({{ column }}){{ ', ' if not loop.last }}{% endfor %}) as earliest,
-        greatest({% for column in columns %}max({{ column }}){{ ', ' if not loop.last }}{% endfor %}) as newest
+        greatest({% for column in columns %}max({{ column }}){{ ', ' if not loop.last }}{% endfor %}) as newest,
+        max(_loaded_at) as loaded_through
     from {{ relation }}
+    {%- if is_incremental() %}
+    where _loaded_at > {{ incremental_watermark('loaded_through') }}
+    {%- endif %}
     {{ 'union all' if not loop.last }}
     {%- else %}
-    select cast(null as timestamp) as earliest, cast(null as timestamp) as newest
+    select cast(null as timestamp with time zone) as earliest,
+           cast(null as timestamp with time zone) as newest,
+           cast(null as timestamp with time zone) as loaded_through
     {%- endfor %}
+    {%- if is_incremental() and scans %}
+    union all
+    select earliest, newest, loaded_through from {{ this }}
+    {%- endif %}
 ),
 
 data_years as (
     select
+        min(earliest) as earliest,
+        max(newest) as newest,
+        max(loaded_through) as loaded_through,
         cast(extract(year from min(earliest) {{ 'at time zone \'UTC\'' if scans }}) as integer) as first_year,
         cast(extract(year from max(newest) {{ 'at time zone \'UTC\'' if scans }}) as integer) as last_year
     from raw_bounds
@@ -53,7 +73,10 @@ first_year as (
         case when first_year is null then cast(extract(year from current_date) as integer) - 1
              else greatest(1970, first_year) end
         {%- endif %} as first_year,
-        last_year as data_last_year
+        last_year as data_last_year,
+        earliest,
+        newest,
+        loaded_through
     from data_years
 )
 
@@ -67,5 +90,9 @@ select
              else least(2100, data_last_year + 1) end,
         first_year
     )
-    {%- endif %} as last_year
+    {%- endif %} as last_year,
+    'calendar' as calendar_bounds,
+    earliest,
+    newest,
+    loaded_through
 from first_year

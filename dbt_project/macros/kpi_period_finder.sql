@@ -43,8 +43,16 @@ calendar as (
 )
 {%- endmacro %}
 
-{#- The finder's query: one row per range of recomputed days (first_day, last_day). -#}
-{% macro kpi_recomputed_day_ranges_query(horizon_working_days, previous_build=none) -%}
+{#- The finder's query: one row per range of recomputed days (first_day, last_day).
+    ``loaded_through``: the previous build's newest load seen (inputs_loaded_through) as
+    text, when the finder has read it (kpi_periods_to_recompute): the raw rows loaded
+    since are then bounded by a constant, which PostgreSQL's planner estimates from its
+    statistics (a few thousand rows, read by the load-time index); bounded by a
+    subquery it guessed a third of the table and scanned every raw version.
+    ``customers_changed``: whether any customer was loaded since; when none was, the
+    facts are not searched by customer, which no index serves. -#}
+{% macro kpi_recomputed_day_ranges_query(horizon_working_days, previous_build=none,
+                                         loaded_through=none, customers_changed=true) -%}
 with {{ kpi_as_of_and_calendar(horizon_working_days) }},
 
 {%- if previous_build is not none %}
@@ -56,24 +64,44 @@ previous_build as (
     from {{ previous_build }}
 ),
 
+{%- set loaded_after = incremental_watermark('inputs_loaded_through', previous_build)
+        if loaded_through is none
+        else "cast('" ~ loaded_through ~ "' as timestamp with time zone)" %}
 {%- for table, key in [('crm_tickets', 'ticket_id'), ('complaints', 'complaint_id'),
                        ('survey_responses', 'response_id'), ('crm_customers', 'customer_id'),
                        ('audits', 'audit_id')] %}
-changed_{{ table }} as {{ keys_loaded_since_watermark(raw_table(table), key,
-                                                      'inputs_loaded_through', previous_build) }},
+changed_{{ table }} as (
+    select {{ key }} from {{ raw_table(table) }}
+    where _loaded_at > {{ loaded_after }}
+),
 {%- endfor %}
 
 -- Every version, old and new, of the facts that changed and of the facts that take
 -- attributes from them (a ticket's complaints and surveys, a customer's everything):
 -- where each started, its last event, and whether it is still open (in the backlog).
-fact_versions as (
+{#- Each way a fact is found is its own branch, so that each is read by an index: the
+    raw tables' keys, and the survey fact's ticket and complaint (lookup_indexes);
+    one condition of ORs over columns some of which no index serves scanned every raw
+    version (10 s a night at 10M tickets). #}
+{%- set ticket_versions %}
     select created_at as started_at,
            greatest(first_response_at, resolved_at, closed_at, delivered_at, promised_at)
                as last_event_at,
            resolved_at is null as is_open
     from {{ source('crm', 'crm_tickets') }}
+{%- endset %}
+{%- set survey_versions %}
+    select least(sent_at, answered_at), greatest(sent_at, answered_at), false
+    from {{ source('surveys', 'survey_responses') }}
+{%- endset %}
+fact_versions as (
+    {{ ticket_versions }}
     where ticket_id in (select ticket_id from changed_crm_tickets)
-        or customer_id in (select customer_id from changed_crm_customers)
+    {%- if customers_changed %}
+    union all
+    {{ ticket_versions }}
+    where customer_id in (select customer_id from changed_crm_customers)
+    {%- endif %}
 
     union all
     select received_at,
@@ -88,14 +116,27 @@ fact_versions as (
     -- answered; least and greatest skip a null, and keep the range whole should an
     -- answer carry a time before its sending.
     union all
-    select least(sent_at, answered_at), greatest(sent_at, answered_at), false
-    from {{ source('surveys', 'survey_responses') }}
+    {{ survey_versions }}
     where response_id in (select response_id from changed_survey_responses)
-        or ticket_id in (select ticket_id from changed_crm_tickets)
-        or complaint_id in (select complaint_id from changed_complaints)
-        or complaint_id in (select complaint_id from {{ source('complaints', 'complaints') }}
-                            where ticket_id in (select ticket_id from changed_crm_tickets))
-        or customer_id in (select customer_id from changed_crm_customers)
+    -- The surveys of the tickets and complaints that changed: found among the current
+    -- surveys, then every version of each.
+    union all
+    {{ survey_versions }}
+    where response_id in (
+        select response_id from {{ ref('fct_survey_responses') }}
+        where ticket_id in (select ticket_id from changed_crm_tickets)
+        union all
+        select response_id from {{ ref('fct_survey_responses') }}
+        where complaint_id in (select complaint_id from changed_complaints)
+        union all
+        select response_id from {{ ref('fct_survey_responses') }}
+        where complaint_id in (select complaint_id from {{ source('complaints', 'complaints') }}
+                               where ticket_id in (select ticket_id from changed_crm_tickets)))
+    {%- if customers_changed %}
+    union all
+    {{ survey_versions }}
+    where customer_id in (select customer_id from changed_crm_customers)
+    {%- endif %}
 
     union all
     select audited_at, audited_at, false
@@ -233,6 +274,17 @@ order by first_day
     {#- Rendered while dbt parses too: that is how dbt learns the models it reads. #}
     {%- set query = kpi_recomputed_day_ranges_query(horizon_working_days, previous_build) %}
     {%- if execute and load_relation(ref('int_changes_summarised')) is not none %}
+        {%- if previous_build is not none %}
+            {%- set loaded_through = run_query(
+                "select cast(" ~ incremental_watermark('inputs_loaded_through', previous_build)
+                ~ " as varchar)").rows[0][0] %}
+            {%- set customers_changed = run_query(
+                "select count(*) from (select 1 from " ~ raw_table('crm_customers')
+                ~ " where _loaded_at > cast('" ~ loaded_through ~ "' as timestamp with time zone)"
+                ~ " limit 1) as loaded").rows[0][0] > 0 %}
+            {%- set query = kpi_recomputed_day_ranges_query(
+                horizon_working_days, previous_build, loaded_through, customers_changed) %}
+        {%- endif %}
         {%- set ranges = run_query(query).rows %}
         {%- set as_of_row = run_query("select data_as_of_local, cast(data_as_of_local as date) - 1 "
                                       ~ "from " ~ ref('int_changes_summarised')).rows[0] %}

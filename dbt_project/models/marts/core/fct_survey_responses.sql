@@ -1,8 +1,11 @@
 {{ config(materialized='incremental', unique_key='response_id', incremental_strategy='delete+insert',
           on_schema_change='fail',
-          meta={'lookup_indexes': [['sent_at_local'], ['answered_at_local']]}) }}
--- lookup_indexes (PostgreSQL): the moments KPI observations are anchored on; a nightly build reads the days it recomputes by them
--- (kpi_observed_in_recomputed_days), not every fact of the history.
+          meta={'lookup_indexes': [['sent_at_local'], ['answered_at_local'], ['ticket_id'],
+                                   ['complaint_id']]}) }}
+-- lookup_indexes (PostgreSQL): the moments KPI observations are anchored on, by which
+-- a nightly build reads the days it recomputes (kpi_observed_in_recomputed_days), not
+-- every fact of the history; and the ticket and complaint a survey rates, by which the
+-- period finder finds the surveys of the tickets and complaints that changed.
 -- Grain: one row per survey response (latest version), sent or answered, attributed to
 -- what it rates: the ticket's department, agent and channel, or the complaint's when it
 -- rates a complaint; the customer's attributes from the responding customer. No free

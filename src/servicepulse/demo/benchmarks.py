@@ -445,7 +445,8 @@ def _postgres_copy_of(duckdb_config: Path, postgres_1m_config: Path, root: Path)
     """A PostgreSQL warehouse holding the raw rows of the DuckDB warehouse of
     ``duckdb_config`` (the scaled 10M set, which no loader delivered): every raw table
     made as the real loader made it in the 1M PostgreSQL warehouse (same columns, same
-    types), filled by COPY from a CSV export of DuckDB's table, then analysed."""
+    types, same indexes), filled by COPY from a CSV export of DuckDB's table, then
+    analysed."""
     import shutil
     import tempfile
 
@@ -480,6 +481,11 @@ def _postgres_copy_of(duckdb_config: Path, postgres_1m_config: Path, root: Path)
                 "where attrelid = %s::regclass and attnum > 0 and not attisdropped "
                 "order by attnum", (f'"{raw_model}"."{table}"',))
             tables[table] = cursor.fetchall()
+        # The loader's indexes too (load times, keys, partitions): without them every
+        # nightly read of the rows loaded since the last build scanned the raw history.
+        cursor.execute("select tablename, indexdef from pg_indexes where schemaname = %s",
+                       (raw_model,))
+        indexes = cursor.fetchall()
     warehouse = duckdb.connect(str(source.duckdb_path), read_only=True)
     copied: dict[str, int] = {}
     with psycopg2.connect(target.warehouse.postgres.dsn()) as connection, \
@@ -503,6 +509,9 @@ def _postgres_copy_of(duckdb_config: Path, postgres_1m_config: Path, root: Path)
             export.unlink()
             cursor.execute(f'select count(*) from "{raw}"."{table}"')
             copied[table] = cursor.fetchone()[0]
+        for _, definition in indexes:
+            before, _, after = definition.partition(" ON ")
+            cursor.execute(f'{before} ON "{raw}".{after.split(".", 1)[1]}')
         connection.commit()
         connection.autocommit = True
         cursor.execute("analyze")

@@ -92,16 +92,17 @@
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
 {%- endmacro %}
 
-{#- The rows of a large fact in the order of the moment its KPIs are anchored on, in
-    a full build. DuckDB keeps each row group's min and max, so a nightly build that
+{#- The rows of a large fact in the order of the moment its KPIs are anchored on (a
+    full build writes every row in that order; a nightly batch is sorted too, and
+    appended). DuckDB keeps each row group's min and max, so a nightly build that
     reads a few periods of a long history skips the row groups outside them (the KPI
     aggregate in a nightly build at 10M tickets: 5.0 s -> 3.6 s). PostgreSQL reads
     those periods by the facts' indexes on their anchor moments (lookup_indexes) only
     when the rows of a period lie together: in load order its planner judged that the
     five months a night recomputed at 10M tickets touched every page, and scanned the
     whole table once per anchor (reading the observations: 10.0 s; in time order, by
-    index, 5.6 s). A nightly batch is appended and mostly recent, so the order holds
-    roughly. -#}
+    index, 5.6 s). A nightly batch is mostly recent, so the order holds roughly. A
+    warehouse built before this gets the order at its next full refresh. -#}
 {% macro in_time_order(column) -%}
     order by {{ column }}
 {%- endmacro %}

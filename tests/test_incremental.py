@@ -17,6 +17,7 @@ import pytest
 from servicepulse import build_inputs
 from servicepulse.constants import SOURCES
 from servicepulse.demo.generate import GenerationSpec, generate
+from servicepulse.kpis import KPI_TABLES
 from servicepulse.load import load_source
 from servicepulse.transform import TransformError, build, run_dbt
 from servicepulse.warehouse import connected
@@ -543,7 +544,7 @@ def _execute(settings, statement: str) -> None:
 
 def _compiled_kpi_table(settings, grain: str) -> str:
     return next((settings.output_path / "dbt" / "postgres-target" / "compiled").rglob(
-        f"kpi_{grain}ly.sql".replace("dayly", "daily"))).read_text()
+        f"{KPI_TABLES[grain]}.sql")).read_text()
 
 
 def _fact_scans(settings, view: str, condition: str) -> list[str]:

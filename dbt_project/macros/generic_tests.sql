@@ -40,7 +40,7 @@
             it wrote (by the built_at index, then each key by the key's index); given
             a subquery it planned for a guess and read the whole table (4 s at 10M). #}
         {%- if latest_build is not none %}
-        where built_at = cast('{{ latest_build }}' as {{ dbt.type_timestamp() }})
+        where built_at = {{ typed_literal(latest_build, dbt.type_timestamp()) }}
         {%- else %}
         where {{ written_by_latest_build(model, 'built_at') }}
         {%- endif %}

@@ -68,11 +68,15 @@
 {%- endmacro %}
 
 {#- Keys of `relation` (column `key`) that have a version loaded after the watermark
-    (of `watermark_relation`, by default the model being built). -#}
+    (of `watermark_relation`, by default the model being built). ``watermark``: the
+    watermark itself as text, when the caller has read it (a constant PostgreSQL plans
+    by its statistics, where a subquery gets a guess of a third of the table). -#}
 {% macro keys_loaded_since_watermark(relation, key, watermark_column='loaded_at',
-                                     watermark_relation=none) -%}
+                                     watermark_relation=none, watermark=none) -%}
     (select {{ key }} from {{ relation }}
-     where _loaded_at > {{ incremental_watermark(watermark_column, watermark_relation) }})
+     where _loaded_at > {{ incremental_watermark(watermark_column, watermark_relation)
+                           if watermark is none
+                           else typed_literal(watermark, 'timestamp with time zone') }})
 {%- endmacro %}
 
 {#- delete+insert on DuckDB. For a key of several columns dbt-duckdb deletes with

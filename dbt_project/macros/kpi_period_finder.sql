@@ -64,16 +64,12 @@ previous_build as (
     from {{ previous_build }}
 ),
 
-{%- set loaded_after = incremental_watermark('inputs_loaded_through', previous_build)
-        if loaded_through is none
-        else "cast('" ~ loaded_through ~ "' as timestamp with time zone)" %}
 {%- for table, key in [('crm_tickets', 'ticket_id'), ('complaints', 'complaint_id'),
                        ('survey_responses', 'response_id'), ('crm_customers', 'customer_id'),
                        ('audits', 'audit_id')] %}
-changed_{{ table }} as (
-    select {{ key }} from {{ raw_table(table) }}
-    where _loaded_at > {{ loaded_after }}
-),
+changed_{{ table }} as {{ keys_loaded_since_watermark(raw_table(table), key,
+                                                      'inputs_loaded_through', previous_build,
+                                                      loaded_through) }},
 {%- endfor %}
 
 -- Every version, old and new, of the facts that changed and of the facts that take
@@ -279,9 +275,8 @@ order by first_day
                 "select cast(" ~ incremental_watermark('inputs_loaded_through', previous_build)
                 ~ " as varchar)").rows[0][0] %}
             {%- set customers_changed = run_query(
-                "select count(*) from (select 1 from " ~ raw_table('crm_customers')
-                ~ " where _loaded_at > cast('" ~ loaded_through ~ "' as timestamp with time zone)"
-                ~ " limit 1) as loaded").rows[0][0] > 0 %}
+                "select exists " ~ keys_loaded_since_watermark(
+                    raw_table('crm_customers'), 'customer_id', watermark=loaded_through)).rows[0][0] %}
             {%- set query = kpi_recomputed_day_ranges_query(
                 horizon_working_days, previous_build, loaded_through, customers_changed) %}
         {%- endif %}
